@@ -1,0 +1,1 @@
+"""One module per `harness` subcommand (see harness.cli for the protocol)."""

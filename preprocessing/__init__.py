@@ -1,0 +1,1 @@
+"""preprocessing package (see DESIGN in README)."""

@@ -1,0 +1,68 @@
+"""Atomic file writes: a killed process leaves the old file or the new one, never half a file.
+
+Every file the harness writes goes through these helpers: the bytes go to a temporary file in the same folder,
+are flushed and fsynced, then renamed over the target (rename is atomic within a filesystem). On any error,
+including a full disk, the temporary file is removed and the earlier file, if any, is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from submissions.errors import HarnessError
+
+
+class DiskFullError(HarnessError, OSError):
+    """The disk filled up while writing; the target file was left as it was."""
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary sibling of `path` for writing; rename it onto `path` when the block ends cleanly.
+
+    Args:
+        path: the final file.
+        mode: "w" (text) or "wb" (binary).
+        encoding: text encoding; ignored for binary mode.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(
+                errno.ENOSPC, f"{path}: no space left on device; the previous version of the file is intact"
+            ) from exc
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` atomically and return the path."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically and return the path."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
