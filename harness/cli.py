@@ -14,9 +14,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from submissions.errors import HarnessError
-
 import harness.commands as commands_pkg
+from submissions.errors import HarnessError
 
 
 def _command_modules() -> list[ModuleType]:

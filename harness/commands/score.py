@@ -1,0 +1,46 @@
+"""`harness score`: score a prediction file (either layout) against annotation files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import polars as pl
+from rich.console import Console
+
+from harness.tables import print_table
+from submissions.scoring import score_files
+
+NAME = "score"
+HELP = "Score predictions (single file or per-video folder) against annotation files: CCC_V, CCC_A, P_VA."
+EXAMPLES = [
+    "harness score runs/demo/fold0/predictions/submission.csv --labels DATA/organiser/VA_Estimation_Challenge/Test_Set",
+    "harness score preds_dir/ --labels annotations/VA_Estimation_Challenge/Validation_Set --json",
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pred", help="prediction file (image_location,valence,arousal) or folder of <video>.txt files")
+    p.add_argument("--labels", required=True, help="folder of <video>.txt annotation files")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--per-video", action="store_true", help="also show each video's own score")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = score_files(args.pred, args.labels)
+    if args.json:
+        print(json.dumps(report.as_dict() if args.per_video else {"total": report.total.as_dict(),
+                                                                   "videos": report.videos}))
+        return 0
+    t = report.total
+    df = pl.DataFrame({
+        "scope": ["all frames"], "videos": [report.videos], "frames": [t.frames], "dropped (-5)": [t.dropped],
+        "CCC_V": [t.ccc_v], "CCC_A": [t.ccc_a], "P_VA": [t.p_va],
+    })
+    console = Console()
+    print_table(df, title=f"Score of {args.pred}", console=console, floats=4)
+    if args.per_video:
+        rows = [(v, s.frames, s.ccc_v, s.ccc_a, s.p_va) for v, s in report.per_video.items() if s is not None]
+        print_table(pl.DataFrame(rows, schema=["video", "frames", "CCC_V", "CCC_A", "P_VA"], orient="row"),
+                    title="Per video (inspection only; the challenge scores all frames at once)", console=console)
+    return 0

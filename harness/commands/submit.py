@@ -1,0 +1,29 @@
+"""`harness submit`: validate a run's (or a file's) predictions and package the submission zip."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from submissions.package import package_submission
+
+NAME = "submit"
+HELP = "Validate predictions against the sample file and package the ABAW submission zip with a manifest."
+EXAMPLES = [
+    "harness submit runs/demo/fold0 --sample DATA/VA_test_set_sample.txt --out submission.zip",
+    "harness submit predictions.csv --sample VA_test_set_sample.txt --out team_run1.zip",
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_or_pred", help="run folder (uses predictions/submission.csv) or a prediction file")
+    p.add_argument("--sample", required=True, help="the organisers' sample file (frame list of the test set)")
+    p.add_argument("--out", required=True, help="zip file to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    pkg = package_submission(args.run_or_pred, args.sample, args.out, extra={"command": " ".join(sys.argv)})
+    Console().print(f"[green]packaged[/] {pkg.path} ({pkg.manifest['files']})")
+    return 0

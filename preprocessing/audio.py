@@ -1,0 +1,280 @@
+"""Audio features per video frame: openSMILE MFCC 39 + eGeMAPS 23 (and VGGish 128), aligned to frames by time.
+
+The recipe behind the BDCA paper's numbers (and the ABAW teams' public code): 16 kHz mono audio; openSMILE
+MFCC12_0_D_A (13 cepstral coefficients 0-12 + deltas + delta-deltas = 39) and the eGeMAPS low-level descriptors
+(23 for v01a/v01b), both on 25 ms-class frames at a 10 ms hop; VGGish 128-d on 0.96 s windows hopped once per video
+frame (see `preprocessing.vggish`).
+
+Alignment is by time, never by row number: openSMILE labels every row with its start time, some feature sets
+repeat the last start time and the last partial frames are dropped, so row k is not always at k * 10 ms. Video
+frame i (0-based) takes the row whose start time is nearest i / fps, i.e. row round(i / fps / 0.01) on a clean
+10 ms grid (the field's convention), clamped to the last row when the video outlasts the audio.
+
+Every entry point returns a dict of float32 arrays with one row per video frame plus `audio_mask` (N,) bool:
+True for frames whose time lies inside the audio track. A video without an audio track (or with less than
+`MIN_AUDIO_S` of it) gives all-zero features and an all-False mask, so the model sees "no audio" explicitly
+instead of a crash or silently invented values.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from submissions.errors import HarnessError
+
+AUDIO_SR = 16000
+"""Sample rate every audio feature here is computed at."""
+HOP_S = 0.01
+"""Hop of the openSMILE feature rows (and of VGGish's log-mel frames)."""
+MFCC_DIM = 39
+EGEMAPS_DIM = 23
+MIN_AUDIO_S = 0.1
+"""Shorter tracks count as missing: eGeMAPS needs 60 ms frames and openSMILE fills too-short input with NaN."""
+MFCC_CONFIG = Path(__file__).resolve().parent / "opensmile_configs" / "mfcc39.conf"
+"""The openSMILE config that yields the 39 MFCC columns (final level `lld`)."""
+EGEMAPS_SETS = ("eGeMAPSv01a", "eGeMAPSv01b")
+"""eGeMAPS versions with 23 LLD columns (v02 adds two formant bandwidths: 25 columns, not the paper's 23)."""
+DEFAULT_EGEMAPS = "eGeMAPSv01a"
+"""The version behind the field's published numbers (FACTS: 'eGeMAPS 23 (v01a LLDs)')."""
+
+
+class AudioError(HarnessError):
+    """Audio input or an openSMILE result that the feature pipeline cannot use."""
+
+
+def align_rows_to_frames(row_times_s: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+    """Pick, for every video frame, the feature row whose start time is nearest the frame's time.
+
+    Frame i (0-based) is at time i / fps. Ties (a frame exactly between two rows) go to the earlier row; frames
+    after the last row take the last row. On a clean grid row_times = k * hop this is min(round(i / fps / hop),
+    last row), the field's convention.
+
+    Args:
+        row_times_s: start time in seconds of each feature row, non-decreasing (repeats allowed).
+        n_frames: number of video frames.
+        fps: video frame rate.
+
+    Returns:
+        (n_frames,) int64 row indices, non-decreasing, each in [0, len(row_times_s) - 1].
+    """
+    times = np.asarray(row_times_s, dtype=np.float64)
+    if times.ndim != 1 or times.size == 0:
+        raise AudioError(f"row times must be a non-empty 1-D array, got shape {times.shape}")
+    if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
+        raise AudioError("row times must be finite and non-decreasing")
+    if n_frames < 0 or not (math.isfinite(fps) and fps > 0):
+        raise AudioError(f"need n_frames >= 0 and fps > 0, got n_frames={n_frames}, fps={fps}")
+    frame_t = np.arange(n_frames, dtype=np.float64) / fps
+    right = np.searchsorted(times, frame_t, side="left")  # first row with start >= t
+    right_c = np.minimum(right, times.size - 1)
+    left_c = np.maximum(right - 1, 0)
+    # A relative epsilon keeps the field's half-way rounding stable against float noise in i / fps.
+    take_left = (frame_t - times[left_c]) <= (times[right_c] - frame_t) + 1e-9
+    return np.where(take_left, left_c, right_c).astype(np.int64)
+
+
+def to_mono_16k(wave: np.ndarray, sr: int) -> np.ndarray:
+    """Validate a mono waveform and resample it to 16 kHz.
+
+    Args:
+        wave: mono samples in [-1, 1].
+        sr: its sample rate in Hz.
+
+    Returns:
+        (n,) float32 at `AUDIO_SR`.
+    """
+    arr = np.asarray(wave)
+    if arr.ndim != 1:
+        raise AudioError(f"expected a mono waveform (1-D array), got shape {arr.shape}; mix channels down first")
+    if sr <= 0:
+        raise AudioError(f"sample rate must be positive, got {sr}")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise AudioError("waveform holds NaN or inf samples")
+    if sr != AUDIO_SR:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(int(sr), AUDIO_SR)
+        arr = resample_poly(arr, AUDIO_SR // g, int(sr) // g).astype(np.float32)
+    return arr
+
+
+@functools.lru_cache(maxsize=4)
+def _smile(feature_set: str):
+    """One openSMILE extractor per feature set (building one costs ~0.5 s; processing reuses it)."""
+    import opensmile
+
+    with warnings.catch_warnings():
+        # v01a/v01b are "deprecated" in favour of v02, which has 25 columns, not the paper's 23.
+        warnings.simplefilter("ignore", UserWarning)
+        if feature_set == "mfcc39":
+            return opensmile.Smile(feature_set=str(MFCC_CONFIG), feature_level="lld")
+        return opensmile.Smile(
+            feature_set=opensmile.FeatureSet[feature_set], feature_level=opensmile.FeatureLevel.LowLevelDescriptors
+        )
+
+
+def _run_smile(feature_set: str, wave16k: np.ndarray, expected_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run one openSMILE set; return (row start times in s, (rows, dim) float32 values)."""
+    # openSMILE converts to int16 by multiplying with 32768: out-of-range samples would wrap around, so clip.
+    clipped = np.clip(wave16k, -1.0, 32767.0 / 32768.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        df = _smile(feature_set).process_signal(clipped, AUDIO_SR)
+    values = df.to_numpy(dtype=np.float32)
+    if values.ndim != 2 or values.shape[1] != expected_dim:
+        raise AudioError(f"openSMILE set {feature_set} gave {values.shape[-1]} columns, expected {expected_dim}")
+    starts = df.index.get_level_values("start").total_seconds().to_numpy(dtype=np.float64)
+    # openSMILE fills a too-short segment with NaN; silence gives finite values, so NaN means "no data".
+    return starts, np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def frame_audio_mask(duration_s: float, n_frames: int, fps: float) -> np.ndarray:
+    """True for frames whose time i / fps lies inside an audio track of the given length.
+
+    Args:
+        duration_s: audio length in seconds (0 for no audio track).
+        n_frames: number of video frames.
+        fps: video frame rate.
+    """
+    if duration_s < MIN_AUDIO_S:
+        return np.zeros(n_frames, dtype=bool)
+    return np.arange(n_frames, dtype=np.float64) / fps < duration_s
+
+
+def extract_opensmile(
+    wave: np.ndarray, sr: int, n_frames: int, fps: float, egemaps_set: str = DEFAULT_EGEMAPS
+) -> dict[str, np.ndarray]:
+    """openSMILE MFCC 39 and eGeMAPS 23 LLDs, one row per video frame.
+
+    Args:
+        wave: mono samples in [-1, 1] (resampled to 16 kHz when `sr` differs).
+        sr: sample rate of `wave`.
+        n_frames: number of video frames to align to.
+        fps: video frame rate.
+        egemaps_set: "eGeMAPSv01a" (default, the field's recipe) or "eGeMAPSv01b".
+
+    Returns:
+        {"mfcc": (n_frames, 39) float32, "egemaps": (n_frames, 23) float32}; all zeros when the audio is shorter
+        than `MIN_AUDIO_S`.
+    """
+    if egemaps_set not in EGEMAPS_SETS:
+        raise AudioError(f"egemaps_set must be one of {EGEMAPS_SETS} (23 LLDs), got {egemaps_set!r}")
+    wave16k = to_mono_16k(wave, sr)
+    out = {
+        "mfcc": np.zeros((n_frames, MFCC_DIM), np.float32),
+        "egemaps": np.zeros((n_frames, EGEMAPS_DIM), np.float32),
+    }
+    if wave16k.size / AUDIO_SR < MIN_AUDIO_S or n_frames == 0:
+        return out
+    for key, fset, dim in (("mfcc", "mfcc39", MFCC_DIM), ("egemaps", egemaps_set, EGEMAPS_DIM)):
+        starts, values = _run_smile(fset, wave16k, dim)
+        out[key] = np.ascontiguousarray(values[align_rows_to_frames(starts, n_frames, fps)])
+    return out
+
+
+def _read_audio(path: Path) -> np.ndarray | None:
+    """16 kHz mono float32 of a media file's first audio stream, or None when it has no audio stream."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (OSError, av.error.FFmpegError) as exc:
+        raise AudioError(f"{path}: cannot open media file: {exc}") from exc
+    with container:
+        if not container.streams.audio:
+            return None
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SR)
+        chunks: list[np.ndarray] = []
+        try:
+            for frame in container.decode(audio=0):
+                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+        except av.error.FFmpegError as exc:
+            raise AudioError(f"{path}: audio decoding failed: {exc}") from exc
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def load_wave(path: str | Path) -> np.ndarray | None:
+    """The audio track of a media file as 16 kHz mono float32, or None when the file has no audio track.
+
+    Args:
+        path: a video or audio file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such media file")
+    try:
+        from preprocessing.video import read_audio  # the shared decoder, when present
+    except ImportError:
+        return _read_audio(path)
+    try:
+        wave = read_audio(path, sr=AUDIO_SR)
+    except HarnessError:
+        # The shared decoder raises for a file without audio; tell that case apart from a broken file here.
+        return _read_audio(path)
+    return None if wave is None else np.asarray(wave, dtype=np.float32)
+
+
+def compute_audio_features(
+    source: str | Path | np.ndarray,
+    n_frames: int,
+    fps: float,
+    sr: int | None = None,
+    vggish_path: str | Path | None = None,
+    egemaps_set: str = DEFAULT_EGEMAPS,
+    vggish_postprocess: bool = True,
+) -> dict[str, np.ndarray]:
+    """Every audio feature of one video, one row per video frame.
+
+    Args:
+        source: a media file path, or a mono waveform (then `sr` is required).
+        n_frames: number of decoded video frames.
+        fps: video frame rate.
+        sr: sample rate of a waveform `source`.
+        vggish_path: VGGish weights (file or folder, see `preprocessing.vggish`); None switches VGGish off.
+        egemaps_set: eGeMAPS version with 23 LLDs.
+        vggish_postprocess: True for the released PCA + 8-bit embedding, False for the raw 128-d embedding.
+
+    Returns:
+        {"mfcc": (N, 39), "egemaps": (N, 23), ["vggish": (N, 128),] "audio_mask": (N,) bool}; "vggish" only when
+        `vggish_status(vggish_path)` says it is available. Without an audio track every feature is zero and
+        `audio_mask` is all False.
+    """
+    if isinstance(source, np.ndarray):
+        if sr is None:
+            raise AudioError("a waveform source needs its sample rate `sr`")
+        wave16k: np.ndarray | None = to_mono_16k(source, sr)
+    else:
+        wave16k = load_wave(source)
+    use_vggish = False
+    if vggish_path is not None:
+        from preprocessing.vggish import vggish_status
+
+        use_vggish, _ = vggish_status(vggish_path, postprocess=vggish_postprocess)
+    duration = 0.0 if wave16k is None else wave16k.size / AUDIO_SR
+    mask = frame_audio_mask(duration, n_frames, fps)
+    if wave16k is None or duration < MIN_AUDIO_S:
+        feats = {
+            "mfcc": np.zeros((n_frames, MFCC_DIM), np.float32),
+            "egemaps": np.zeros((n_frames, EGEMAPS_DIM), np.float32),
+        }
+        if use_vggish:
+            from preprocessing.vggish import EMBEDDING_DIM
+
+            feats["vggish"] = np.zeros((n_frames, EMBEDDING_DIM), np.float32)
+    else:
+        feats = extract_opensmile(wave16k, AUDIO_SR, n_frames, fps, egemaps_set=egemaps_set)
+        if use_vggish:
+            from preprocessing.vggish import load_vggish
+
+            assert vggish_path is not None
+            extractor = load_vggish(vggish_path, postprocess=vggish_postprocess)
+            feats["vggish"] = extractor.embed_frames(wave16k, AUDIO_SR, n_frames, fps)
+    feats["audio_mask"] = mask
+    return feats

@@ -1,0 +1,325 @@
+"""Per-video feature cache: one `.npy` per feature plus a manifest, written atomically, valid only when complete.
+
+Layout under a cache root:
+
+    <root>/.lock                          held (fcntl.flock) by the one process writing to this cache
+    <root>/<video>/manifest.json          {"video", "n_frames", "fps", "features": {name: {...}}}
+    <root>/<video>/<feature>.npy          visual (N, D) float32, visual_mask (N,) bool, mfcc (N, 39),
+                                          egemaps (N, 23), vggish (N, 128), audio_mask (N,) bool, ...
+
+Each feature's manifest record holds its file, shape, dtype, config hash, version and free-form meta. An array
+is written to a temporary file and renamed into place; the manifest is rewritten (atomically) only after that, so
+a killed process leaves either the old entry or the new one. `has` trusts an entry only when the file exists, its
+`.npy` header shape and byte length match the manifest, and the config hash matches: a truncated file, a
+changed config or a different frame count all mean "compute again", which is what makes runs resumable.
+
+Two-person videos (`<video>_left`, `<video>_right`) share one raw video and so one audio track: audio features
+are computed once per raw video and saved under each person's name, so every name's folder is complete on its
+own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from submissions.atomic import atomic_open, atomic_write_text
+from submissions.errors import HarnessError
+
+MANIFEST = "manifest.json"
+LOCK_FILE = ".lock"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_FEATURE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class CacheError(HarnessError):
+    """A cache entry that is missing or damaged, or a bad video/feature name."""
+
+
+class CacheLockedError(CacheError):
+    """Another process holds the cache root's lock."""
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        if not all(isinstance(k, str) for k in obj):
+            raise CacheError(f"config keys must be strings, got {list(obj)[:5]}")
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    raise CacheError(f"config value of type {type(obj).__name__} is not JSON-able: {obj!r}")
+
+
+def config_hash(obj: Any) -> str:
+    """Stable sha256 hex digest of a JSON-able config (dicts in any key order, dataclasses, tuples, paths).
+
+    Args:
+        obj: the config that determines a feature's values.
+    """
+    text = json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, byte length the file must have) from a `.npy` header, without reading the data.
+
+    Args:
+        path: the `.npy` file.
+    """
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise ValueError("object arrays are not cached")
+    return tuple(shape), dtype, offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+class FeatureCache:
+    """Read and write the feature cache under one root.
+
+    Writing takes an exclusive lock on `<root>/.lock` (non-blocking; `CacheLockedError` when another process, or
+    another FeatureCache object, holds it) at the first `save` and keeps it until `close()` or the end of a
+    `with` block. Reading takes no lock.
+
+    Args:
+        root: the cache root folder (created on first write).
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._lock_fh: Any = None
+
+    # -- locking -------------------------------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the root's write lock now (idempotent)."""
+        if self._lock_fh is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK_FILE
+        fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise CacheLockedError(
+                f"{self.root}: feature cache is being written by another process (lock {path}, holder pid "
+                f"{holder}); wait for it to finish or use another cache root"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_fh = fh
+
+    def close(self) -> None:
+        """Release the write lock, if held."""
+        if self._lock_fh is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def __enter__(self) -> FeatureCache:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    # -- paths and manifest -------------------------------------------------------------------------------------
+    def video_dir(self, video: str) -> Path:
+        """`<root>/<video>`; the name must be a plain file name."""
+        if not _NAME.match(video) or video in {".", ".."}:
+            raise CacheError(f"bad video name for the cache: {video!r} (letters, digits, _ . - only)")
+        return self.root / video
+
+    def manifest(self, video: str) -> dict[str, Any]:
+        """The video's manifest, or an empty one when the video has none yet.
+
+        Args:
+            video: video name.
+        """
+        path = self.video_dir(video) / MANIFEST
+        if not path.is_file():
+            return {"video": video, "n_frames": None, "fps": None, "features": {}}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CacheError(f"{path}: damaged manifest ({exc}); delete the folder to recompute") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("features"), dict):
+            raise CacheError(f"{path}: damaged manifest (no 'features' object); delete the folder to recompute")
+        return data
+
+    def videos(self) -> list[str]:
+        """Names of the videos that have a manifest, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob(f"*/{MANIFEST}"))
+
+    # -- write ---------------------------------------------------------------------------------------------------
+    def save(
+        self,
+        video: str,
+        name: str,
+        array: np.ndarray,
+        config_hash: str,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Write one feature of one video, then record it in the manifest.
+
+        Args:
+            video: video name.
+            name: feature name (`visual`, `mfcc`, ...): the file is `<name>.npy`.
+            array: the values; row k belongs to frame k + 1.
+            config_hash: `config_hash(config)` of what produced it.
+            meta: optional; `n_frames` and `fps` go to the manifest's top level (a changed `n_frames` makes
+                features of the old length invalid), `version` is kept per feature, the rest as free-form meta.
+
+        Returns:
+            the `.npy` path.
+        """
+        if not _FEATURE.match(name):
+            raise CacheError(f"bad feature name {name!r} (a letter, then letters, digits, _)")
+        array = np.asarray(array)
+        if array.dtype.hasobject:
+            raise CacheError(f"{video}/{name}: object arrays cannot be cached")
+        meta = dict(meta or {})
+        _jsonable(meta)
+        self.lock()
+        folder = self.video_dir(video)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.npy"
+        with atomic_open(path, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        manifest = self.manifest(video)
+        for key in ("n_frames", "fps"):
+            if key in meta:
+                manifest[key] = meta.pop(key)
+        manifest["video"] = video
+        manifest["features"][name] = {
+            "file": path.name,
+            "shape": list(array.shape),
+            "dtype": array.dtype.str,
+            "config_hash": config_hash,
+            "version": meta.pop("version", None),
+            "meta": _jsonable(meta),
+        }
+        atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        return path
+
+    def save_many(
+        self, videos: Iterable[str], name: str, array: np.ndarray, config_hash: str, meta: Mapping[str, Any] | None
+    ) -> None:
+        """Save the same feature under several names (both people of a two-person video share its audio).
+
+        Args:
+            videos: the names, e.g. `<video>_left` and `<video>_right`.
+            name: feature name.
+            array: the values.
+            config_hash: hash of the producing config.
+            meta: as for `save`.
+        """
+        for v in videos:
+            self.save(v, name, array, config_hash, meta)
+
+    # -- read ----------------------------------------------------------------------------------------------------
+    def _problem(self, video: str, name: str, config_hash: str | None, manifest: dict[str, Any]) -> str | None:
+        """Why an entry is not usable, or None when it is."""
+        record = manifest["features"].get(name)
+        if record is None:
+            return "not in the manifest"
+        if config_hash is not None and record.get("config_hash") != config_hash:
+            return "computed with another config"
+        path = self.video_dir(video) / record.get("file", f"{name}.npy")
+        if not path.is_file():
+            return f"{path.name} is missing"
+        try:
+            shape, dtype, nbytes = npy_header(path)
+        except (ValueError, OSError, SyntaxError) as exc:
+            return f"{path.name} has a damaged header ({exc})"
+        if list(shape) != list(record.get("shape", [])) or dtype.str != record.get("dtype"):
+            said = f"{record.get('shape')} {record.get('dtype')}"
+            return f"{path.name} holds {list(shape)} {dtype.str}, the manifest says {said}"
+        if path.stat().st_size != nbytes:
+            return f"{path.name} is {path.stat().st_size} bytes, expected {nbytes} (truncated or damaged)"
+        n_frames = manifest.get("n_frames")
+        if n_frames is not None and shape and shape[0] != n_frames:
+            return f"{path.name} has {shape[0]} rows but the video has {n_frames} frames"
+        return None
+
+    def has(self, video: str, name: str, config_hash: str) -> bool:
+        """Whether a complete, undamaged entry computed with this config exists.
+
+        Args:
+            video: video name.
+            name: feature name.
+            config_hash: hash of the config that would produce it now.
+        """
+        try:
+            return self._problem(video, name, config_hash, self.manifest(video)) is None
+        except CacheError:
+            return False
+
+    def todo(self, videos: Iterable[str], name: str, config_hash: str) -> list[str]:
+        """The videos whose `name` entry must be (re)computed, in the given order.
+
+        Args:
+            videos: candidate video names.
+            name: feature name.
+            config_hash: hash of the current config.
+        """
+        return [v for v in videos if not self.has(v, name, config_hash)]
+
+    def load(
+        self, video: str, names: Iterable[str], mmap: bool = False, config_hashes: Mapping[str, str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Read features of one video.
+
+        Args:
+            video: video name.
+            names: feature names.
+            mmap: memory-map the files read-only instead of reading them.
+            config_hashes: optional {name: hash}; a mismatch is an error rather than stale data.
+
+        Raises:
+            CacheError: naming the video, the feature and what is wrong with it.
+        """
+        manifest = self.manifest(video)
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            problem = self._problem(video, name, (config_hashes or {}).get(name), manifest)
+            if problem is not None:
+                have = ", ".join(sorted(manifest["features"])) or "nothing"
+                raise CacheError(f"{self.video_dir(video)}: feature {name!r} unusable: {problem} (cached: {have})")
+            path = self.video_dir(video) / manifest["features"][name]["file"]
+            out[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return out

@@ -1,0 +1,177 @@
+"""Scoring files, packaging submissions, safe extraction, and the recorded leaderboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+
+from submissions.atomic import DiskFullError, atomic_open, atomic_write_text
+from submissions.errors import FormatError, HarnessError
+from submissions.formats import image_location, write_annotation, write_per_video, write_submission
+from submissions.leaderboard import (
+    compare_recorded,
+    fixture_scores,
+    leaderboard,
+    load_recorded,
+    paper_rows,
+    record_scores,
+    scoring_fixture,
+)
+from submissions.metrics import score_va
+from submissions.package import (
+    UnsafeArchiveError,
+    package_submission,
+    safe_extract,
+    verify_package,
+)
+from submissions.scoring import score_files, score_predictions
+
+
+@pytest.fixture
+def abaw(tmp_path):
+    """Labels in the Aff-Wild2 layout, a sample file and predictions."""
+    labels, preds = scoring_fixture(videos=3, frames=120)
+    ann = tmp_path / "annotations" / "VA_Estimation_Challenge" / "Test_Set"
+    for v, lab in labels.items():
+        write_annotation(ann / f"{v}.txt", lab)
+    sample = tmp_path / "VA_test_set_sample.txt"
+    locs = [image_location(v, i + 1) for v in sorted(labels) for i in range(labels[v].shape[0])]
+    sample.write_text("image_location,valence,arousal\n" + "".join(f"{loc},0,0\n" for loc in locs))
+    return tmp_path, ann, sample, labels, preds
+
+
+def test_score_files_matches_global_ccc_both_layouts(abaw):
+    root, ann, sample, labels, preds = abaw
+    single = write_submission(root / "pred.csv", preds, sample)
+    per_video = write_per_video(root / "pred_dir", preds)
+    vids = sorted(labels)
+    want = score_va(np.concatenate([labels[v] for v in vids]), np.concatenate([preds[v] for v in vids]))
+    for src in (single, per_video):
+        rep = score_files(src, ann)
+        assert rep.total.p_va == pytest.approx(want.p_va, abs=1e-5)
+        assert rep.total.dropped == want.dropped == 90
+        assert rep.videos == 3
+
+
+def test_score_names_missing_and_short_videos(abaw):
+    _, _, _, labels, preds = abaw
+    v0, v1 = sorted(labels)[:2]
+    with pytest.raises(FormatError, match=f"no predictions for labelled video '{v0}'"):
+        score_predictions({k: p for k, p in preds.items() if k != v0}, labels)
+    short = dict(preds)
+    short[v1] = short[v1][:-1]
+    with pytest.raises(FormatError, match="119 predicted frames, 120 labelled"):
+        score_predictions(short, labels)
+
+
+def test_package_unzips_and_revalidates(abaw, tmp_path):
+    root, _, sample, _, preds = abaw
+    run = root / "run"
+    write_submission(run / "predictions" / "submission.csv", preds, sample)
+    (run / "summary.json").write_text(json.dumps({"model": "bdca", "folds": {"0": {"p_va": 0.5}}}))
+    (run / "git.txt").write_text("abc123\n")
+    (run / "config.yaml").write_text("model: bdca\n")
+    pkg = package_submission(run, sample, root / "out" / "sub.zip")
+    manifest = verify_package(pkg.path, sample, tmp_path / "unzipped")
+    assert manifest["git_hash"] == "abc123"
+    assert manifest["summary"]["folds"]["0"]["p_va"] == 0.5
+    assert len(manifest["files"]["predictions.csv"]) == 64
+    with zipfile.ZipFile(pkg.path) as zf:
+        assert sorted(zf.namelist()) == ["manifest.json", "predictions.csv"]
+
+
+def test_package_refuses_invalid_file(abaw):
+    root, _, sample, _, preds = abaw
+    pred = write_submission(root / "p.csv", preds, sample)
+    lines = pred.read_text().splitlines()
+    pred.write_text("\n".join(lines[:-5]) + "\n")
+    with pytest.raises(FormatError, match="missing 5 row"):
+        package_submission(pred, sample, root / "never.zip")
+    assert not (root / "never.zip").exists()
+
+
+def _zip_with(path, name, data=b"x", link=False):
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo(name)
+        if link:
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "link", "match"),
+    [("../evil.txt", False, "climbs out"), ("a/../../evil.txt", False, "climbs out"),
+     ("/etc/evil.txt", False, "absolute"), ("link", True, "symbolic link")],
+)
+def test_safe_extract_rejects_unsafe_members(tmp_path, name, link, match):
+    z = _zip_with(tmp_path / "bad.zip", name, b"/etc/passwd" if link else b"x", link)
+    dest = tmp_path / "dest"
+    with pytest.raises(UnsafeArchiveError, match=match):
+        safe_extract(z, dest)
+    assert not (tmp_path / "evil.txt").exists()
+    assert not dest.exists() or not any(dest.rglob("*"))
+
+
+def test_safe_extract_not_a_zip(tmp_path):
+    (tmp_path / "x.zip").write_text("hello")
+    with pytest.raises(HarnessError, match="not a valid zip"):
+        safe_extract(tmp_path / "x.zip", tmp_path / "d")
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = atomic_write_text(tmp_path / "f.txt", "old")
+    with pytest.raises(RuntimeError), atomic_open(target) as fh:
+        fh.write("half of the new")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_atomic_write_disk_full_is_clear(tmp_path, monkeypatch):
+    target = atomic_write_text(tmp_path / "f.txt", "old")
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(DiskFullError, match="no space left.*intact"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_paper_tables_and_leaderboard():
+    t2 = paper_rows("II")
+    assert [e.name for e in t2][:2] == ["Baseline", "CAS-MAIS"] and len(t2) == 9
+    bdca = next(e for e in t2 if e.name == "BDCA")
+    assert (bdca.ccc_v, bdca.ccc_a, bdca.p_va) == (0.605, 0.658, 0.632)
+    for table in ("I", "II", "III", "IV"):
+        for e in paper_rows(table):
+            # the paper rounds; its averages agree with (V + A) / 2 to the third decimal
+            assert abs((e.ccc_v + e.ccc_a) / 2 - e.p_va) <= 0.0011, e
+            assert e.source
+    from submissions.leaderboard import Entry
+
+    df = leaderboard([Entry("ours", 0.6, 0.65, 0.625, "run")])
+    assert df["name"].to_list()[:2] == ["BDCA", "ours"]
+    assert df.filter(df["name"] == "ours")["delta"][0] == pytest.approx(-0.007)
+
+
+def test_recorded_leaderboard_guards_fixture_and_flags_drops(tmp_path):
+    rec = load_recorded()
+    now = fixture_scores()
+    assert all(c.ok for c in compare_recorded(now, rec, prefix="fixture/"))
+    path = tmp_path / "rec.json"
+    record_scores({"quick/bdca/p_va": 0.7}, path, tolerance=0.02)
+    worse = compare_recorded({"quick/bdca/p_va": 0.67}, load_recorded(path))
+    assert not worse[0].ok and worse[0].delta == pytest.approx(-0.03)
+    within = compare_recorded({"quick/bdca/p_va": 0.69}, load_recorded(path))
+    assert within[0].ok
+    missing = compare_recorded({}, load_recorded(path))
+    assert not missing[0].ok
