@@ -1,0 +1,121 @@
+"""`harness doctor`: check a dataset root, a run folder or a submission file and list every problem found.
+
+Each check returns `Finding`s (severity, where, what); nothing is modified.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from preprocessing.affwild2 import AffWild2Layout, LayoutError
+from submissions.errors import FormatError, HarnessError
+from submissions.formats import read_annotation, read_sample_locations, validate_submission
+from submissions.metrics import annotated_mask
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the doctor found.
+
+    Args:
+        severity: "error" (the file cannot be used as is) or "warning" (usable, but worth a look).
+        where: file (and line) it concerns.
+        what: the problem, in words.
+    """
+
+    severity: Literal["error", "warning"]
+    where: str
+    what: str
+
+
+def _from_format_error(exc: FormatError) -> list[Finding]:
+    return [Finding("error", f"{p.path}:{p.line}" if p.line else p.path, p.reason) for p in exc.problems]
+
+
+def check_dataset(root: Path) -> list[Finding]:
+    """Every problem of an Aff-Wild2 root: layout, annotations, crops against labels, the sample file."""
+    try:
+        layout = AffWild2Layout.discover(root)
+    except LayoutError as exc:
+        return [Finding("error", str(root), str(exc))]
+    out: list[Finding] = []
+    for split, entries in layout.splits.items():
+        if not entries:
+            out.append(Finding("warning", str(root), f"the {split} split is empty"))
+        for e in entries:
+            if e.raw_video is None:
+                out.append(Finding("warning", e.name, f"{split}: no raw video (videos/[batch1|batch2]/"
+                                   f"{e.name.removesuffix('_left').removesuffix('_right')}.mp4|.avi)"))
+            if e.crops_dir is None:
+                out.append(Finding("warning", e.name, f"{split}: no cropped_aligned/{e.name} folder"))
+            if e.annotation is None:
+                continue
+            try:
+                labels = read_annotation(e.annotation)
+            except FormatError as exc:
+                out.extend(_from_format_error(exc))
+                continue
+            if not annotated_mask(labels).any():
+                out.append(Finding("warning", str(e.annotation), "every frame is -5 (unannotated): "
+                                   "the video adds nothing to training or scoring"))
+            frames = layout.crop_frames(e.name)
+            if frames.size and frames.max() > labels.shape[0]:
+                out.append(Finding("warning", str(e.annotation), f"{labels.shape[0]} label lines but crops up to "
+                                   f"frame {int(frames.max())}: lengths differ (reconciled with -5 padding)"))
+    if layout.sample_file is not None:
+        try:
+            locs = read_sample_locations(layout.sample_file)
+            vids = {loc.split("/", 1)[0] for loc in locs}
+            listed = {e.name for e in layout.test}
+            if listed and vids != listed:
+                out.append(Finding("error", str(layout.sample_file), "sample file videos differ from the test "
+                                   f"list: {len(vids - listed)} extra, {len(listed - vids)} missing"))
+        except FormatError as exc:
+            out.extend(_from_format_error(exc))
+    elif layout.test:
+        out.append(Finding("warning", str(root), "no VA_test_set_sample.txt: submissions cannot be validated"))
+    return out
+
+
+def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
+    """Every problem of a run folder: resolved config, git hash, metrics lines, checkpoints, predictions."""
+    out: list[Finding] = []
+    for name in ("config.yaml", "git.txt"):
+        if not (run / name).is_file():
+            out.append(Finding("warning", str(run / name), "missing: the run cannot be reproduced exactly"))
+    metrics = run / "metrics.jsonl"
+    if metrics.is_file():
+        for i, line in enumerate(metrics.read_text().splitlines(), 1):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                out.append(Finding("error", f"{metrics}:{i}", "not a JSON line (a write was interrupted?)"))
+                continue
+            for k, v in rec.items():
+                if isinstance(v, float) and not np.isfinite(v):
+                    out.append(Finding("warning", f"{metrics}:{i}", f"{k} is {v}"))
+    else:
+        out.append(Finding("warning", str(metrics), "missing: no epoch finished yet"))
+    for tmp in run.rglob(".*.tmp"):
+        out.append(Finding("warning", str(tmp), "a temporary file left by an interrupted write (safe to delete)"))
+    pred = run / "predictions" / "submission.csv"
+    if pred.is_file() and sample is not None:
+        out.extend(Finding("error", f"{p.path}:{p.line}", p.reason) for p in validate_submission(pred, sample))
+    return out
+
+
+def check_path(path: Path, sample: Path | None = None) -> list[Finding]:
+    """Dispatch on what `path` is: a run folder, a dataset root, or a prediction file."""
+    if not path.exists():
+        raise HarnessError(f"{path}: no such file or folder")
+    if path.is_file():
+        return [Finding("error", f"{p.path}:{p.line}" if p.line else p.path, p.reason)
+                for p in validate_submission(path, sample)]
+    if (path / "config.yaml").is_file() or (path / "metrics.jsonl").is_file():
+        return check_run(path, sample)
+    return check_dataset(path)
