@@ -2,7 +2,8 @@
 
 The recipe behind the BDCA paper's numbers (and the ABAW teams' public code): 16 kHz mono audio; openSMILE
 MFCC12_0_D_A (13 cepstral coefficients 0-12 + deltas + delta-deltas = 39) and the eGeMAPS low-level descriptors
-(23 for v01a/v01b), both on 25 ms-class frames at a 10 ms hop; VGGish 128-d on 0.96 s windows hopped once per video
+(23 for v01a/v01b), both on 25 ms-class frames at a 10 ms hop (MFCC columns in HTK order: c1..c12, c0, then their
+deltas, then delta-deltas); VGGish 128-d on 0.96 s windows hopped once per video
 frame (see `preprocessing.vggish`).
 
 Alignment is by time, never by row number: openSMILE labels every row with its start time, some feature sets
@@ -22,10 +23,14 @@ import functools
 import math
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from submissions.errors import HarnessError
+
+if TYPE_CHECKING:  # torch is imported only when VGGish is used
+    from preprocessing.vggish import VGGishExtractor
 
 AUDIO_SR = 16000
 """Sample rate every audio feature here is computed at."""
@@ -33,6 +38,7 @@ HOP_S = 0.01
 """Hop of the openSMILE feature rows (and of VGGish's log-mel frames)."""
 MFCC_DIM = 39
 EGEMAPS_DIM = 23
+VGGISH_DIM = 128
 MIN_AUDIO_S = 0.1
 """Shorter tracks count as missing: eGeMAPS needs 60 ms frames and openSMILE fills too-short input with NaN."""
 MFCC_CONFIG = Path(__file__).resolve().parent / "opensmile_configs" / "mfcc39.conf"
@@ -178,47 +184,41 @@ def extract_opensmile(
     return out
 
 
-def _read_audio(path: Path) -> np.ndarray | None:
-    """16 kHz mono float32 of a media file's first audio stream, or None when it has no audio stream."""
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (OSError, av.error.FFmpegError) as exc:
-        raise AudioError(f"{path}: cannot open media file: {exc}") from exc
-    with container:
-        if not container.streams.audio:
-            return None
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SR)
-        chunks: list[np.ndarray] = []
-        try:
-            for frame in container.decode(audio=0):
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
-        except av.error.FFmpegError as exc:
-            raise AudioError(f"{path}: audio decoding failed: {exc}") from exc
-    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-
-
 def load_wave(path: str | Path) -> np.ndarray | None:
     """The audio track of a media file as 16 kHz mono float32, or None when the file has no audio track.
 
     Args:
         path: a video or audio file.
+
+    Raises:
+        VideoError: missing or unreadable file, or an audio stream of which nothing decodes.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such media file")
-    try:
-        from preprocessing.video import read_audio  # the shared decoder, when present
-    except ImportError:
-        return _read_audio(path)
-    try:
-        wave = read_audio(path, sr=AUDIO_SR)
-    except HarnessError:
-        # The shared decoder raises for a file without audio; tell that case apart from a broken file here.
-        return _read_audio(path)
+    from preprocessing.video import read_audio
+
+    wave = read_audio(path, sr=AUDIO_SR)
     return None if wave is None else np.asarray(wave, dtype=np.float32)
+
+
+def audio_feature_config(egemaps_set: str = DEFAULT_EGEMAPS, vggish_postprocess: bool = True) -> dict[str, dict]:
+    """What determines each audio feature's values, per feature, for `preprocessing.cache.config_hash`.
+
+    The MFCC entry carries the sha256 of `mfcc39.conf`, so editing the config invalidates cached MFCCs.
+
+    Args:
+        egemaps_set: eGeMAPS version.
+        vggish_postprocess: post-processed (True) or raw (False) VGGish embeddings.
+    """
+    import hashlib
+    from importlib.metadata import version
+
+    common = {"sr": AUDIO_SR, "align": "nearest-row-start", "min_audio_s": MIN_AUDIO_S}
+    smile = version("opensmile")
+    return {
+        "mfcc": {**common, "opensmile": smile, "config_sha256": hashlib.sha256(MFCC_CONFIG.read_bytes()).hexdigest()},
+        "egemaps": {**common, "opensmile": smile, "set": egemaps_set},
+        "vggish": {**common, "postprocess": vggish_postprocess, "window": "0.96s-centred", "pad": "log(0.01)"},
+        "audio_mask": common,
+    }
 
 
 def compute_audio_features(
@@ -226,7 +226,7 @@ def compute_audio_features(
     n_frames: int,
     fps: float,
     sr: int | None = None,
-    vggish_path: str | Path | None = None,
+    vggish_path: str | Path | VGGishExtractor | None = None,
     egemaps_set: str = DEFAULT_EGEMAPS,
     vggish_postprocess: bool = True,
 ) -> dict[str, np.ndarray]:
@@ -237,14 +237,17 @@ def compute_audio_features(
         n_frames: number of decoded video frames.
         fps: video frame rate.
         sr: sample rate of a waveform `source`.
-        vggish_path: VGGish weights (file or folder, see `preprocessing.vggish`); None switches VGGish off.
+        vggish_path: VGGish weights (file or folder, see `preprocessing.vggish`), or an extractor already loaded
+            with `load_vggish` (reuse one across videos: loading reads 288 MB); None switches VGGish off, and so
+            does a path whose files are missing (`vggish_status` says why).
         egemaps_set: eGeMAPS version with 23 LLDs.
-        vggish_postprocess: True for the released PCA + 8-bit embedding, False for the raw 128-d embedding.
+        vggish_postprocess: when loading from a path: True for the released PCA + 8-bit embedding, False for
+            the raw 128-d embedding.
 
     Returns:
-        {"mfcc": (N, 39), "egemaps": (N, 23), ["vggish": (N, 128),] "audio_mask": (N,) bool}; "vggish" only when
-        `vggish_status(vggish_path)` says it is available. Without an audio track every feature is zero and
-        `audio_mask` is all False.
+        {"mfcc": (N, 39), "egemaps": (N, 23), ["vggish": (N, 128),] "audio_mask": (N,) bool}, float32 features;
+        "vggish" only when VGGish is on. Without an audio track every feature is zero and `audio_mask` is all
+        False; frames after the end of a shorter track repeat its last row and have `audio_mask` False.
     """
     if isinstance(source, np.ndarray):
         if sr is None:
@@ -252,29 +255,26 @@ def compute_audio_features(
         wave16k: np.ndarray | None = to_mono_16k(source, sr)
     else:
         wave16k = load_wave(source)
-    use_vggish = False
+    extractor = None
     if vggish_path is not None:
-        from preprocessing.vggish import vggish_status
+        from preprocessing.vggish import VGGishExtractor, load_vggish, vggish_status
 
-        use_vggish, _ = vggish_status(vggish_path, postprocess=vggish_postprocess)
+        if isinstance(vggish_path, VGGishExtractor):
+            extractor = vggish_path
+        elif vggish_status(vggish_path, postprocess=vggish_postprocess)[0]:
+            extractor = load_vggish(vggish_path, postprocess=vggish_postprocess)
     duration = 0.0 if wave16k is None else wave16k.size / AUDIO_SR
-    mask = frame_audio_mask(duration, n_frames, fps)
+    feats: dict[str, np.ndarray]
     if wave16k is None or duration < MIN_AUDIO_S:
         feats = {
             "mfcc": np.zeros((n_frames, MFCC_DIM), np.float32),
             "egemaps": np.zeros((n_frames, EGEMAPS_DIM), np.float32),
         }
-        if use_vggish:
-            from preprocessing.vggish import EMBEDDING_DIM
-
-            feats["vggish"] = np.zeros((n_frames, EMBEDDING_DIM), np.float32)
+        if extractor is not None:
+            feats["vggish"] = np.zeros((n_frames, VGGISH_DIM), np.float32)
     else:
         feats = extract_opensmile(wave16k, AUDIO_SR, n_frames, fps, egemaps_set=egemaps_set)
-        if use_vggish:
-            from preprocessing.vggish import load_vggish
-
-            assert vggish_path is not None
-            extractor = load_vggish(vggish_path, postprocess=vggish_postprocess)
+        if extractor is not None:
             feats["vggish"] = extractor.embed_frames(wave16k, AUDIO_SR, n_frames, fps)
-    feats["audio_mask"] = mask
+    feats["audio_mask"] = frame_audio_mask(duration, n_frames, fps)
     return feats

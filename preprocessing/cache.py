@@ -74,7 +74,10 @@ def config_hash(obj: Any) -> str:
     Args:
         obj: the config that determines a feature's values.
     """
-    text = json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    try:
+        text = json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except ValueError as exc:  # NaN/inf have no stable JSON spelling
+        raise CacheError(f"config is not hashable as JSON: {exc}") from exc
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

@@ -211,6 +211,24 @@ class PCAPostprocessor(nn.Module):
         return torch.floor((clipped + PCA_CLIP) * (QUANT_LEVELS / (2 * PCA_CLIP)))
 
 
+def flops_per_example(model: VGGish | None = None) -> int:
+    """Forward FLOPs of one 96 x 64 example (2 x multiply-accumulates of convolutions and linear layers).
+
+    Args:
+        model: the network to count (a fresh `VGGish()` when None).
+    """
+    model = model or VGGish()
+    h, w, total = EXAMPLE_FRAMES, NUM_MEL_BANDS, 0
+    for layer in model.features:
+        if isinstance(layer, nn.Conv2d):
+            k = layer.kernel_size[0] * layer.kernel_size[1]
+            total += 2 * layer.in_channels * layer.out_channels * k * h * w  # padding 1 keeps h, w
+        elif isinstance(layer, nn.MaxPool2d):
+            h, w = h // 2, w // 2
+    total += sum(2 * lin.in_features * lin.out_features for lin in model.embeddings if isinstance(lin, nn.Linear))
+    return total
+
+
 def _read_state(path: Path) -> Mapping[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
