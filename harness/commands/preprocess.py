@@ -1,0 +1,56 @@
+"""`harness preprocess`: aligned face crops and per-frame audio features for a dataset, a folder or a video."""
+
+from __future__ import annotations
+
+import argparse
+
+import polars as pl
+from rich.console import Console
+from rich.progress import Progress
+
+from harness.preprocess import PreprocessConfig, preprocess
+from harness.tables import print_table
+
+NAME = "preprocess"
+HELP = "Decode videos, detect and align faces (224x224), compute MFCC/eGeMAPS(/VGGish) per frame; resumable."
+EXAMPLES = [
+    "harness preprocess /data/Aff-Wild2 --out cache/affwild2",
+    "harness preprocess clips/ --out cache/clips --stride 2",
+    "harness preprocess talk.mp4 --out cache/talk --vggish weights/vggish",
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="Aff-Wild2 root, folder of videos, or one video file")
+    p.add_argument("--out", required=True, help="output root (cropped_aligned/, features/)")
+    p.add_argument("--detector", default="scrfd", help="face detector: scrfd (default), mtcnn, retinaface")
+    p.add_argument("--stride", type=int, default=1, help="detect every N frames, interpolate landmarks between")
+    p.add_argument("--detect", action="store_true", help="detect faces even where the dataset ships crops")
+    p.add_argument("--no-faces", action="store_true", help="skip face detection and alignment")
+    p.add_argument("--no-audio", action="store_true", help="skip audio features")
+    p.add_argument("--vggish", help="VGGish weights (file or folder with vggish-10086976.pth + PCA params)")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad video")
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    if not args.vggish:
+        console.print("[yellow]VGGish off[/]: no weights given (--vggish PATH); audio features are MFCC 39 + "
+                      "eGeMAPS 23 = 62 dims")
+    cfg = PreprocessConfig(faces=not args.no_faces, detect=args.detect, detector=args.detector, stride=args.stride,
+                           audio=not args.no_audio, vggish=args.vggish)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("videos", total=None)
+        results = preprocess(args.input, args.out, cfg, strict=args.strict,
+                             progress=lambda v, i, n: bar.update(task, completed=i, total=n, description=v))
+    df = pl.DataFrame([
+        {"video": r.video, "frames": r.frames, "fps": r.fps, "audio track": "yes" if r.has_audio else "no",
+         "faces found": "-" if r.with_face is None else f"{r.with_face}/{r.with_face + r.without_face}",
+         "faces": r.faces, "audio": r.audio, "error": r.error or "", "s": r.seconds}
+        for r in results
+    ])
+    print_table(df, title=f"Preprocessed {len(results)} video(s) into {args.out}", console=console, floats=1)
+    bad = [r for r in results if r.error]
+    if bad:
+        console.print(f"[red]{len(bad)} video(s) failed[/]; the others are done (see preprocess_summary.json)")
+    return 1 if bad else 0
