@@ -20,7 +20,7 @@ def test_plots(tmp_path):
     lab = np.clip(rng.normal(0.2, 0.3, (200, 2)), -1, 1)
     lab[50:70] = -5
     pred = np.clip(lab + rng.normal(0, 0.1, lab.shape), -1, 1)
-    w1, h1 = _png(plot_traces(tmp_path / "t.png", {"a": (lab, pred), "b": (lab, pred)}))
+    _, h1 = _png(plot_traces(tmp_path / "t.png", {"a": (lab, pred), "b": (lab, pred)}))
     _, h_one = _png(plot_traces(tmp_path / "t1.png", {"a": (lab, pred)}))
     assert h1 > h_one  # one row per video
     _png(plot_histograms(tmp_path / "h.png", lab, pred))
