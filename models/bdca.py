@@ -22,7 +22,6 @@ from torch import nn
 
 def _attendable(key_padding_mask: torch.Tensor) -> torch.Tensor:
     """Keys a query may attend to, (B, 1, Tk) bool; a fully padded sample attends to all keys (no NaN rows)."""
-    B, Tk = key_padding_mask.shape
     valid = ~key_padding_mask | key_padding_mask.all(dim=1, keepdim=True)  # (B, Tk)
     return valid.unsqueeze(1)  # (B, 1, Tk)
 
@@ -38,7 +37,6 @@ def attention_weights(
         scale: multiplier of the scores (1 / sqrt(d_a) in eq. 1).
         key_padding_mask: (B, Tk) bool, True at padded keys, which get weight 0.
     """
-    B, Tq, D = q.shape
     scores = torch.matmul(q, k.transpose(1, 2)) * scale  # (B, Tq, Tk)
     if key_padding_mask is not None:
         scores = scores.masked_fill(~_attendable(key_padding_mask), float("-inf"))
@@ -63,7 +61,6 @@ def cross_attention(
         key_padding_mask: (B, Tk) bool, True at padded keys.
         use_sdpa: use torch's fused kernel; False multiplies `attention_weights` by v explicitly.
     """
-    B, Tq, D = q.shape
     if use_sdpa:
         mask = None if key_padding_mask is None else _attendable(key_padding_mask)  # (B, 1, Tk)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)  # (B, Tq, Dv)
@@ -78,7 +75,6 @@ def gate_weights(x_att: torch.Tensor, weight: torch.Tensor, temperature: float) 
         weight: W_gl, (d, 2).
         temperature: T > 0; small T sharpens towards a hard choice, large T flattens towards 0.5/0.5.
     """
-    B, T, D = x_att.shape
     return torch.softmax(torch.matmul(x_att, weight) / temperature, dim=-1)  # (B, T, 2)
 
 
@@ -90,7 +86,6 @@ def apply_gates(x: torch.Tensor, x_att: torch.Tensor, gates: torch.Tensor) -> to
         x_att: its cross-attended features.
         gates: (B, T, 2); column 0 weighs the original, column 1 the cross-attended features.
     """
-    B, T, D = x.shape
     return torch.relu(x * gates[..., :1] + x_att * gates[..., 1:])  # (B, T, d)
 
 
@@ -119,7 +114,6 @@ class CrossModalAttention(nn.Module):
         self, x_q: torch.Tensor, x_kv: torch.Tensor, key_padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """A = softmax(Q K^T / sqrt(d_kv)) V (eq. 1): (B, T, d_q), (B, T', d_kv) -> (B, T, d_q)."""
-        B, T, Dq = x_q.shape
         return cross_attention(
             self.q(x_q), self.k(x_kv), self.v(x_kv), self.scale, key_padding_mask, self.use_sdpa
         )  # (B, T, d_q)
@@ -128,7 +122,6 @@ class CrossModalAttention(nn.Module):
         self, x_q: torch.Tensor, x_kv: torch.Tensor, key_padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The attention matrix (explicit path): (B, T, d_q), (B, T', d_kv) -> (B, T, T')."""
-        B, T, Dq = x_q.shape
         return attention_weights(self.q(x_q), self.k(x_kv), self.scale, key_padding_mask)  # (B, T, T')
 
     def forward(
@@ -136,6 +129,12 @@ class CrossModalAttention(nn.Module):
     ) -> torch.Tensor:
         """X_att = ReLU(A + X_q) (eq. 2): (B, T, d_q), (B, T', d_kv) -> (B, T, d_q)."""
         B, T, Dq = x_q.shape
+        Bk, Tk, Dkv = x_kv.shape
+        if Bk != B or Dq != self.q.in_features or Dkv != self.k.in_features:
+            raise ValueError(
+                f"cross-attention expects (B, T, {self.q.in_features}) queries and (B, T', {self.k.in_features}) "
+                f"keys/values, got {(B, T, Dq)} and {(Bk, Tk, Dkv)}"
+            )
         return torch.relu(self.attend(x_q, x_kv, key_padding_mask) + x_q)  # (B, T, d_q)
 
 
@@ -157,6 +156,8 @@ class DynamicWeight(nn.Module):
     def forward(self, x: torch.Tensor, x_att: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, d), (B, T, d) -> (X_att,g (B, T, d), gates (B, T, 2))."""
         B, T, D = x.shape
+        if x_att.shape != x.shape:
+            raise ValueError(f"dynamic weight: X {(B, T, D)} and X_att {tuple(x_att.shape)} differ in shape")
         gates = gate_weights(x_att, self.gate.weight.T, self.temperature)  # (B, T, 2)
         return apply_gates(x, x_att, gates), gates
 
@@ -193,6 +194,8 @@ class BDCA(nn.Module):
             pad_mask: (B, T) bool, True at padded frames (never attended to).
         """
         B, T, Dv = x_v.shape
+        if tuple(x_a.shape[:2]) != (B, T):
+            raise ValueError(f"BDCA: visual {(B, T, Dv)} and audio {tuple(x_a.shape)} differ in batch or length")
         att_v = self.vdaa(x_v, x_a, pad_mask)  # (B, T, d_v)
         att_a = self.adva(x_a, x_v, pad_mask)  # (B, T, d_a)
         if self.gate_v is None or self.gate_a is None:

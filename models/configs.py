@@ -146,7 +146,9 @@ class TemporalConfig:
         num_layers: Transformer encoder layers.
         num_heads: Transformer attention heads.
         dim_feedforward: Transformer MLP width.
-        dropout: Transformer dropout.
+        dropout: Transformer dropout (after attention, inside the MLP, after the MLP) and head dropout.
+        attn_dropout: dropout on the Transformer's attention weights; 0 by default because any other value makes
+            torch leave its fused CPU attention kernel for a path that materialises the (B, H, T, T) weights.
         head_hidden: hidden width of the two fully connected output layers.
     """
 
@@ -164,6 +166,7 @@ class TemporalConfig:
     num_heads: int = 4
     dim_feedforward: int = 1024
     dropout: float = 0.1
+    attn_dropout: float = 0.0
     head_hidden: int = 64
 
     def __post_init__(self) -> None:
@@ -180,6 +183,8 @@ class TemporalConfig:
         )
         _require(self.temperature > 0, self, f"temperature {self.temperature} must be positive")
         _require(self.num_layers >= 0, self, "num_layers must be >= 0")
+        for name in ("tcn_dropout", "dropout", "attn_dropout"):
+            _require(0.0 <= getattr(self, name) < 1.0, self, f"{name} must lie in [0, 1)")
         _require(
             self.model_dim % self.num_heads == 0,
             self,

@@ -12,9 +12,7 @@ from __future__ import annotations
 import torch
 
 
-def ccc(
-    truth: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 0.0
-) -> torch.Tensor:
+def ccc(truth: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 0.0) -> torch.Tensor:
     """Concordance correlation coefficient over all (valid) elements, as a 0-d tensor.
 
     Args:
@@ -22,7 +20,7 @@ def ccc(
         pred: predictions, same shape.
         mask: bool, same shape, True for elements that count; entries outside it may hold anything (even NaN).
         eps: added to the denominator; 0 gives exactly the scorer's value (NaN when both series are constant and
-            equal), a small eps keeps training finite on such batches.
+            equal, or when no element is valid), a small eps keeps training finite on constant batches.
     """
     if truth.shape != pred.shape:
         raise ValueError(f"ccc: truth {tuple(truth.shape)} and pred {tuple(pred.shape)} differ in shape")

@@ -47,8 +47,8 @@ def unpatchify(x: torch.Tensor, patch_size: int, channels: int = 3) -> torch.Ten
     """
     B, N, P = x.shape
     p = patch_size
-    h = w = int(round(N**0.5))
-    if h * w != N or P != p * p * channels:
+    h = w = round(N**0.5)
+    if h * w != N or p * p * channels != P:
         raise ValueError(f"cannot unpatchify {tuple(x.shape)} with patch_size {p} and {channels} channels")
     x = x.reshape(B, h, w, p, p, channels)  # (B, h, w, p, p, C)
     x = torch.einsum("nhwpqc->nchpwq", x)  # (B, C, h, p, w, p)
@@ -73,7 +73,7 @@ class Masking(NamedTuple):
 
 def shuffle_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Gather tokens along the sequence: out[b, i] = x[b, ids[b, i]]; (B, L, D), (B, M) -> (B, M, D)."""
-    B, L, D = x.shape
+    D = x.shape[-1]
     return torch.gather(x, 1, ids.unsqueeze(-1).expand(-1, -1, D))  # (B, M, D)
 
 
@@ -85,7 +85,7 @@ def random_masking(x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | Non
         mask_ratio: share of tokens to hide.
         noise: (B, L) noise deciding the shuffle (lowest values are kept); uniform random when None.
     """
-    B, L, D = x.shape
+    B, L, _ = x.shape
     len_keep = int(L * (1 - mask_ratio))
     if noise is None:
         noise = torch.rand(B, L, device=x.device)
@@ -110,8 +110,9 @@ def mae_loss(
         patch_size: p.
         norm_pix: regress each patch's pixels normalised by that patch's mean and variance.
     """
-    B, N, P = pred.shape
     target = patchify(imgs, patch_size)  # (B, N, P)
+    if target.shape != pred.shape:
+        raise ValueError(f"MAE loss: prediction {tuple(pred.shape)} does not match the patches {tuple(target.shape)}")
     if norm_pix:
         mean = target.mean(dim=-1, keepdim=True)
         var = target.var(dim=-1, keepdim=True)
@@ -147,7 +148,7 @@ class MAEViT(ViTEncoder):
         self, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode the visible patches: (B, C, H, W) -> latent (B, 1+L_keep, D), mask (B, N), ids_restore (B, N)."""
-        B, C, H, W = imgs.shape
+        B = self.check_images(imgs)
         tokens = self.patch_embed(imgs) + self.pos_embed[:, 1:]  # (B, N, D)
         m = random_masking(tokens, mask_ratio, noise)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, -1, -1)  # (B, 1, D)
@@ -158,7 +159,7 @@ class MAEViT(ViTEncoder):
 
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         """Predict every patch: latent (B, 1+L_keep, D), ids_restore (B, N) -> (B, N, p*p*C)."""
-        B, L1, D = latent.shape
+        B, L1, _ = latent.shape
         N = ids_restore.shape[1]
         h = self.decoder_embed(latent)  # (B, 1+L_keep, Dd)
         Dd = h.shape[-1]
@@ -179,7 +180,7 @@ class MAEViT(ViTEncoder):
             mask_ratio: share of patches hidden; None takes the config's (0.75).
             noise: optional (B, N) noise fixing the masks (for tests and reproducible evaluation).
         """
-        B, C, H, W = imgs.shape
+        self.check_images(imgs)
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         latent, mask, ids_restore = self.forward_encoder(imgs, ratio, noise)
         pred = self.forward_decoder(latent, ids_restore)  # (B, N, p*p*C)
@@ -188,6 +189,4 @@ class MAEViT(ViTEncoder):
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         """The encoder's tensors under the names a `VAViT` loads (no decoder, no mask token), detached copies."""
-        return {
-            k: v.detach().clone() for k, v in self.state_dict().items() if k.startswith(ENCODER_PREFIXES)
-        }
+        return {k: v.detach().clone() for k, v in self.state_dict().items() if k.startswith(ENCODER_PREFIXES)}

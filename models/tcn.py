@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.dropout import ByteDropout
+
 
 class TemporalBlock(nn.Module):
     """One residual block: two dilated, centred conv1d + ReLU + dropout, plus a residual path."""
@@ -34,7 +36,7 @@ class TemporalBlock(nn.Module):
         pad = dilation * (kernel_size - 1) // 2
         self.conv1 = nn.Conv1d(in_channels, out_channels, kernel_size, padding=pad, dilation=dilation)
         self.conv2 = nn.Conv1d(out_channels, out_channels, kernel_size, padding=pad, dilation=dilation)
-        self.drop = nn.Dropout(dropout)
+        self.drop = ByteDropout(dropout)
         self.act = nn.ReLU()
         self.downsample = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
@@ -45,7 +47,6 @@ class TemporalBlock(nn.Module):
             x: input, channels first.
             keep: (B, 1, T) float, 1 for valid frames and 0 for padded ones; None when nothing is padded.
         """
-        B, C, T = x.shape
         h = self.drop(self.act(self.conv1(x)))  # (B, C_out, T)
         if keep is not None:
             h = h * keep
@@ -76,6 +77,7 @@ class TCN(nn.Module):
             dropout: dropout inside the blocks.
         """
         super().__init__()
+        self.in_dim = in_dim
         if kernel_size % 2 != 1:
             raise ValueError(f"TCN kernel_size must be odd (centred convolution), got {kernel_size}")
         widths = [in_dim] + [channels] * len(dilations)
@@ -96,10 +98,16 @@ class TCN(nn.Module):
             pad_mask: (B, T) bool, True at padded frames; their outputs are zero.
         """
         B, T, D = x.shape
+        if self.in_dim != D or (pad_mask is not None and tuple(pad_mask.shape) != (B, T)):
+            got = "" if pad_mask is None else f" with pad mask {tuple(pad_mask.shape)}"
+            raise ValueError(f"TCN expects (B, T, {self.in_dim}) and a (B, T) pad mask, got {(B, T, D)}{got}")
         keep = None if pad_mask is None else (~pad_mask).to(x.dtype).unsqueeze(1)  # (B, 1, T)
         h = x.transpose(1, 2)  # (B, D, T)
         if keep is not None:
             h = h * keep
+        # One explicit copy to channels-first memory: otherwise every convolution reading the transposed view
+        # (conv1, the 1x1 residual, and both again in the backward) makes its own copy of the widest tensor.
+        h = h.contiguous()  # (B, D, T)
         for blk in self.blocks:
             h = blk(h, keep)  # (B, C, T)
         return h.transpose(1, 2)  # (B, T, C)

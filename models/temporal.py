@@ -16,6 +16,7 @@ from torch import nn
 
 from models.bdca import BDCA
 from models.configs import TemporalConfig
+from models.dropout import ByteDropout
 from models.errors import ModelError
 from models.tcn import TCN
 
@@ -52,12 +53,16 @@ class AVTemporalModel(nn.Module):
             layer = nn.TransformerEncoderLayer(
                 c.model_dim, c.num_heads, c.dim_feedforward, c.dropout, batch_first=True, norm_first=True
             )
+            # Cheaper masks than torch's per-element Bernoulli draws (see models.dropout); attention-weight
+            # dropout has its own rate (0 keeps torch's fused attention kernel).
+            layer.dropout, layer.dropout1, layer.dropout2 = (ByteDropout(c.dropout) for _ in range(3))
+            layer.self_attn.dropout = c.attn_dropout
             # Pre-norm layers need a final norm; nested tensors are off so padded outputs keep their shape.
             self.encoder = nn.TransformerEncoder(
                 layer, c.num_layers, norm=nn.LayerNorm(c.model_dim), enable_nested_tensor=False
             )
         self.head = nn.Sequential(
-            nn.Linear(c.model_dim, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.head_hidden, 2)
+            nn.Linear(c.model_dim, c.head_hidden), nn.ReLU(), ByteDropout(c.dropout), nn.Linear(c.head_hidden, 2)
         )
         self.last_gates: dict[str, torch.Tensor] | None = None
 

@@ -19,6 +19,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from models.configs import ViTConfig
+from models.errors import ModelError
 from models.pos_embed import sincos_2d_mae
 
 
@@ -79,9 +80,22 @@ class ViTEncoder(nn.Module):
         self.blocks.apply(init_vit_weights)
         self.norm.apply(init_vit_weights)
 
+    def check_images(self, x: torch.Tensor) -> int:
+        """The batch size of an image batch, after checking it is (B, in_chans, img_size, img_size).
+
+        Raises:
+            ModelError: on any other shape.
+        """
+        c = self.config
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c.in_chans, c.img_size, c.img_size):
+            raise ModelError(
+                f"the ViT takes images of shape (B, {c.in_chans}, {c.img_size}, {c.img_size}), got {tuple(x.shape)}"
+            )
+        return x.shape[0]
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Patch tokens plus positions, with the CLS token prepended: (B, C, H, W) -> (B, 1+N, D)."""
-        B, C, H, W = x.shape
+        B = self.check_images(x)
         tokens = self.patch_embed(x) + self.pos_embed[:, 1:]  # (B, N, D)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, -1, -1)  # (B, 1, D)
         return torch.cat([cls, tokens], dim=1)  # (B, 1+N, D)
@@ -100,7 +114,7 @@ class ViTEncoder(nn.Module):
 
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """All output tokens after the final norm: (B, C, H, W) -> (B, 1+N, D)."""
-        B, C, H, W = x.shape
+        self.check_images(x)
         k = -1 if (x.requires_grad or not torch.is_grad_enabled()) else self._frozen_prefix()
         if k >= 0:
             # Nothing below block k trains: skip building the autograd graph for the frozen prefix.
@@ -153,10 +167,8 @@ class VAViT(ViTEncoder):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The frame's global feature: (B, C, H, W) -> (B, D), the CLS token after the final norm."""
-        B, C, H, W = x.shape
         return self.forward_tokens(x)[:, 0]  # (B, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(Valence, arousal) per image: (B, C, H, W) -> (B, 2) in [-1, 1]."""
-        B, C, H, W = x.shape
         return torch.tanh(self.head(self.head_drop(self.forward_features(x))))  # (B, 2)

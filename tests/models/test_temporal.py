@@ -1,0 +1,165 @@
+"""The stage-2 temporal model: every Table IV variant, shapes, gradients, determinism, batching and padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import FUSIONS, TCN, AVTemporalModel, ModelError, create_model, list_models
+
+SMALL = {"visual_dim": 24, "audio_dim": 10, "tcn_channels": 16, "num_heads": 2, "dim_feedforward": 32,
+         "head_hidden": 8}  # fmt: skip
+TEMPORAL = list_models("temporal")
+
+
+def _inputs(B: int, T: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, T, 24, generator=g), torch.randn(B, T, 10, generator=g)
+
+
+def test_every_table_iv_row_is_registered_as_one_class() -> None:
+    assert set(TEMPORAL) == set(FUSIONS) == {"audio_only", "visual_only", "concat", "bdca_no_dw", "bdca"}
+    for name in TEMPORAL:
+        m = create_model(name, **SMALL)
+        assert type(m) is AVTemporalModel and m.config.fusion == name
+    assert create_model("visual_only", **SMALL).audio_tcn is None
+    assert create_model("audio_only", **SMALL).visual_tcn is None
+    assert create_model("concat", **SMALL).bdca is None
+    assert create_model("bdca_no_dw", **SMALL).bdca.gate_v is None
+    assert create_model("bdca", **SMALL).bdca.gate_v is not None
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+@pytest.mark.parametrize("T", [1, 7, 300])
+def test_shape_range_and_finiteness(name: str, T: int) -> None:
+    torch.manual_seed(0)
+    m = create_model(name, **SMALL)
+    v, a = _inputs(2, T)
+    out = m(v * 5, a * 5)
+    assert out.shape == (2, T, 2)
+    assert torch.isfinite(out).all() and out.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_gradients_reach_every_trainable_parameter(name: str) -> None:
+    torch.manual_seed(1)
+    m = create_model(name, **SMALL)
+    v, a = _inputs(3, 20)
+    m(v, a).square().sum().backward()
+    for pname, p in m.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_same_seed_same_output(name: str) -> None:
+    v, a = _inputs(2, 15)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        m = create_model(name, **SMALL).train()  # dropout active: the seed must fix it too
+        outs.append(m(v, a))
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_batch_of_one_equals_a_row_of_the_batch(name: str) -> None:
+    torch.manual_seed(2)
+    m = create_model(name, **SMALL).eval()
+    v, a = _inputs(4, 30)
+    with torch.no_grad():
+        full = m(v, a)
+        row = m(v[2:3], a[2:3])
+    torch.testing.assert_close(row[0], full[2], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_padding_leaves_valid_frames_as_if_unpadded(name: str) -> None:
+    torch.manual_seed(3)
+    m = create_model(name, **SMALL).eval()
+    v, a = _inputs(2, 40)
+    pad = torch.zeros(2, 40, dtype=torch.bool)
+    pad[1, 25:] = True
+    noisy_v, noisy_a = v.clone(), a.clone()
+    noisy_v[1, 25:] = 1e3  # whatever sits in padded frames must not leak into valid ones
+    noisy_a[1, 25:] = -1e3
+    with torch.no_grad():
+        padded = m(noisy_v, noisy_a, pad)
+        alone = m(v[1:2, :25], a[1:2, :25])
+        unpadded_row0 = m(v[:1], a[:1])
+    torch.testing.assert_close(padded[1, :25], alone[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(padded[0], unpadded_row0[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_fully_padded_sample_is_finite(name: str) -> None:
+    m = create_model(name, **SMALL).train()
+    v, a = _inputs(2, 9)
+    pad = torch.zeros(2, 9, dtype=torch.bool)
+    pad[0] = True
+    out = m(v, a, pad)
+    assert torch.isfinite(out).all()
+
+
+def test_single_modality_models_ignore_the_other_input() -> None:
+    torch.manual_seed(4)
+    v, a = _inputs(2, 12)
+    vis = create_model("visual_only", **SMALL).eval()
+    aud = create_model("audio_only", **SMALL).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(vis(v, a), vis(v, torch.randn(2, 12, 10)), rtol=0, atol=0)
+        torch.testing.assert_close(vis(v, a), vis(v, torch.zeros(2, 12, 0)), rtol=0, atol=0)
+        torch.testing.assert_close(aud(v, a), aud(torch.randn(2, 12, 24), a), rtol=0, atol=0)
+
+
+def test_gates_are_exposed_detached_for_bdca_only() -> None:
+    torch.manual_seed(5)
+    v, a = _inputs(2, 11)
+    m = create_model("bdca", **SMALL)
+    m(v, a)
+    assert set(m.last_gates) == {"visual", "audio"}
+    for g in m.last_gates.values():
+        assert g.shape == (2, 11, 2) and not g.requires_grad
+        torch.testing.assert_close(g.sum(-1), torch.ones(2, 11))
+        assert bool(((g > 0) & (g < 1)).all())
+    for name in ("concat", "bdca_no_dw", "visual_only"):
+        other = create_model(name, **SMALL)
+        other(v, a)
+        assert other.last_gates is None
+
+
+def test_transformer_width_override_adds_a_projection() -> None:
+    m = create_model("bdca", d_model=48, num_heads=4, **{k: v for k, v in SMALL.items() if k != "num_heads"})
+    assert isinstance(m.proj, torch.nn.Linear) and m.proj.in_features == 32 and m.proj.out_features == 48
+    assert m(*_inputs(1, 5)).shape == (1, 5, 2)
+    no_encoder = create_model("concat", num_layers=0, **SMALL)
+    assert no_encoder.encoder is None and no_encoder(*_inputs(1, 5)).shape == (1, 5, 2)
+
+
+def test_paper_dimensions() -> None:
+    with torch.device("meta"):
+        m = create_model("bdca")
+    assert m.config.visual_dim == 1024 and m.config.audio_dim == 190 and m.config.tcn_channels == 128
+    assert m.config.model_dim == 256 and m.config.num_layers == 2 and m.config.temperature == 0.5
+    assert len(m.visual_tcn.blocks) == 4 and m.visual_tcn.receptive_field == 61
+
+
+def test_input_shape_errors_are_clear() -> None:
+    m = create_model("bdca", **SMALL)
+    v, a = _inputs(2, 8)
+    with pytest.raises(ModelError, match=r"visual input must have shape \(2, 8, 24\), got \(2, 8, 23\)"):
+        m(torch.randn(2, 8, 23), a)
+    with pytest.raises(ModelError, match=r"audio input must have shape \(2, 8, 10\)"):
+        m(v, a[:, :7])
+    with pytest.raises(ModelError, match="pad_mask"):
+        m(v, a, torch.zeros(2, 7, dtype=torch.bool))
+
+
+def test_tcn_is_non_causal_with_the_documented_receptive_field() -> None:
+    torch.manual_seed(6)
+    tcn = TCN(6, channels=32, dilations=(1, 2, 4, 8), dropout=0.0)
+    assert tcn.receptive_field == 61
+    x = torch.randn(1, 101, 6, requires_grad=True)
+    (grad,) = torch.autograd.grad(tcn(x)[0, 50].sum(), x)
+    reach = grad[0].abs().sum(-1) > 0  # (T,)
+    assert bool(reach[20:81].all()), "every frame within +-30 (past and future) influences frame 50"
+    assert not bool(reach[:20].any()) and not bool(reach[81:].any())
