@@ -1,0 +1,215 @@
+"""`harness demo`: the whole pipeline on the generated mini Aff-Wild2, on CPU, with nothing downloaded.
+
+Stages (each resumable: a rerun skips what is done with the same configuration):
+1. corpus: `make_corpus` writes the demo corpus in the Aff-Wild2 layout (raw videos with audio, cropped_aligned,
+   annotations, test list, sample file, organiser test labels);
+2. preprocess: per-frame audio features (MFCC 39 + eGeMAPS 23; VGGish is off: no weights offline) into the
+   feature cache; the corpus ships its aligned crops, as Aff-Wild2 does, and one test video goes through the face
+   detector as a check of detection + alignment on the raw video;
+3. stage 1: MAE pre-training of a small ViT on the training frames, hierarchical fine-tuning, CLS features;
+4. stage 2: BDCA on the config's folds (Table I), the ablations (Table IV) and Table III;
+5. the fold-0 BDCA run predicts the test videos; its submission is validated, packaged, and scored against the
+   organiser labels; tables beside the paper's, plots, and `scores.json` for the CI leaderboard check.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.panel import Panel
+
+from harness.config import Config, load_config
+from harness.tables import print_table
+from submissions.atomic import atomic_write_text
+
+DEMO_ROOT = Path("demo_runs")
+
+
+@dataclass
+class DemoResult:
+    """Where everything is, and the headline numbers."""
+
+    out: Path
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    oracle: dict[str, float] = field(default_factory=dict)
+
+
+def _stage(console: Console, timings: dict[str, float], name: str):
+    """A context manager printing the stage and recording its wall time."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def cm():
+        console.rule(f"[bold]{name}")
+        t0 = time.perf_counter()
+        yield
+        timings[name] = round(time.perf_counter() - t0, 1)
+        console.print(f"[dim]{name}: {timings[name]:.1f} s[/]")
+
+    return cm()
+
+
+def demo_config(quick: bool, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The demo's config: `quick` for CI (every stage, smaller), `demo` otherwise."""
+    return load_config("quick" if quick else "demo", list(overrides))
+
+
+def _face_check(corpus: Path, layout, out: Path, console: Console) -> dict[str, float] | None:
+    """Run detection + alignment on one test video's raw frames; compare with the frames where a face is shown."""
+    from preprocessing.crops import extract_crops
+    from preprocessing.faces.base import FaceError
+
+    entry = next((e for e in layout.test if e.person is None and e.raw_video is not None), None)
+    if entry is None:
+        return None
+    try:
+        rep = extract_crops(entry.raw_video, out / "face_check", video_name=entry.name, stride=2)
+    except FaceError as exc:
+        console.print(f"[yellow]face check skipped[/]: {exc}")
+        return None
+    shown = len(layout.crop_frames(entry.name))
+    found = rep.with_face
+    console.print(f"face check on {entry.name}: detector found a face in {found} of {rep.frames} frames; the "
+                  f"corpus shows one in {shown} ({rep.fps:.1f} frames/s)")
+    return {"frames": rep.frames, "found": found, "shown": shown}
+
+
+def _scores_from_tables(cfg: Config, folds_report, ablation_reports) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for r in folds_report.results:
+        out[f"{cfg.name}/fold{r.fold}/{r.model}"] = {k: float(r.reported[k]) for k in ("ccc_v", "ccc_a", "p_va")}
+    for rep in ablation_reports:
+        for r in rep.results:
+            feat = r.record.get("features", {}).get("visual", cfg.features.visual)
+            tag = r.model if feat == cfg.features.visual else f"{r.model}_{feat}"
+            out[f"{cfg.name}/table{rep.name}/fold{r.fold}/{tag}"] = {
+                k: float(r.reported[k]) for k in ("ccc_v", "ccc_a", "p_va")}
+    return out
+
+
+def _plots(cfg: Config, layout, cache, run_dir: Path, out: Path, fps: float) -> dict[str, Path]:
+    from harness.data import load_labels
+    from harness.plots import plot_curves, plot_gates, plot_histograms, plot_traces
+    from harness.predict import load_predictions
+    from submissions.formats import read_annotation
+
+    files: dict[str, Path] = {}
+    test_npz = run_dir / "predictions" / "test.npz"
+    preds = load_predictions(test_npz) if test_npz.is_file() else {}
+    labelled = [e for e in layout.test if e.annotation is not None and e.name in preds]
+    traces = {e.name: (load_labels(e.annotation, preds[e.name].shape[0]), preds[e.name]) for e in labelled[:3]}
+    if traces:
+        files["traces"] = plot_traces(out / "plots" / "traces_test.png", traces, fps=fps)
+    train_labels = [read_annotation(e.annotation) for e in layout.train if e.annotation is not None]
+    if labelled:
+        lab = np.concatenate([load_labels(e.annotation, preds[e.name].shape[0]) for e in labelled])
+        files["histograms"] = plot_histograms(out / "plots" / "histograms_test.png", lab,
+                                              np.concatenate([preds[e.name] for e in labelled]))
+    elif train_labels:
+        files["histograms"] = plot_histograms(out / "plots" / "histograms_train.png", np.concatenate(train_labels))
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        recs = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        recs = [r for r in recs if "epoch" in r]
+        keys = [k for k in ("train_loss", "val_p_va", "p_va", "lr") if any(k in r for r in recs)]
+        files["curves"] = plot_curves(out / "plots" / "curves_fold0.png", recs, keys=keys or ("train_loss",))
+    gates = _gates(run_dir, cache, labelled[0].name if labelled else None)
+    if gates is not None:
+        files["gates"] = plot_gates(out / "plots" / "gates_test.png", gates, fps=fps,
+                                    title=f"BDCA dynamic weights on {labelled[0].name}")
+    return files
+
+
+def _gates(run_dir: Path, cache, video: str | None) -> dict[str, np.ndarray] | None:
+    """The BDCA gate values over one video's first window (None when the model has no gates)."""
+    if video is None:
+        return None
+    import torch
+
+    from harness.data import load_video_streams
+    from harness.predict import load_trained
+
+    cfg, model, stats = load_trained(run_dir)
+    visual, audio = load_video_streams(cache, video, cfg.features, stats)
+    T = min(cfg.windows.length, visual.shape[0])
+    with torch.inference_mode():
+        model(torch.from_numpy(visual[None, :T]).float(), torch.from_numpy(audio[None, :T]).float(), None)
+    g = getattr(model, "last_gates", None)
+    return None if not g else {k: v[0].float().numpy() for k, v in g.items()}
+
+
+def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
+             overrides: list[str] | tuple[str, ...] = (), console: Console | None = None) -> DemoResult:
+    """Run every stage of the demo; return where everything is (see the module docstring)."""
+    from harness.experiments import run_ablation, run_dir_for, run_folds
+    from harness.preprocess import PreprocessConfig, preprocess
+    from preprocessing.affwild2 import AffWild2Layout
+    from preprocessing.cache import FeatureCache
+    from preprocessing.corpus import make_corpus
+    from submissions.package import package_submission
+    from submissions.scoring import score_files
+
+    console = console or Console()
+    cfg = demo_config(quick, overrides)
+    out = Path(out) if out else DEMO_ROOT / cfg.name
+    res = DemoResult(out=out)
+    corpus = out / "corpus"
+    size = "small" if quick else "default"
+
+    with _stage(console, res.timings, f"1/5 corpus ({size}, seed {seed})"):
+        manifest = make_corpus(corpus, seed=seed, size=size)
+        res.oracle = {k: v.p_va for k, v in manifest.oracle.items()}
+        console.print(f"{len(manifest.videos)} videos; oracle P_VA ceiling on the test split: "
+                      f"{manifest.oracle['Test'].p_va:.3f}")
+    layout = AffWild2Layout.discover(corpus)
+    fps = float(np.median([v.fps for v in manifest.videos]))
+
+    with _stage(console, res.timings, "2/5 preprocess (audio features; face check)"):
+        console.print("[yellow]VGGish off[/]: its weights are not available offline; audio = MFCC 39 + eGeMAPS 23")
+        results = preprocess(corpus, out, PreprocessConfig(faces=True, detect=False))
+        bad = [r for r in results if r.error]
+        for r in bad:
+            console.print(f"[red]{r.video}[/]: {r.error}")
+        check = _face_check(corpus, layout, out, console)
+        if check:
+            res.scores["face_check"] = {"detected_fraction": check["found"] / max(1, check["shown"])}
+
+    cache = FeatureCache(out / "features")
+    exp = out / "experiments"
+    with _stage(console, res.timings, "3-4/5 stage 1 (MAE pre-train, fine-tune, features) and stage 2 folds"):
+        folds_report = run_folds(cfg, layout, cache, exp, console=console)
+    with _stage(console, res.timings, "4/5 ablations (Tables IV and III)"):
+        ablation_reports = run_ablation(cfg, layout, cache, exp, console=console)
+    res.scores.update(_scores_from_tables(cfg, folds_report, ablation_reports))
+
+    run0 = run_dir_for(exp, cfg, 0)
+    with _stage(console, res.timings, "5/5 submission, score, report"):
+        zip_path = package_submission(run0, layout.sample_file, out / "submission.zip").path
+        test = score_files(run0 / "predictions" / "submission.csv", layout.test_labels_dir).total
+        res.scores[f"{cfg.name}/test/{cfg.model.name}"] = {"ccc_v": test.ccc_v, "ccc_a": test.ccc_a, "p_va": test.p_va}
+        oracle = manifest.oracle["Test"].p_va
+        res.scores[f"{cfg.name}/test/oracle_fraction"] = {"p_va": test.p_va / oracle}
+        import polars as pl
+
+        print_table(pl.DataFrame({"submission": [str(zip_path)], "CCC_V": [test.ccc_v], "CCC_A": [test.ccc_a],
+                                  "P_VA": [test.p_va], "oracle P_VA": [oracle],
+                                  "fraction of oracle": [test.p_va / oracle]}),
+                    title="Test split, scored from the packaged submission", console=console)
+        res.files.update(_plots(cfg, layout, cache, run0, out, fps))
+        res.files["submission"] = zip_path
+        for rep in [folds_report, *ablation_reports]:
+            for f in rep.files:
+                res.files[f"table {rep.name} ({f.suffix[1:]})"] = f
+        scores_path = atomic_write_text(out / "scores.json", json.dumps(res.scores, indent=1, sort_keys=True))
+        res.files["scores"] = scores_path
+        atomic_write_text(out / "timings.json", json.dumps(res.timings, indent=1))
+    lines = "\n".join(f"{k:>22}: {v}" for k, v in res.files.items())
+    console.print(Panel(lines, title=f"demo finished in {sum(res.timings.values()):.0f} s: everything is under {out}"))
+    return res
