@@ -34,49 +34,92 @@ def device_info() -> dict:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": sys.version.split()[0]}
+    info = {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
-def matmul_peak_flops(dtype: str = "float32", device: str = "cpu", n: int = 2048, seconds: float = 1.0) -> float:
-    """Achieved FLOP/s of an n x n matrix product: the machine's practical peak in that dtype, measured now."""
+def matmul_peak_flops(dtype: str = "float32", device: str = "cpu", n: int = 2048, seconds: float = 1.0,
+                      threads: int | None = None) -> float:  # fmt: skip
+    """Achieved FLOP/s of an n x n matrix product: the machine's practical peak in that dtype, measured now.
+
+    Args:
+        dtype: torch dtype name.
+        device: 'cpu' or a CUDA device.
+        n: matrix side.
+        seconds: how long to keep multiplying; the best product counts.
+        threads: intra-op threads for a CPU measurement (None: the current setting), restored afterwards.
+    """
     import torch
 
-    dt = getattr(torch, dtype)
-    a = torch.randn(n, n, dtype=dt, device=device)
-    b = torch.randn(n, n, dtype=dt, device=device)
-    for _ in range(2):
-        a @ b
-    best = 0.0
-    t_end = time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        if device != "cpu":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a @ b
-        if device != "cpu":
-            torch.cuda.synchronize()
-        best = max(best, 2 * n**3 / (time.perf_counter() - t0))
-    return best
+    before = torch.get_num_threads()
+    if threads and device == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        dt = getattr(torch, dtype)
+        a = torch.randn(n, n, dtype=dt, device=device)
+        b = torch.randn(n, n, dtype=dt, device=device)
+        for _ in range(2):
+            a @ b
+        best = 0.0
+        t_end = time.perf_counter() + seconds
+        while time.perf_counter() < t_end:
+            if device != "cpu":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            a @ b
+            if device != "cpu":
+                torch.cuda.synchronize()
+            best = max(best, 2 * n**3 / (time.perf_counter() - t0))
+        return best
+    finally:
+        torch.set_num_threads(before)
+
+
+def peak_key(device: str, precision: str, threads: int | None = None) -> str:
+    """The key of one peak measurement: `cpu:float32:2t` (CPU, with its thread count) or `cuda:bfloat16`."""
+    return f"{device}:{precision}:{threads}t" if device == "cpu" and threads else f"{device}:{precision}"
+
+
+def _row_key(extra: dict) -> str:
+    return peak_key(extra.get("device", "cpu"), extra.get("precision", ""), extra.get("threads"))
+
+
+def _lookup_peak(peaks: dict[str, float], extra: dict) -> float | None:
+    prec = extra.get("precision", "")
+    for key in (_row_key(extra), peak_key(extra.get("device", "cpu"), prec), prec):
+        if key in peaks:
+            return peaks[key]
+    return None
 
 
 def report_from_pytest_json(data: dict, peaks: dict[str, float]) -> pl.DataFrame:
-    """One row per benchmark: name, shapes, precision, median ms, throughput, GFLOP, GFLOP/s, fraction of peak."""
+    """One row per benchmark: name, device, threads, shapes, precision, median ms, throughput, GFLOP, GFLOP/s and
+    the fraction of the same-run peak of that device, precision and thread count.
+
+    Args:
+        data: pytest-benchmark's JSON.
+        peaks: FLOP/s by `peak_key` (or by bare precision name, for CPU rows).
+    """
     rows = []
     for b in data.get("benchmarks", []):
         x = b.get("extra_info", {})
         med = b["stats"]["median"]
         flops = x.get("flops")
-        prec = x.get("precision", "")
-        peak = peaks.get(prec)
+        peak = _lookup_peak(peaks, x)
         rows.append(
             {
                 "benchmark": b["name"],
+                "device": x.get("device", "cpu"),
+                "threads": x.get("threads"),
                 "shapes": x.get("shapes", ""),
-                "precision": prec,
+                "precision": x.get("precision", ""),
                 "median_ms": med * 1e3,
                 "throughput": (x["items"] / med) if x.get("items") else float("nan"),
                 "unit": x.get("unit", ""),
@@ -89,28 +132,92 @@ def report_from_pytest_json(data: dict, peaks: dict[str, float]) -> pl.DataFrame
     return pl.DataFrame(rows) if rows else pl.DataFrame()
 
 
+def measure_peaks(keys: set[tuple[str, str, int | None]], seconds: float = 1.0) -> dict[str, float]:
+    """Matmul peaks for each (device, precision, threads) the rows used; CPU fp32 with torch's threads always.
+
+    Precisions a device has no fast matmul for (bf16 on a CPU without it) are still measured: the fraction of
+    peak then compares like with like.
+    """
+    import torch
+
+    keys = set(keys) | {("cpu", "float32", torch.get_num_threads())}
+    out = {}
+    for device, precision, threads in sorted(keys, key=str):
+        if device != "cpu" and not torch.cuda.is_available():
+            continue
+        if precision not in ("float32", "float16", "bfloat16", "float64"):
+            continue
+        out[peak_key(device, precision, threads)] = matmul_peak_flops(precision, device, seconds=seconds,
+                                                                      threads=threads)  # fmt: skip
+    return out
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[str] | None = None) -> pl.DataFrame:
-    """Run tests/benchmarks with pytest-benchmark, then write `report.json` and `report.md` into `out_dir`."""
+    """Run tests/benchmarks with pytest-benchmark, then write `report.json` and `report.md` into `out_dir`.
+
+    The matmul peaks are measured before and after the suite (the better of the two counts), with the thread
+    count each row ran with; the load average at both ends goes into the report, since other processes on the
+    machine slow everything down.
+    """
+    import torch
+
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / "pytest-benchmark.json"
     tests = Path(__file__).resolve().parent.parent / "tests" / "benchmarks"
-    cmd = [sys.executable, "-m", "pytest", str(tests), "-q", "--benchmark-enable", "--benchmark-only",
-           f"--benchmark-json={raw}", "-p", "no:cacheprovider"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(tests),
+        "-q",
+        "--benchmark-enable",
+        "--benchmark-only",
+        f"--benchmark-json={raw}",
+        "-p",
+        "no:cacheprovider",
+    ]
     if select:
         cmd += ["-k", select]
     cmd += extra_args or []
+    load_start = _load()
+    before = measure_peaks(set())
+    t0 = time.perf_counter()
     subprocess.run(cmd, check=False, env={**os.environ, "BDCA_BENCH": "1"})
+    wall = time.perf_counter() - t0
     if not raw.is_file():
         from submissions.errors import HarnessError
 
         raise HarnessError(f"the benchmark run wrote no results ({raw}); see the pytest output above")
     data = json.loads(raw.read_text())
-    peaks = {"float32": matmul_peak_flops("float32")}
+    used = {
+        (x.get("device", "cpu"), x.get("precision", ""), x.get("threads"))
+        for x in (b.get("extra_info", {}) for b in data.get("benchmarks", []))
+    }
+    after = measure_peaks(used)
+    peaks = {k: max(v, before.get(k, 0.0)) for k, v in after.items()}
+    load_end = _load()
     df = report_from_pytest_json(data, peaks)
-    meta = {"device": device_info(), "peaks_flops": peaks, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    meta = {"device": device_info(), "peaks_flops": peaks, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "load_average_start": load_start, "load_average_end": load_end, "suite_seconds": round(wall, 1),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}  # fmt: skip
     atomic_write_text(out_dir / "report.json", json.dumps({"meta": meta, "rows": df.to_dicts()}, indent=2))
-    head = (f"# Benchmark report\n\nDevice: {meta['device']['cpu']}, {meta['device']['threads']} threads"
-            f"{', GPU ' + meta['device']['gpu'] if 'gpu' in meta['device'] else ''}; torch {meta['device']['torch']}."
-            f"\nSame-run fp32 matmul peak: {peaks['float32'] / 1e9:.1f} GFLOP/s. Date: {meta['date']}.\n\n")
+    dev = meta["device"]
+    peak_lines = "\n".join(f"- `{k}`: {v / 1e9:.1f} GFLOP/s" for k, v in sorted(peaks.items()))
+    head = (
+        f"# Benchmark report\n\nDevice: {dev['cpu']} ({meta['cpu_count']} CPUs, torch uses {dev['threads']} "
+        f"threads){', GPU ' + dev['gpu'] if 'gpu' in dev else ''}; torch {dev['torch']}, Python {dev['python']}."
+        f"\nDate: {meta['date']}; the suite took {meta['suite_seconds']} s.\n"
+        f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}.\n\n"
+        f"Same-run matmul peaks (best 2048 x 2048 product, before or after the suite; `Nt` = threads):\n"
+        f"{peak_lines}\n\n`peak_fraction` = achieved FLOP/s / the peak of the row's device, precision and "
+        f"threads. FLOPs are the models' analytic counts (`models.count_flops`, `models.count_train_flops`).\n\n"
+    )
     atomic_write_text(out_dir / "report.md", head + table_markdown(df))
     return df

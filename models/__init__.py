@@ -12,24 +12,28 @@ from models.bdca import (
 )
 from models.checkpoints import LoadReport, load_checkpoint, load_state, read_state_dict, transfer_mae_encoder
 from models.configs import FUSIONS, MAEConfig, TemporalConfig, ViTConfig, with_overrides
-from models.dropout import ByteDropout, byte_dropout
+from models.dropout import ByteDropout, byte_dropout, relu_dropout
+from models.encoder import encoder_forward
 from models.errors import CheckpointError, CheckpointShapeError, ModelConfigError, ModelError
 from models.flops import (
     ModelSummary,
     ParamCount,
     count_flops,
     count_params,
+    count_train_flops,
     mae_flops,
     summarize_model,
     summarize_models,
     temporal_flops,
+    temporal_train_flops,
     vit_flops,
+    vit_train_flops,
 )
 from models.losses import ccc, ccc_loss, va_ccc
 from models.mae import MAEViT, Masking, mae_loss, patchify, random_masking, shuffle_tokens, unpatchify
 from models.pos_embed import sincos_1d, sincos_2d_mae
 from models.registry import build_model, create_model, get_config, list_models, model_kind, register
-from models.tcn import TCN, TemporalBlock
+from models.tcn import TCN, TemporalBlock, tap_sum, tap_weights
 from models.temporal import AVTemporalModel
 from models.vit import VAViT, ViTEncoder
 
@@ -64,8 +68,10 @@ __all__ = [
     "ccc_loss",
     "count_flops",
     "count_params",
+    "count_train_flops",
     "create_model",
     "cross_attention",
+    "encoder_forward",
     "gate_weights",
     "get_config",
     "list_models",
@@ -78,15 +84,20 @@ __all__ = [
     "random_masking",
     "read_state_dict",
     "register",
+    "relu_dropout",
     "shuffle_tokens",
     "sincos_1d",
     "sincos_2d_mae",
     "summarize_model",
     "summarize_models",
+    "tap_sum",
+    "tap_weights",
     "temporal_flops",
+    "temporal_train_flops",
     "transfer_mae_encoder",
     "unpatchify",
     "va_ccc",
     "vit_flops",
+    "vit_train_flops",
     "with_overrides",
 ]

@@ -62,7 +62,9 @@ def cross_attention(
         use_sdpa: use torch's fused kernel; False multiplies `attention_weights` by v explicitly.
     """
     if use_sdpa:
-        mask = None if key_padding_mask is None else _attendable(key_padding_mask)  # (B, 1, Tk)
+        mask = None
+        if key_padding_mask is not None and bool(key_padding_mask.any()):
+            mask = _attendable(key_padding_mask)  # (B, 1, Tk)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)  # (B, Tq, Dv)
     return torch.matmul(attention_weights(q, k, scale, key_padding_mask), v)  # (B, Tq, Dv)
 
@@ -86,7 +88,7 @@ def apply_gates(x: torch.Tensor, x_att: torch.Tensor, gates: torch.Tensor) -> to
         x_att: its cross-attended features.
         gates: (B, T, 2); column 0 weighs the original, column 1 the cross-attended features.
     """
-    return torch.relu(x * gates[..., :1] + x_att * gates[..., 1:])  # (B, T, d)
+    return torch.relu_(x * gates[..., :1] + x_att * gates[..., 1:])  # (B, T, d); in place on the fresh sum
 
 
 class CrossModalAttention(nn.Module):
@@ -135,7 +137,7 @@ class CrossModalAttention(nn.Module):
                 f"cross-attention expects (B, T, {self.q.in_features}) queries and (B, T', {self.k.in_features}) "
                 f"keys/values, got {(B, T, Dq)} and {(Bk, Tk, Dkv)}"
             )
-        return torch.relu(self.attend(x_q, x_kv, key_padding_mask) + x_q)  # (B, T, d_q)
+        return torch.relu_(self.attend(x_q, x_kv, key_padding_mask) + x_q)  # (B, T, d_q); in place on the fresh sum
 
 
 class DynamicWeight(nn.Module):

@@ -97,6 +97,39 @@ def temporal_flops(config: TemporalConfig, T: int) -> int:
     return total
 
 
+def temporal_train_flops(config: TemporalConfig, T: int) -> int:
+    """FLOPs of one training step (forward + backward) on one window of T frames through an `AVTemporalModel`.
+
+    The backward repeats each product twice (gradients of the activations and of the weights), except the input
+    gradient of the first TCN block's convolutions: the features are data, not parameters, so autograd skips it.
+    """
+    c = config
+    k, C = c.tcn_kernel, c.tcn_channels
+    skipped = 0
+    for used, dim in ((c.uses_visual, c.visual_dim), (c.uses_audio, c.audio_dim)):
+        if used:
+            skipped += 2 * T * k * dim * C + (2 * T * dim * C if dim != C else 0)
+    return 3 * temporal_flops(c, T) - skipped
+
+
+def vit_train_flops(config: ViTConfig) -> int:
+    """FLOPs of one training step (forward + backward) on one image through a `VAViT` with its freezing.
+
+    With a frozen embedding the first `resolved_frozen_blocks` blocks run forward only (without autograd); the
+    trainable blocks, the final norm and the head cost their forward plus twice their products backward (the first
+    trainable block still needs its input gradient: its LayerNorm's weights train). With a trainable embedding
+    everything runs backward except the patch projection's input gradient (the image).
+    """
+    c = config
+    L, D = 1 + c.num_patches, c.embed_dim
+    fwd = vit_flops(c)
+    if not c.freeze_embedding:
+        return 3 * fwd - 2 * c.num_patches * c.in_chans * c.patch_size**2 * D
+    trainable_blocks = c.depth - c.resolved_frozen_blocks
+    trainable = trainable_blocks * _block_flops(L, D, c.mlp_ratio) + 2 * D * 2
+    return fwd + 2 * trainable
+
+
 def count_flops(model: str | ModelConfig | nn.Module, T: int = 300, batch: int = 1, **overrides: object) -> int:
     """Analytic forward FLOPs (2 x MACs of matmuls and convolutions) of a model.
 
@@ -108,12 +141,7 @@ def count_flops(model: str | ModelConfig | nn.Module, T: int = 300, batch: int =
         batch: windows (temporal) or batches of T images (visual).
         **overrides: config fields to replace when `model` is a name or a config.
     """
-    if isinstance(model, str):
-        config = get_config(model, **overrides)
-    elif isinstance(model, nn.Module):
-        config = model.config  # type: ignore[assignment]
-    else:
-        config = with_overrides(model, **overrides) if overrides else model
+    config = _resolve(model, overrides)
     if isinstance(config, MAEConfig):
         per = T * mae_flops(config)
     elif isinstance(config, ViTConfig):
@@ -121,6 +149,35 @@ def count_flops(model: str | ModelConfig | nn.Module, T: int = 300, batch: int =
     else:
         per = temporal_flops(config, T)
     return batch * per
+
+
+def count_train_flops(model: str | ModelConfig | nn.Module, T: int = 300, batch: int = 1, **overrides: object) -> int:
+    """Analytic FLOPs of one training step (forward + backward, optimiser excluded) of a model.
+
+    Args:
+        model: a registered name, a config, or a model built by `models.create_model` (its `config` is read).
+        T: frames per window for temporal models; for visual models the number of images.
+        batch: windows (temporal) or batches of T images (visual).
+        **overrides: config fields to replace when `model` is a name or a config.
+    """
+    config = _resolve(model, overrides)
+    if isinstance(config, MAEConfig):
+        # Everything trains; the image needs no gradient.
+        patch = 2 * config.num_patches * config.in_chans * config.patch_size**2 * config.embed_dim
+        per = T * (3 * mae_flops(config) - patch)
+    elif isinstance(config, ViTConfig):
+        per = T * vit_train_flops(config)
+    else:
+        per = temporal_train_flops(config, T)
+    return batch * per
+
+
+def _resolve(model: str | ModelConfig | nn.Module, overrides: dict[str, object]) -> ModelConfig:
+    if isinstance(model, str):
+        return get_config(model, **overrides)
+    if isinstance(model, nn.Module):
+        return model.config  # type: ignore[return-value]
+    return with_overrides(model, **overrides) if overrides else model
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from torch import nn
 from models.bdca import BDCA
 from models.configs import TemporalConfig
 from models.dropout import ByteDropout
+from models.encoder import encoder_forward
 from models.errors import ModelError
 from models.tcn import TCN
 
@@ -110,5 +111,5 @@ class AVTemporalModel(nn.Module):
             if pad_mask is not None:
                 # A fully padded sample would give all -inf attention rows (NaN): let it attend to itself.
                 kpm = pad_mask & ~pad_mask.all(dim=1, keepdim=True)  # (B, T)
-            h = self.encoder(h, src_key_padding_mask=kpm)  # (B, T, d_model)
+            h = encoder_forward(self.encoder, h, kpm)  # (B, T, d_model)
         return torch.tanh(self.head(h))  # (B, T, 2)

@@ -118,8 +118,8 @@ def weight_path(key: str, directory: str | Path | None = None) -> Path:
     path = weights_dir(directory) / spec.name
     if not path.is_file():
         raise WeightsMissingError(
-            f"{path}: weights for {key!r} are missing; run `harness fetch-weights`"
-            f"{' --dir ' + str(directory) if directory else ''} (they come from the PyPI package {spec.package}; "
+            f"{path}: weights for {key!r} are missing; run `harness fetch-weights"
+            f"{' --dir ' + str(directory) if directory else ''}` (they come from the PyPI package {spec.package}; "
             f"nothing is downloaded at run time)"
         )
     return path

@@ -18,6 +18,7 @@ from models import (
     ViTConfig,
     count_flops,
     count_params,
+    count_train_flops,
     create_model,
     get_config,
     list_models,
@@ -45,6 +46,37 @@ def _measured(model: torch.nn.Module, *inputs: torch.Tensor) -> int:
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         model(*inputs)
     return counter.get_total_flops()
+
+
+def _sdpa_backward_flops(grad_shape, q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    """The attention backward's products: twice the forward's (dV, dP, dQ, dK), not the kernel's recomputation."""
+    return 2 * _sdpa_flops(q_shape, k_shape, v_shape)
+
+
+def _measured_step(model: torch.nn.Module, *inputs: torch.Tensor) -> int:
+    """Forward + backward FLOPs of one step, counted by torch."""
+    mapping = {
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops,
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward_flops,
+    }
+    model.train()
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        model(*inputs).sum().backward()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("name", FUSIONS)
+def test_temporal_train_flops_match_torch_counter(name: str) -> None:
+    model = create_model(name, **{**SMALL, "tcn_dropout": 0.0, "dropout": 0.0})
+    v, a = torch.randn(2, 13, 24), torch.randn(2, 13, 10)
+    assert count_train_flops(model, T=13, batch=2) == _measured_step(model, v, a)
+
+
+@pytest.mark.parametrize(("frozen", "freeze_embedding"), [(1, True), (0, True), (2, True), (0, False)])
+def test_vit_train_flops_match_torch_counter(frozen: int, freeze_embedding: bool) -> None:
+    vit = create_model("vit_tiny_patch16", img_size=48, embed_dim=32, depth=2, num_heads=2, frozen_blocks=frozen,
+                       freeze_embedding=freeze_embedding)  # fmt: skip
+    assert count_train_flops(vit, T=3) == _measured_step(vit, torch.randn(3, 3, 48, 48))
 
 
 def test_registered_names() -> None:

@@ -1,0 +1,56 @@
+"""`harness folds`: Table I, the configured model on fold 0 (official split) and the CV folds 1..k."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "folds"
+HELP = "Train the configured folds (0 = official split, 1-5 = CV) and write Table I beside the paper's; resumable."
+EXAMPLES = [
+    "harness folds --config demo --data corpus/ --out runs/folds",
+    "harness folds --config quick --data corpus/ --out runs/quick --folds 0,1",
+    "harness folds --config paper --data /data/Aff-Wild2 --out runs/paper --resume",
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from harness.config import add_config_arguments
+
+    add_config_arguments(p)
+    p.add_argument("--data", required=True, help="dataset root in the Aff-Wild2 layout")
+    p.add_argument("--cache", help="feature cache root (default: DATA/features)")
+    p.add_argument("--out", required=True, help="experiment folder (stage1/, folds/fold<i>/, table_I.*)")
+    p.add_argument("--folds", help="comma-separated folds (default: the config's experiment.folds)")
+    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    """`"0,1,3"` -> [0, 1, 3]; None stays None."""
+    from submissions.errors import HarnessError
+
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise HarnessError(f"--folds {text!r}: expected comma-separated integers like 0,1,2") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.config import config_from_args
+    from harness.data import open_dataset
+    from harness.engine import init_distributed
+    from harness.experiments import run_folds
+
+    cfg = config_from_args(args)
+    layout, cache = open_dataset(args.data, args.cache)
+    main = init_distributed().is_main
+    console = Console() if main else None
+    report = run_folds(cfg, layout, cache, args.out, parse_folds(args.folds), resume=args.resume,
+                       progress=False if args.no_progress else None, console=console)  # fmt: skip
+    if console is not None:
+        console.print("written: " + ", ".join(str(f) for f in report.files))
+    return 0

@@ -1,0 +1,62 @@
+"""`harness predict`: per-frame valence/arousal from a trained run, for a dataset split or one raw video."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "predict"
+HELP = "Predict every frame with a trained run: a split of a dataset (submission file) or one raw video (CSV + PNG)."
+EXAMPLES = [
+    "harness predict runs/demo --data corpus/ --out runs/demo/predictions/submission.csv",
+    "harness predict runs/demo --data corpus/ --split validation --out val.csv",
+    "harness predict runs/demo talk.mp4 --out talk_va/",
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a stage-2 run folder (config.yaml, best.safetensors, norm_stats.npz)")
+    p.add_argument("video", nargs="?", help="a raw video file to predict instead of a dataset split")
+    p.add_argument("--data", help="dataset root in the Aff-Wild2 layout")
+    p.add_argument("--cache", help="feature cache root (default: DATA/features)")
+    p.add_argument("--split", choices=["test", "validation", "train"], default="test", help="split (default test)")
+    p.add_argument("--out", required=True, help="submission file (split) or output folder (video)")
+    p.add_argument("--encoder", help="stage-1 ViT weights for a raw video (default: found beside the run)")
+    p.add_argument("--vggish", help="VGGish weights for a raw video, when the run uses VGGish features")
+    p.add_argument("--no-faces", action="store_true", help="raw video: skip face detection (audio-driven)")
+    p.add_argument("--pad", action="store_true", help="repeat a video's last prediction where the sample needs more")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from submissions.errors import HarnessError
+
+    console = Console()
+    if args.video:
+        from harness.predict import predict_video_file
+
+        preds, files = predict_video_file(args.run, args.video, args.out, args.encoder, args.vggish,
+                                          faces=not args.no_faces)  # fmt: skip
+        console.print(f"{preds.shape[0]} frames predicted -> {', '.join(str(f) for f in files)}")
+        return 0
+    if not args.data:
+        raise HarnessError("give --data ROOT (a dataset split) or a VIDEO file")
+    from harness.data import open_dataset
+    from harness.predict import predict_videos
+    from submissions.formats import write_submission
+
+    layout, cache = open_dataset(args.data, args.cache)
+    videos = [e.name for e in layout.splits[args.split]]
+    if not videos:
+        raise HarnessError(f"{args.data}: the {args.split} split has no videos")
+    preds = predict_videos(args.run, cache, videos)
+    sample = layout.sample_file if args.split == "test" else None
+    log: list[str] = []
+    write_submission(args.out, preds, sample, pad=args.pad, log=log)
+    for line in log:
+        console.print(f"[yellow]note[/]: {line}")
+    frames = sum(p.shape[0] for p in preds.values())
+    console.print(f"{len(preds)} video(s), {frames} frames -> {Path(args.out)}")
+    return 0

@@ -1,0 +1,568 @@
+"""The model-agnostic training loop on DeepSpeed, shared by MAE pre-training, frame fine-tuning and stage 2.
+
+One code path everywhere: `deepspeed.initialize` with torch's AdamW as a client optimiser (it compiles nothing,
+unlike DeepSpeedCPUAdam or the config's fused Adam, whose first build costs 60-140 s on a CPU), ZeRO stage 0-3
+and bf16/fp16 from the config, the warm-up + cosine-restarts schedule stepped by the engine. One process on a CPU
+uses gloo; `torchrun --nproc_per_node N` gives N processes (ZeRO 1-3 shard across them).
+
+Exact resume: batches come from `EpochBatchSampler`, a pure function of (seed, epoch, rank), and the torch RNG is
+reseeded from (seed, epoch, rank) at the start of every epoch, so an epoch's batches, augmentations and dropout
+masks do not depend on what ran before. A checkpoint is written after every epoch; `resume=True` loads the latest
+(weights, optimiser, scheduler step) and continues with the next epoch: an interrupted and resumed run ends with
+the same weights as an uninterrupted one.
+
+The per-step losses and the evaluation are callbacks, so the loop knows nothing about the model:
+- `loss_fn(model, batch) -> 0-d tensor`: `model` is the DeepSpeed engine (call it like the module), `batch` a dict
+  of tensors already on the device (floating inputs in the compute dtype, `labels` kept in fp32);
+- `evaluate(forward) -> dict`: `forward(*tensors)` runs the module in eval mode on the device and returns float32
+  CPU tensors; the dict holds `ccc_v`, `ccc_a`, `p_va` (the best epoch is the one with the highest `p_va`).
+Every process runs the evaluation (ZeRO-3 needs all of them for a forward); rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import os
+import shutil
+import socket
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from harness.config import DeepSpeedSection, LoopConfig, train_batch_size
+from harness.runs import RunDir
+from harness.schedule import Schedule, WarmupCosineRestarts
+from submissions.atomic import atomic_write_bytes
+from submissions.errors import HarnessError
+
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+Forward = Callable[..., torch.Tensor]
+EvalFn = Callable[[Forward], Mapping[str, float]]
+
+CKPT_PREFIX = "epoch"
+
+
+class TrainError(HarnessError):
+    """A training phase that cannot run as configured (e.g. too little data for one optimiser step)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands.
+
+    Args:
+        rank: global rank.
+        world_size: number of processes.
+        local_rank: rank on this machine.
+        device: the torch device this process trains on.
+    """
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _quiet_deepspeed() -> None:
+    for name in ("DeepSpeed", "deepspeed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with contextlib.suppress(Exception):
+        from deepspeed.utils import logger
+
+        logger.setLevel(logging.WARNING)
+
+
+def init_distributed() -> DistInfo:
+    """Initialise torch.distributed through DeepSpeed once per process and describe this process.
+
+    Without a launcher (no RANK/WORLD_SIZE in the environment) this is a single process: the environment gets
+    rank 0 of 1 and a free local port. On a CPU the backend is gloo, and DeepSpeed's shared-memory collective op
+    is marked unavailable first: its build costs about 45 s at the first `init_distributed` on a fresh machine,
+    and gloo does the same collectives (measured: `deepspeed.initialize` drops from 39-63 s to about 3 s).
+    """
+    if not torch.cuda.is_available():
+        # Name the accelerator instead of letting DeepSpeed guess (and warn that it fell back to the CPU).
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+    import torch.distributed as dist
+
+    _quiet_deepspeed()
+    # ZeRO-3 calls collectives that torch 2.14 marks deprecated, once per step: keep the console readable.
+    warnings.filterwarnings(
+        "ignore", message=r".*is deprecated\. Please use `torch\.distributed", category=FutureWarning
+    )
+    cuda = torch.cuda.is_available()
+    if not dist.is_initialized():
+        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+            os.environ["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(_free_port())
+        os.environ.setdefault("LOCAL_RANK", "0")
+        if not cuda:
+            import deepspeed.ops
+
+            # `__compatible_ops__` is DeepSpeed's per-process record of buildable ops; edits to it persist.
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def set_threads(threads: int) -> None:
+    """Set torch's intra-op threads (`runtime.threads`); 0 leaves torch's default."""
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def barrier() -> None:
+    """Wait for every process (no-op without torch.distributed)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto` -> bf16 on a GPU that supports it, else fp32; explicit half precision on a CPU is an error.
+
+    Args:
+        precision: the config's value.
+        device: the training device.
+    """
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32"
+    if precision in ("bf16", "fp16") and device.type != "cuda":
+        raise TrainError(
+            f"deepspeed.precision: {precision} on a CPU (measured ~0.3 GFLOP/s for bf16 here); use fp32 or auto"
+        )
+    return precision
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype inputs are cast to for a resolved precision."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+
+
+def deepspeed_config(loop: LoopConfig, ds: DeepSpeedSection, world_size: int, precision: str) -> dict[str, Any]:
+    """The DeepSpeed config dict of one training phase (the only place it is built).
+
+    Args:
+        loop: the phase's batch sizes and clipping.
+        ds: ZeRO stage.
+        world_size: number of processes.
+        precision: resolved precision (`fp32`, `bf16`, `fp16`).
+    """
+    cfg: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": loop.micro_batch,
+        "gradient_accumulation_steps": loop.grad_accum,
+        "train_batch_size": train_batch_size(loop, world_size),
+        "gradient_clipping": loop.grad_clip,
+        "zero_optimization": {"stage": ds.zero_stage},
+        # torch's AdamW is passed in as a client optimiser (no op compilation); ZeRO wraps it.
+        "zero_allow_untested_optimizer": True,
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16"},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def steps_per_epoch(n: int, micro_batch: int, grad_accum: int, world_size: int) -> int:
+    """Optimiser steps per epoch: whole groups of `grad_accum x world_size` micro batches (the rest is dropped).
+
+    Args:
+        n: training samples.
+        micro_batch: samples per micro batch.
+        grad_accum: micro batches per step and process.
+        world_size: processes.
+    """
+    micro_batches = math.ceil(n / micro_batch)
+    return micro_batches // (grad_accum * world_size)
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Micro batches of one process for one epoch, a pure function of (n, sizes, seed, epoch, rank).
+
+    The epoch's permutation is cut into micro batches; micro batch g of the epoch goes to rank g % world_size.
+    So optimiser step s of any (world_size, grad_accum) split with the same global batch sees the same samples:
+    one process accumulating two micro batches equals two processes with one each.
+
+    Args:
+        n: dataset size.
+        micro_batch: samples per micro batch.
+        grad_accum: micro batches per step.
+        world_size: processes.
+        rank: this process.
+        seed: run seed.
+        epoch: epoch index (0-based).
+        shuffle: permute the samples (else in order).
+    """
+
+    def __init__(self, n: int, micro_batch: int, grad_accum: int, world_size: int, rank: int, seed: int, epoch: int,
+                 shuffle: bool = True):  # fmt: skip
+        self.n, self.micro_batch, self.grad_accum = n, micro_batch, grad_accum
+        self.world_size, self.rank, self.seed, self.epoch, self.shuffle = world_size, rank, seed, epoch, shuffle
+        self.steps = steps_per_epoch(n, micro_batch, grad_accum, world_size)
+
+    def __len__(self) -> int:
+        return self.steps * self.grad_accum
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        used = self.steps * self.grad_accum * self.world_size
+        for g in range(self.rank, used, self.world_size):
+            yield order[g * self.micro_batch : (g + 1) * self.micro_batch].tolist()
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Reseed torch (and numpy's global RNG) for one epoch of one process."""
+    s = int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+    torch.manual_seed(s)
+    np.random.seed(s)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Weights
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def full_state_dict(engine: Any) -> dict[str, torch.Tensor]:
+    """The module's complete float32 CPU state dict (gathers ZeRO-3 shards; every process must call it)."""
+    module = engine.module
+    if engine.zero_optimization_stage() == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
+    return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def save_weights(path: os.PathLike | str, state: Mapping[str, torch.Tensor]) -> None:
+    """Write a state dict as safetensors, atomically."""
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save({k: v.contiguous() for k, v in state.items()}))
+
+
+def load_weights(path: os.PathLike | str) -> dict[str, torch.Tensor]:
+    """Read a safetensors state dict (CPU)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FitResult:
+    """What a training phase produced.
+
+    Args:
+        best_epoch: epoch whose weights are in best.safetensors (-1 when no epoch ran).
+        best: that epoch's validation metrics ({} without validation).
+        history: the per-epoch records of metrics.jsonl.
+        steps_per_epoch: optimiser steps per epoch.
+        init_s: seconds spent in `deepspeed.initialize`.
+        step_s: mean seconds per optimiser step in this session (0 when no step ran).
+    """
+
+    best_epoch: int
+    best: dict[str, float]
+    history: list[dict[str, Any]]
+    steps_per_epoch: int
+    init_s: float = 0.0
+    step_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Biases and norm weights (1-D) get no weight decay: the usual AdamW practice.
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+KEEP_FP32 = ("labels",)
+"""Batch keys never cast to half precision: targets keep their fp32 values (the loss runs in fp32)."""
+
+
+def _to_device(batch: Mapping[str, Any], device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, non_blocking=True)
+            if v.is_floating_point() and dtype != torch.float32 and k not in KEEP_FP32:
+                v = v.to(dtype)
+        out[k] = v
+    return out
+
+
+def _checkpoint_tags(folder: os.PathLike | str) -> list[str]:
+    from pathlib import Path
+
+    p = Path(folder)
+    if not p.is_dir():
+        return []
+    return sorted(d.name for d in p.iterdir() if d.is_dir() and d.name.startswith(CKPT_PREFIX))
+
+
+def _all_mean(value: float, device: torch.device) -> float:
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
+
+
+def fit(
+    model: nn.Module,
+    train_set: Dataset,
+    loss_fn: LossFn,
+    loop: LoopConfig,
+    ds: DeepSpeedSection,
+    run: RunDir,
+    *,
+    seed: int,
+    evaluate: EvalFn | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
+    resume: bool = False,
+    num_workers: int = 0,
+    progress: bool = False,
+    label: str = "train",
+) -> FitResult:
+    """Train `model` on `train_set` for `loop.epochs` epochs under DeepSpeed; checkpoint and log every epoch.
+
+    The run folder must be prepared (`RunDir.prepare`); rank 0 writes ds_config.json, metrics.jsonl,
+    checkpoints/ and best.safetensors. After this call `model` may be sharded or cast (ZeRO-3, bf16): build a
+    fresh module and load best.safetensors to use the result.
+
+    Args:
+        model: the module to train (its parameters with requires_grad=False stay frozen).
+        train_set: map-style dataset.
+        loss_fn: `(engine, batch) -> loss` (see the module docstring).
+        loop: epochs, batch sizes, optimiser and schedule.
+        ds: ZeRO stage and precision.
+        run: the run folder.
+        seed: run seed (sampling, augmentation, dropout).
+        evaluate: `(forward) -> {"ccc_v", "ccc_a", "p_va", ...}` run after each epoch; None keeps the last epoch.
+        collate: DataLoader collate function.
+        resume: continue from the folder's latest checkpoint (a fresh start when it has none).
+        num_workers: DataLoader workers.
+        progress: show a rich progress bar (rank 0).
+        label: name shown in the progress bar.
+
+    Raises:
+        TrainError: the dataset is too small for one optimiser step.
+    """
+    import deepspeed
+
+    info = init_distributed()
+    precision = resolve_precision(ds.precision, info.device)
+    dtype = compute_dtype(precision)
+    ds_cfg = deepspeed_config(loop, ds, info.world_size, precision)
+    n = len(train_set)  # type: ignore[arg-type]
+    spe = steps_per_epoch(n, loop.micro_batch, loop.grad_accum, info.world_size)
+    if spe < 1 and loop.epochs > 0:
+        raise TrainError(
+            f"{run.path}: {n} training samples make fewer than one optimiser step (micro batch {loop.micro_batch} x "
+            f"accumulation {loop.grad_accum} x {info.world_size} process(es)); lower the batch size"
+        )
+    if info.is_main:
+        run.write_json("ds_config.json", ds_cfg)
+    schedule = Schedule.from_config(loop.schedule, max(spe, 1))
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, loop.weight_decay), lr=schedule.start_lr, betas=loop.betas,
+        weight_decay=loop.weight_decay,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    engine, _, _, scheduler = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=lambda opt: WarmupCosineRestarts(opt, schedule),
+        config=ds_cfg,
+    )
+    init_s = time.perf_counter() - t0
+
+    start_epoch, best_epoch, best = 0, -1, {}
+    history = run.epoch_records() if info.is_main else []
+    tags = _checkpoint_tags(run.checkpoints)
+    if resume and tags:
+        _, client = engine.load_checkpoint(str(run.checkpoints), tag=tags[-1])
+        client = client or {}
+        start_epoch = int(client.get("epoch", -1)) + 1
+        best_epoch = int(client.get("best_epoch", -1))
+        best = dict(client.get("best", {}))
+        if info.is_main:
+            run.truncate_epochs(start_epoch - 1)
+            history = run.epoch_records()
+    elif info.is_main:
+        run.truncate_epochs(-1)
+        history = []
+
+    def forward(*tensors: torch.Tensor) -> torch.Tensor:
+        moved = [None if t is None else t.to(info.device) for t in tensors]
+        moved = [t.to(dtype) if t is not None and t.is_floating_point() else t for t in moved]
+        out = engine(*moved)
+        return out.float().cpu() if isinstance(out, torch.Tensor) else out
+
+    bar = _Progress(progress and info.is_main, label)
+    step_times: list[float] = []
+    try:
+        for epoch in range(start_epoch, loop.epochs):
+            seed_epoch(seed, epoch, info.rank)
+            sampler = EpochBatchSampler(n, loop.micro_batch, loop.grad_accum, info.world_size, info.rank, seed, epoch)
+            loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+            engine.train()
+            t_epoch = time.perf_counter()
+            losses: list[float] = []
+            bar.start_epoch(epoch, loop.epochs, len(sampler))
+            t_step = time.perf_counter()
+            for i, batch in enumerate(loader):
+                loss = loss_fn(engine, _to_device(batch, info.device, dtype))
+                engine.backward(loss)
+                engine.step()
+                losses.append(float(loss.detach().float().item()))
+                if (i + 1) % loop.grad_accum == 0:
+                    now = time.perf_counter()
+                    step_times.append(now - t_step)
+                    t_step = now
+                bar.advance(losses[-1], scheduler.get_last_lr()[0])
+            train_loss = _all_mean(float(np.mean(losses)) if losses else float("nan"), info.device)
+            metrics: dict[str, float] = {}
+            if evaluate is not None:
+                engine.eval()
+                with torch.no_grad():
+                    metrics = {k: float(v) for k, v in evaluate(forward).items()}
+                engine.train()
+            score, best_score = metrics.get("p_va", -math.inf), best.get("p_va", -math.inf)
+            improved = evaluate is None or best_epoch < 0 or score > best_score
+            state = full_state_dict(engine) if improved else None
+            if improved:
+                best_epoch, best = epoch, metrics
+            record = {
+                "epoch": epoch,
+                "step": int(engine.global_steps),
+                "train_loss": train_loss,
+                **{f"val_{k}": v for k, v in metrics.items()},
+                "lr": float(scheduler.get_last_lr()[0]),
+                "time_s": round(time.perf_counter() - t_epoch, 3),
+            }
+            if info.is_main:
+                if state is not None:
+                    save_weights(run.best_weights, state)
+                history.append(record)
+                run.write_metrics(history)
+            client = {"epoch": epoch, "best_epoch": best_epoch, "best": best}
+            engine.save_checkpoint(str(run.checkpoints), tag=f"{CKPT_PREFIX}{epoch:04d}", client_state=client)
+            barrier()
+            if info.is_main:
+                for old in _checkpoint_tags(run.checkpoints)[:-1]:
+                    shutil.rmtree(run.checkpoints / old, ignore_errors=True)
+            bar.end_epoch(record)
+    finally:
+        bar.close()
+        # Drop the engine's references now: folds and ablations build many engines in one process.
+        engine = optimizer = scheduler = None
+        gc.collect()
+    return FitResult(
+        best_epoch=best_epoch,
+        best=best,
+        history=history,
+        steps_per_epoch=spe,
+        init_s=init_s,
+        step_s=float(np.mean(step_times)) if step_times else 0.0,
+    )
+
+
+class _Progress:
+    """A rich progress bar with loss and lr per step and a line per epoch (or nothing when disabled)."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.enabled, self.label = enabled, label
+        self._p: Any = None
+        self._task: Any = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[info]}"), transient=True,
+            )  # fmt: skip
+            self._p.start()
+
+    def start_epoch(self, epoch: int, epochs: int, total: int) -> None:
+        if self._p is not None:
+            self._task = self._p.add_task(f"{self.label} {epoch + 1}/{epochs}", total=total, info="")
+
+    def advance(self, loss: float, lr: float) -> None:
+        if self._p is not None and self._task is not None:
+            self._p.update(self._task, advance=1, info=f"loss {loss:.4f} lr {lr:.2e}")
+
+    def end_epoch(self, record: Mapping[str, Any]) -> None:
+        if self._p is None:
+            return
+        if self._task is not None:
+            self._p.remove_task(self._task)
+        ccc = ""
+        if "val_p_va" in record:
+            ccc = f"  CCC V {record['val_ccc_v']:.3f} A {record['val_ccc_a']:.3f} P_VA {record['val_p_va']:.3f}"
+        self._p.console.print(
+            f"{self.label} epoch {record['epoch'] + 1}: loss {record['train_loss']:.4f}{ccc}  lr {record['lr']:.2e}"
+            f"  ({record['time_s']:.1f} s)",
+            highlight=False,
+        )
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+            self._p = None

@@ -1,0 +1,110 @@
+"""Folds of the paper's Table I: fold 0 is the official split, folds 1..k a k-fold cross-validation.
+
+Fold 0 trains on Train_Set, validates on Validation_Set and predicts the test list. Folds 1..k split
+Train_Set + Validation_Set by video: each video is held out exactly once, and the two people of a two-person
+video (`<video>_left`, `<video>_right`) always fall on the same side, since they share the raw video and its audio.
+The held-out videos of a CV fold are both its validation set (best epoch) and its reported score, as in the paper's
+protocol; there is no separate test list for folds 1..k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from submissions.errors import HarnessError
+
+
+class FoldError(HarnessError):
+    """Folds that cannot be made (too few videos, an unknown fold index)."""
+
+
+def group_key(name: str) -> str:
+    """The raw video a name belongs to: `<video>_left`/`<video>_right` -> `<video>`."""
+    for suffix in ("_left", "_right"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def make_folds(names: Sequence[str], k: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    """Split videos into k (train, held-out) folds by raw video.
+
+    Groups (raw videos) are shuffled with `seed`, then each goes to the fold with the fewest videos so far, so
+    fold sizes differ by at most the size of one group (2). Lists come back sorted.
+
+    Args:
+        names: video names (unique).
+        k: number of folds (>= 2).
+        seed: shuffle seed.
+
+    Raises:
+        FoldError: k < 2, duplicate names, or fewer groups than folds.
+    """
+    if k < 2:
+        raise FoldError(f"k must be >= 2, got {k}")
+    if len(set(names)) != len(names):
+        raise FoldError("video names must be unique")
+    groups: dict[str, list[str]] = {}
+    for n in sorted(names):
+        groups.setdefault(group_key(n), []).append(n)
+    if len(groups) < k:
+        raise FoldError(f"{len(groups)} raw videos cannot make {k} folds")
+    keys = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    held: list[list[str]] = [[] for _ in range(k)]
+    for i in order:
+        target = min(range(k), key=lambda f: (len(held[f]), f))
+        held[target].extend(groups[keys[i]])
+    out = []
+    for f in range(k):
+        val = sorted(held[f])
+        vs = set(val)
+        out.append((sorted(n for n in names if n not in vs), val))
+    return out
+
+
+@dataclass(frozen=True)
+class Fold:
+    """The videos of one fold.
+
+    Args:
+        index: 0 (official split) or 1..k.
+        train: training videos.
+        val: validation videos (held-out fold for 1..k).
+        test: videos to predict besides `val` (the test list for fold 0, empty otherwise).
+    """
+
+    index: int
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the fold in a run's hash."""
+        return {"fold": self.index, "train": list(self.train), "val": list(self.val), "test": list(self.test)}
+
+
+def fold_split(layout: Any, index: int, k: int, seed: int) -> Fold:
+    """Fold `index` of a dataset layout (`AffWild2Layout`).
+
+    Args:
+        layout: with `.train`, `.validation`, `.test` lists of entries having `.name`.
+        index: 0..k.
+        k: number of CV folds.
+        seed: fold seed.
+
+    Raises:
+        FoldError: index outside 0..k.
+    """
+    train = [e.name for e in layout.train]
+    val = [e.name for e in layout.validation]
+    if index == 0:
+        return Fold(0, tuple(train), tuple(val), tuple(e.name for e in layout.test))
+    if not 1 <= index <= k:
+        raise FoldError(f"fold {index} outside 0..{k}")
+    tr, va = make_folds(train + val, k, seed)[index - 1]
+    return Fold(index, tuple(tr), tuple(va), ())

@@ -1,0 +1,305 @@
+"""Whole-video prediction: sliding windows, overlapping predictions averaged per frame, every frame covered.
+
+Windows follow `harness.windows.window_starts` (stride windows plus one aligned to the end); each frame's
+prediction is the mean over the windows that contain it, clipped to [-1, 1]. Frames without a face still get a
+prediction: their visual row is the training mean (see `harness.data`), and the temporal model fills them from
+the neighbouring frames and the audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.config import Config, load_config
+from harness.data import CacheLike, NormStats, load_video_streams, normalised_streams
+from harness.runs import RunDir
+from harness.windows import window_starts
+from submissions.atomic import atomic_open, atomic_write_text
+from submissions.errors import HarnessError
+
+Forward = Callable[..., torch.Tensor]
+
+
+class PredictError(HarnessError):
+    """A run folder or input that cannot be predicted from."""
+
+
+def average_windows(n: int, starts: Sequence[int], length: int, window_preds: np.ndarray) -> np.ndarray:
+    """Per-frame mean of overlapping window predictions.
+
+    Args:
+        n: frames in the video.
+        starts: window starts.
+        length: window length (a window covers frames [start, min(start + length, n))).
+        window_preds: (W, length, 2) predictions; rows past the video's end are ignored.
+
+    Returns:
+        (n, 2) float64.
+
+    Raises:
+        PredictError: a frame is covered by no window.
+    """
+    total = np.zeros((n, 2), dtype=np.float64)
+    count = np.zeros(n, dtype=np.int64)
+    for s, p in zip(starts, window_preds, strict=True):
+        e = min(s + length, n)
+        total[s:e] += p[: e - s]
+        count[s:e] += 1
+    if n and count.min() == 0:
+        raise PredictError(f"{int((count == 0).sum())} frame(s) covered by no window")
+    return total / np.maximum(count, 1)[:, None]
+
+
+def predict_arrays(forward: Forward, visual: np.ndarray, audio: np.ndarray, length: int, stride: int,
+                   batch: int = 16) -> np.ndarray:  # fmt: skip
+    """Predict every frame of one video from its normalised streams.
+
+    Args:
+        forward: `(visual (B, L, Dv), audio (B, L, Da), pad_mask (B, L)) -> (B, L, 2)` float32 CPU tensor.
+        visual: (N, Dv) normalised visual features.
+        audio: (N, Da) normalised audio features.
+        length: window length.
+        stride: window stride.
+        batch: windows per forward.
+
+    Returns:
+        (N, 2) float64 predictions clipped to [-1, 1].
+    """
+    N = visual.shape[0]
+    if audio.shape[0] != N:
+        raise PredictError(f"visual has {N} frames, audio {audio.shape[0]}")
+    starts = window_starts(N, length, stride)
+    if not starts:
+        return np.zeros((0, 2))
+    outs = []
+    for i in range(0, len(starts), batch):
+        chunk = starts[i : i + batch]
+        B, L = len(chunk), length
+        v = np.zeros((B, L, visual.shape[1]), np.float32)
+        a = np.zeros((B, L, audio.shape[1]), np.float32)
+        pad = np.ones((B, L), dtype=bool)
+        for j, s in enumerate(chunk):
+            e = min(s + L, N)
+            v[j, : e - s] = visual[s:e]
+            a[j, : e - s] = audio[s:e]
+            pad[j, : e - s] = False
+        out = forward(torch.from_numpy(v), torch.from_numpy(a), torch.from_numpy(pad))  # (B, L, 2)
+        outs.append(out.detach().float().cpu().numpy())
+    preds = average_windows(N, starts, length, np.concatenate(outs))
+    return np.clip(preds, -1.0, 1.0)
+
+
+def module_forward(model: nn.Module, device: torch.device | str = "cpu") -> Forward:
+    """A `Forward` over a plain module in eval mode under no_grad."""
+    model.eval().to(device)
+
+    def forward(*tensors: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(*[t.to(device) for t in tensors]).float().cpu()
+
+    return forward
+
+
+def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Config, nn.Module, NormStats]:
+    """The config, the best-epoch temporal model (eval mode) and the normalisation statistics of a stage-2 run.
+
+    Args:
+        run_dir: a finished (or at least one-epoch) stage-2 run folder.
+        device: where to put the model.
+
+    Raises:
+        PredictError: the folder lacks config.yaml, best.safetensors or norm_stats.npz.
+    """
+    from harness.engine import load_weights, set_threads
+    from models.checkpoints import load_state
+    from models.registry import build_model
+
+    run = RunDir(run_dir)
+    for f in (run.config_file, run.best_weights, run.path / "norm_stats.npz"):
+        if not f.is_file():
+            raise PredictError(f"{run.path}: not a trained stage-2 run folder ({f.name} is missing)")
+    cfg = load_config(run.config_file)
+    set_threads(cfg.runtime.threads)
+    model = build_model(cfg.temporal_config())
+    report = load_state(model, load_weights(run.best_weights), source=str(run.best_weights), strict=True)
+    del report
+    stats = NormStats.load(run.path / "norm_stats.npz")
+    return cfg, model.eval().to(device), stats
+
+
+def predict_videos(run_dir: str | Path, cache: CacheLike, videos: Iterable[str], device: str = "cpu",
+                   batch: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """Predict every frame of each video from the cached features with a trained stage-2 run.
+
+    Args:
+        run_dir: the stage-2 run folder.
+        cache: the feature cache holding the videos' features.
+        videos: video names.
+        device: torch device.
+        batch: windows per forward (default: the run's `runtime.eval_batch`).
+
+    Returns:
+        video -> (N, 2) float64 valence/arousal in [-1, 1], N = the video's cached frames.
+    """
+    cfg, model, stats = load_trained(run_dir, device)
+    forward = module_forward(model, device)
+    out = {}
+    for v in videos:
+        visual, audio = load_video_streams(cache, v, cfg.features, stats)
+        out[v] = predict_arrays(forward, visual, audio, cfg.windows.length, cfg.windows.stride,
+                                batch or cfg.runtime.eval_batch)  # fmt: skip
+    return out
+
+
+def predict_streams(run_dir: str | Path, arrays: dict[str, np.ndarray], device: str = "cpu") -> np.ndarray:
+    """Predict one video from raw (un-normalised) feature arrays, as a single-video pipeline produces them.
+
+    Args:
+        run_dir: the stage-2 run folder.
+        arrays: the run's visual feature, `visual_mask` and its audio features, each (N, ...).
+        device: torch device.
+    """
+    cfg, model, stats = load_trained(run_dir, device)
+    visual, audio = normalised_streams(arrays, cfg.features, stats)
+    return predict_arrays(module_forward(model, device), visual, audio, cfg.windows.length, cfg.windows.stride,
+                          cfg.runtime.eval_batch)  # fmt: skip
+
+
+def save_predictions(path: str | Path, preds: dict[str, np.ndarray]) -> Path:
+    """Per-video predictions as one .npz (keys = video names), atomically."""
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **{k: np.asarray(v, dtype=np.float32) for k, v in preds.items()})
+    return Path(path)
+
+
+def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    """Read what `save_predictions` wrote."""
+    with np.load(path) as z:
+        return {k: z[k].astype(np.float64) for k in z.files}
+
+
+def write_video_outputs(out_dir: str | Path, video: str, preds: np.ndarray, fps: float | None = None) -> list[Path]:
+    """Per-frame CSV (`frame,time_s,valence,arousal`) and a PNG plot of one video's predictions.
+
+    Args:
+        out_dir: output folder.
+        video: name used for the files.
+        preds: (N, 2) predictions.
+        fps: frame rate for the time column and axis (None: frame numbers only).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = np.arange(1, preds.shape[0] + 1)
+    t = (frames - 1) / fps if fps else frames.astype(float)
+    lines = ["frame,time_s,valence,arousal"] + [
+        f"{f},{tt if fps else float('nan'):.3f},{v:.6f},{a:.6f}" for f, tt, (v, a) in zip(frames, t, preds, strict=True)
+    ]
+    csv = atomic_write_text(out / f"{video}.csv", "\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    ax.plot(t, preds[:, 0], label="valence", lw=1.2)
+    ax.plot(t, preds[:, 1], label="arousal", lw=1.2)
+    ax.set_ylim(-1.05, 1.05)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("time (s)" if fps else "frame")
+    ax.set_title(video)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    png = out / f"{video}.png"
+    with atomic_open(png, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    return [csv, png]
+
+
+def find_encoder_weights(run_dir: str | Path) -> Path | None:
+    """The stage-1 ViT weights behind a stage-2 run: recorded in its summary, else a `stage1/` folder beside it.
+
+    Args:
+        run_dir: the stage-2 run folder.
+    """
+    import json
+
+    run = Path(run_dir)
+    summary = run / "summary.json"
+    if summary.is_file():
+        recorded = json.loads(summary.read_text(encoding="utf-8")).get("encoder_weights")
+        if recorded and Path(recorded).is_file():
+            return Path(recorded)
+    for up in (run, *run.parents[:3]):
+        p = up / "stage1" / "finetune" / "best.safetensors"
+        if p.is_file():
+            return p
+    return None
+
+
+def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Path,
+                       encoder_weights: str | Path | None = None, vggish: str | None = None,
+                       detector: str = "scrfd", faces: bool = True) -> tuple[np.ndarray, list[Path]]:  # fmt: skip
+    """Predict a raw video end to end: faces and audio features (`harness.preprocess`), CLS features with the
+    run's stage-1 encoder, the temporal model; writes `<out>/<video>.csv` and `<out>/<video>.png`.
+
+    Args:
+        run_dir: the stage-2 run folder.
+        video: the raw video file.
+        out_dir: output folder (intermediate crops and features go to `<out>/work/`).
+        encoder_weights: the stage-1 ViT weights (default: `find_encoder_weights(run_dir)`).
+        vggish: VGGish weights, when the run's features include vggish.
+        detector: face detector name.
+        faces: detect faces; without, every frame counts as faceless (audio and the training-mean visual row).
+
+    Returns:
+        ((N, 2) predictions, written files).
+    """
+    from harness.engine import load_weights
+    from harness.preprocess import PreprocessConfig, preprocess
+    from harness.stage1 import extract_features
+    from preprocessing.affwild2 import VideoEntry
+    from preprocessing.cache import FeatureCache
+    from preprocessing.cache import config_hash as stable_hash
+
+    video = Path(video)
+    if not video.is_file():
+        raise PredictError(f"{video}: no such video file")
+    cfg = load_config(RunDir(run_dir).config_file) if RunDir(run_dir).config_file.is_file() else None
+    if cfg is None:
+        raise PredictError(f"{run_dir}: not a run folder (config.yaml is missing)")
+    if "vggish" in cfg.features.audio and not vggish:
+        raise PredictError(f"{run_dir}: the run uses VGGish features; pass the VGGish weights (--vggish PATH)")
+    weights = Path(encoder_weights) if encoder_weights else find_encoder_weights(run_dir)
+    if weights is None or not weights.is_file():
+        raise PredictError(f"{run_dir}: cannot find the stage-1 encoder weights; pass --encoder PATH "
+                           "(stage1/finetune/best.safetensors of the run that made its features)")  # fmt: skip
+    work = Path(out_dir) / "work"
+    results = preprocess(video, work, PreprocessConfig(faces=faces, vggish=vggish, detector=detector), strict=True)
+    fps = results[0].fps if results else None
+    name = video.stem
+    crops = work / "cropped_aligned" / name
+    entry = VideoEntry(name=name, raw_video=video, crops_dir=crops if crops.is_dir() else None, annotation=None,
+                       person=None)  # fmt: skip
+
+    from types import SimpleNamespace
+
+    one = SimpleNamespace(train=[], validation=[], test=[entry])
+
+    from models.registry import build_model
+
+    vit = build_model(cfg.vit_config())
+    vit.load_state_dict(load_weights(weights))
+    stat = weights.stat()
+    fhash = stable_hash({"weights": str(weights.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                         "encoder": cfg.to_dict()["encoder"]})  # fmt: skip
+    with FeatureCache(work / "features") as cache:
+        extract_features(cfg, one, cache, {cfg.features.visual: (vit, fhash)})
+        arrays = cache.load(name, [cfg.features.visual, "visual_mask", *cfg.features.audio])
+    preds = predict_streams(run_dir, arrays)
+    return preds, write_video_outputs(out_dir, name, preds, fps)

@@ -1,0 +1,288 @@
+"""Video decoding with PyAV: stream facts, RGB frames, and the audio track as 16 kHz mono.
+
+Conventions:
+- Frames are numbered 0, 1, 2, ... in decode (presentation) order, one number per decoded frame: the numbering
+  of frames extracted with ffmpeg at the native rate, which is the numbering of Aff-Wild2's annotation lines
+  (frame i is line i + 1 and image `00000{i+1}.jpg`).
+- A display rotation stored in the file (phone videos) is applied, in multiples of 90 degrees, so frames come out
+  upright, the way players show them.
+- A video with no audio track is not an error: `read_audio` returns None, and audio features are then marked
+  missing downstream.
+- A damaged stream is decoded as far as it goes: packets that fail to decode are skipped and counted in the
+  `DecodeStats` the caller passes; only a file from which not a single frame decodes raises `VideoError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from submissions.errors import HarnessError
+
+
+class VideoError(HarnessError):
+    """A video file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe` finds in a video file.
+
+    Args:
+        path: the file.
+        fps: average frame rate of the video stream.
+        frames: number of video frames (from the container, else by counting packets without decoding).
+        duration: seconds (container duration, else frames / fps).
+        width: frame width as decoded (before rotation).
+        height: frame height as decoded (before rotation).
+        has_audio: whether there is an audio stream.
+        audio_rate: sample rate of the first audio stream, 0 without audio.
+        audio_channels: channels of the first audio stream, 0 without audio.
+        rotation: display rotation in degrees counter-clockwise (0, 90, 180, 270) that frames get.
+    """
+
+    path: str
+    fps: float
+    frames: int
+    duration: float
+    width: int
+    height: int
+    has_audio: bool
+    audio_rate: int
+    audio_channels: int
+    rotation: int
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of the frames `iter_frames` yields, after rotation."""
+        return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+
+
+@dataclass
+class DecodeStats:
+    """Filled in by `iter_frames` / `read_audio` as they go: what decoded and what was skipped.
+
+    Args:
+        decoded: frames (or audio frames) decoded.
+        errors: packets that failed to decode and were skipped.
+        first_error: text of the first decode error, if any.
+    """
+
+    decoded: int = 0
+    errors: int = 0
+    first_error: str | None = None
+    messages: list[str] = field(default_factory=list)
+
+    def record_error(self, exc: Exception) -> None:
+        """Count one undecodable packet."""
+        self.errors += 1
+        if self.first_error is None:
+            self.first_error = str(exc)
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(p, "file not found")
+    if not p.is_file():
+        raise VideoError(p, "not a regular file")
+    if p.stat().st_size == 0:
+        raise VideoError(p, "empty file (0 bytes), not a video")
+    try:
+        return av.open(str(p), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoError(p, f"not a video or audio file that FFmpeg can read ({exc})") from exc
+
+
+def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise VideoError(path, "no video stream in the file")
+    return container.streams.video[0]
+
+
+def _rotation_of(frame: av.VideoFrame) -> int:
+    try:
+        angle = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return round(angle / 90.0) % 4 * 90
+
+
+def _fps_of(stream: av.video.stream.VideoStream) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and float(rate) > 0:
+            return float(rate)
+    return 0.0
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's stream facts; decodes only the first frame (for its rotation).
+
+    Raises:
+        VideoError: missing file, not a media file, no video stream, or no frame that decodes.
+    """
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        fps = _fps_of(stream)
+        frames = int(stream.frames or 0)
+        rotation = 0
+        first = None
+        stats = DecodeStats()
+        for first in _decode_video(container, stream, stats):
+            rotation = _rotation_of(first)
+            break
+        if first is None:
+            detail = f" ({stats.errors} packet(s) failed to decode: {stats.first_error})" if stats.errors else ""
+            raise VideoError(path, f"the video stream has no decodable frame{detail}")
+        if frames <= 0:
+            # MPEG program streams and some others store no frame count: count packets without decoding,
+            # in a fresh container (a seek back to 0 is not exact in every format).
+            with _open(path) as again:
+                frames = sum(1 for pkt in again.demux(again.streams.video[0]) if pkt.size)
+        if container.duration:
+            duration = container.duration / 1_000_000
+        elif stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = frames / fps if fps else 0.0
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return VideoInfo(
+            path=str(path),
+            fps=fps,
+            frames=frames,
+            duration=duration,
+            width=int(stream.codec_context.width),
+            height=int(stream.codec_context.height),
+            has_audio=audio is not None,
+            audio_rate=int(audio.rate or 0) if audio else 0,
+            audio_channels=int(audio.channels or 0) if audio else 0,
+            rotation=rotation,
+        )
+
+
+def _decode_video(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, stats: DecodeStats
+) -> Iterator[av.VideoFrame]:
+    """Decode packet by packet so that one bad packet costs one packet, not the rest of the file."""
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            stats.record_error(exc)
+            continue
+        for frame in frames:
+            stats.decoded += 1
+            yield frame
+
+
+def iter_frames(
+    path: str | Path, stride: int = 1, stats: DecodeStats | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode a video and yield (index, frame) for every `stride`-th frame, index 0-based in decode order.
+
+    Args:
+        path: the video file.
+        stride: yield frames 0, stride, 2*stride, ... (all frames are decoded; only these are converted to RGB).
+        stats: filled in with the frames decoded and the packets skipped as undecodable.
+
+    Yields:
+        (index, HxWx3 uint8 RGB array), rotated upright when the file says so.
+
+    Raises:
+        VideoError: missing or unreadable file, no video stream, or not a single decodable frame.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    stats = stats if stats is not None else DecodeStats()
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        index = 0
+        for frame in _decode_video(container, stream, stats):
+            if index % stride == 0:
+                rgb = frame.to_ndarray(format="rgb24")
+                k = _rotation_of(frame) // 90
+                if k:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, k))
+                yield index, rgb
+            index += 1
+    if index == 0:
+        detail = f" ({stats.errors} packet(s) failed to decode: {stats.first_error})" if stats.errors else ""
+        raise VideoError(path, f"the video stream has no decodable frame{detail}")
+    if stats.errors:
+        stats.messages.append(f"{path}: skipped {stats.errors} undecodable packet(s): {stats.first_error}")
+
+
+def read_frames(path: str | Path, indices: list[int] | None = None) -> dict[int, np.ndarray]:
+    """Decode and keep the frames with the given 0-based indices (all frames when None); for small clips."""
+    wanted = None if indices is None else set(indices)
+    out: dict[int, np.ndarray] = {}
+    for i, frame in iter_frames(path):
+        if wanted is None or i in wanted:
+            out[i] = frame
+    return out
+
+
+def read_audio(path: str | Path, sr: int = 16000, stats: DecodeStats | None = None) -> np.ndarray | None:
+    """The first audio track, resampled with FFmpeg's resampler and mixed down to mono by averaging channels.
+
+    Averaging (rather than FFmpeg's mono downmix, which sums stereo at -3 dB and goes up to 1.41) keeps the
+    level of the input; only the resampling filter's ringing can overshoot [-1, 1] slightly on clipped input.
+
+    Args:
+        path: a video (or audio) file.
+        sr: output sample rate in Hz.
+        stats: filled in with audio frames decoded and packets skipped.
+
+    Returns:
+        (samples,) float32 in [-1, 1], or None when the file has no audio stream (not an error).
+
+    Raises:
+        VideoError: missing or unreadable file, or an audio stream of which nothing decodes.
+    """
+    if sr <= 0:
+        raise ValueError(f"sample rate must be positive, got {sr}")
+    stats = stats if stats is not None else DecodeStats()
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        # Planar float at the target rate, channel layout unchanged; the mono mix is done below.
+        resampler = av.AudioResampler(format="fltp", rate=sr)
+        chunks: list[np.ndarray] = []
+
+        def take(frames: list[av.AudioFrame]) -> None:
+            for f in frames:
+                chunks.append(f.to_ndarray().mean(axis=0))  # (channels, n) -> (n,)
+
+        for packet in container.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError as exc:
+                stats.record_error(exc)
+                continue
+            for frame in decoded:
+                stats.decoded += 1
+                frame.pts = None  # let the resampler count samples itself; damaged timestamps do not matter
+                take(resampler.resample(frame))
+        take(resampler.resample(None))
+    if stats.decoded == 0:
+        detail = f" ({stats.errors} packet(s) failed to decode: {stats.first_error})" if stats.errors else ""
+        raise VideoError(path, f"the audio stream has no decodable sample{detail}")
+    audio = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    return audio
+
+
+def expected_audio_samples(info: VideoInfo, sr: int = 16000) -> int:
+    """Samples that `read_audio` should return for a video's duration, for sanity checks (+- codec padding)."""
+    return math.floor(info.duration * sr)

@@ -1,0 +1,238 @@
+"""Neural benchmarks: the stage-2 training step and whole-video prediction, the stage-1 ViT forward and backward.
+
+Reports only (pytest-benchmark; `harness bench` turns them into a table against the same-run matmul peak): each
+row records its device, precision, shapes, threads, work items per call and FLOPs per call from the models' own
+FLOP functions. The assertions check results (finite, in range, parameters updated), never a time.
+
+`BDCA_BENCH=1` (set by `harness bench`) selects the issue's shapes: 1024-d visual and 190-d audio features,
+300-frame windows, batches 1/8/16 for training, 20,000 frames in 300/200 windows for prediction, ViT-Tiny and
+ViT-Small at 224 px with batch 8 on the CPU, ViT-L/16 in bf16 on a GPU. Without it the same code runs once on tiny
+shapes, as a smoke test of the benchmark bodies.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from harness.predict import module_forward, predict_arrays
+from harness.windows import window_starts
+from models import ccc_loss, count_flops, count_train_flops, create_model
+
+FULL = os.environ.get("BDCA_BENCH") == "1"
+CUDA = torch.cuda.is_available()
+NO_CUDA = "no CUDA device: the GPU rows (ViT-L/16 and stage 2 in bf16) run only where torch.cuda.is_available()"
+
+# Stage-2 shapes: (visual dim, audio dim, window length, stride, frames of the long video).
+DV, DA, T = (1024, 190, 300) if FULL else (48, 16, 40)
+STRIDE = 200 if FULL else 30
+VIDEO_FRAMES = 20_000 if FULL else 400
+EVAL_BATCH = 16  # the demo config's runtime.eval_batch
+# Stage-1 shapes: image side and batch.
+IMG, IMG_BATCH = (224, 8) if FULL else (32, 2)
+VIT_SMOKE = {} if FULL else {"depth": 3, "frozen_blocks": 2}  # a shallow ViT for the smoke run
+
+
+@pytest.fixture(autouse=True)
+def _smoke_threads() -> Iterator[None]:
+    """One intra-op thread for the tiny smoke shapes: on a busy two-core machine, two threads on tiny ops mostly
+    wait at OpenMP barriers. The real run keeps torch's default (one thread per core), which the report records."""
+    before = torch.get_num_threads()
+    if not FULL:
+        torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _info(benchmark, *, device: str, precision: str, shapes: str, unit: str, items: float, flops: int,
+          target: str) -> None:  # fmt: skip
+    benchmark.extra_info.update(
+        device=device, precision=precision, shapes=shapes, unit=unit, items=items, flops=int(flops), target=target,
+        threads=torch.get_num_threads(),
+    )  # fmt: skip
+
+
+def _rounds(full: int) -> dict:
+    return {"rounds": full if FULL else 1, "iterations": 1, "warmup_rounds": 1 if FULL else 0}
+
+
+def _synced(fn: Callable[[], object], device: str) -> Callable[[], object]:
+    """`fn` followed by a device synchronisation, so a GPU call is timed to its end."""
+    if device == "cpu":
+        return fn
+
+    def call() -> object:
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return call
+
+
+def _temporal(device: str = "cpu") -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("bdca", visual_dim=DV, audio_dim=DA).to(device)
+
+
+def _train_step(model: torch.nn.Module, B: int, device: str, autocast: bool):
+    """A closure running one stage-2 step (forward, CCC loss, backward, AdamW) on fixed random windows."""
+    g = torch.Generator().manual_seed(1)
+    v = torch.randn(B, T, DV, generator=g).to(device)
+    a = torch.randn(B, T, DA, generator=g).to(device)
+    pad = torch.zeros(B, T, dtype=torch.bool, device=device)
+    y = (torch.rand(B, T, 2, generator=g) * 1.6 - 0.8).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    model.train()
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            pred = model(v, a, pad)
+        loss = ccc_loss(pred.float(), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
+@pytest.mark.parametrize("B", [1, 8, 16])
+def test_bench_stage2_train_step(benchmark, B: int) -> None:
+    model = _temporal()
+    before = model.head[-1].weight.detach().clone()
+    step = _train_step(model, B, "cpu", autocast=False)
+    _info(benchmark, device="cpu", precision="float32", shapes=f"B {B} x T {T}, Dv {DV}, Da {DA}", unit="frames/s",
+          items=B * T, flops=count_train_flops(model, T=T, batch=B),
+          target="B 8: < 580 ms per step and >= 60% of peak" if B == 8 else "report")  # fmt: skip
+    loss = benchmark.pedantic(step, **_rounds({1: 10, 8: 5, 16: 3}[B]))
+    assert torch.isfinite(loss) and not torch.equal(before, model.head[-1].weight)
+
+
+def _streams(n: int, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, DV), dtype=np.float32), rng.standard_normal((n, DA), dtype=np.float32)
+
+
+def _inference_forward(model: torch.nn.Module, device: str = "cpu", autocast: bool = False):
+    """(visual, audio, pad) -> (B, L, 2) float32 CPU tensor, in eval mode under inference_mode."""
+    model.eval()
+
+    def forward(*tensors: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            return model(*[t.to(device, non_blocking=True) for t in tensors]).float().cpu()
+
+    return forward
+
+
+def _check_predictions(preds: np.ndarray, n: int) -> None:
+    assert preds.shape == (n, 2) and np.isfinite(preds).all() and np.abs(preds).max() <= 1.0
+
+
+@pytest.mark.parametrize("path", ["inference_mode", "module_forward"])
+def test_bench_stage2_predict_long_video(benchmark, path: str) -> None:
+    model = _temporal()
+    visual, audio = _streams(VIDEO_FRAMES)
+    forward = _inference_forward(model) if path == "inference_mode" else module_forward(model)
+    windows = len(window_starts(VIDEO_FRAMES, T, STRIDE))
+    _info(benchmark, device="cpu", precision="float32",
+          shapes=f"{VIDEO_FRAMES} frames, {windows} windows {T}/{STRIDE}, batch {EVAL_BATCH}, Dv {DV}, Da {DA}",
+          unit="frames/s", items=VIDEO_FRAMES, flops=windows * count_flops(model, T=T),
+          target=">= 50,000 frames/s" if path == "inference_mode" else "report: harness's module_forward")  # fmt: skip
+    preds = benchmark.pedantic(predict_arrays, args=(forward, visual, audio, T, STRIDE, EVAL_BATCH), **_rounds(3))
+    _check_predictions(preds, VIDEO_FRAMES)
+
+
+def _vit(name: str, device: str = "cpu", **overrides: object) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, img_size=IMG, **overrides).to(device)
+
+
+def _vit_forward(model: torch.nn.Module, images: torch.Tensor, device: str, autocast: bool):
+    model.eval()
+
+    def forward() -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            return model.forward_features(images)
+
+    return forward
+
+
+def _vit_backward(model: torch.nn.Module, images: torch.Tensor, device: str, autocast: bool):
+    """Forward + backward of a regression loss with the config's hierarchical freezing (no optimiser step)."""
+    model.train()
+    target = torch.zeros(images.shape[0], 2, device=device)
+
+    def step() -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            pred = model(images)
+        loss = torch.nn.functional.mse_loss(pred.float(), target)
+        loss.backward()
+        return loss.detach()
+
+    return step
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_patch16", "vit_small_patch16"])
+@pytest.mark.parametrize("mode", ["forward", "forward_backward"])
+def test_bench_vit_cpu(benchmark, name: str, mode: str) -> None:
+    model = _vit(name, **VIT_SMOKE)
+    images = torch.randn(IMG_BATCH, 3, IMG, IMG, generator=torch.Generator().manual_seed(3))
+    c = model.config
+    freeze = f", {c.resolved_frozen_blocks}/{c.depth} blocks frozen" if mode == "forward_backward" else ""
+    flops = count_flops(model, T=IMG_BATCH) if mode == "forward" else count_train_flops(model, T=IMG_BATCH)
+    _info(benchmark, device="cpu", precision="float32", shapes=f"batch {IMG_BATCH} x 3 x {IMG} x {IMG}{freeze}",
+          unit="images/s", items=IMG_BATCH, flops=flops, target="report")  # fmt: skip
+    if mode == "forward":
+        out = benchmark.pedantic(_vit_forward(model, images, "cpu", False), **_rounds(3))
+        assert out.shape == (IMG_BATCH, c.embed_dim) and torch.isfinite(out).all()
+    else:
+        loss = benchmark.pedantic(_vit_backward(model, images, "cpu", False), **_rounds(3))
+        assert torch.isfinite(loss)
+        frozen = model.blocks[0].attn.qkv.weight
+        assert frozen.grad is None and model.head.weight.grad is not None
+
+
+@pytest.mark.skipif(not CUDA, reason=NO_CUDA)
+@pytest.mark.parametrize("mode", ["forward", "forward_backward"])
+def test_bench_vit_large_gpu(benchmark, mode: str) -> None:
+    batch = 64 if FULL else 2
+    model = create_model("vit_large_patch16").cuda()
+    images = torch.randn(batch, 3, 224, 224, device="cuda")
+    flops = count_flops(model, T=batch) if mode == "forward" else count_train_flops(model, T=batch)
+    freeze = "" if mode == "forward" else f", {model.config.resolved_frozen_blocks}/24 blocks frozen"
+    _info(benchmark, device="cuda", precision="bfloat16", shapes=f"batch {batch} x 3 x 224 x 224{freeze}",
+          unit="images/s", items=batch, flops=flops, target="report")  # fmt: skip
+    fn = _vit_forward if mode == "forward" else _vit_backward
+    out = benchmark.pedantic(_synced(fn(model, images, "cuda", True), "cuda"), **_rounds(5))
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.skipif(not CUDA, reason=NO_CUDA)
+def test_bench_stage2_train_step_gpu(benchmark) -> None:
+    B = 8
+    model = _temporal("cuda")
+    step = _train_step(model, B, "cuda", autocast=True)
+    _info(benchmark, device="cuda", precision="bfloat16", shapes=f"B {B} x T {T}, Dv {DV}, Da {DA}",
+          unit="frames/s", items=B * T, flops=count_train_flops(model, T=T, batch=B), target="report")  # fmt: skip
+    loss = benchmark.pedantic(_synced(step, "cuda"), **_rounds(10))
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.skipif(not CUDA, reason=NO_CUDA)
+def test_bench_stage2_predict_long_video_gpu(benchmark) -> None:
+    model = _temporal("cuda")
+    visual, audio = _streams(VIDEO_FRAMES)
+    windows = len(window_starts(VIDEO_FRAMES, T, STRIDE))
+    batch = 64
+    _info(benchmark, device="cuda", precision="bfloat16",
+          shapes=f"{VIDEO_FRAMES} frames, {windows} windows {T}/{STRIDE}, batch {batch}, Dv {DV}, Da {DA}",
+          unit="frames/s", items=VIDEO_FRAMES, flops=windows * count_flops(model, T=T),
+          target=">= 50,000 frames/s")  # fmt: skip
+    forward = _inference_forward(model, "cuda", autocast=True)
+    preds = benchmark.pedantic(predict_arrays, args=(forward, visual, audio, T, STRIDE, batch), **_rounds(3))
+    _check_predictions(preds, VIDEO_FRAMES)

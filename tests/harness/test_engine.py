@@ -1,0 +1,190 @@
+"""The DeepSpeed loop: batches, the DeepSpeed config, a tiny model that learns, files of the run folder, locks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.data import Dataset
+
+from harness.config import DeepSpeedSection, load_config, train_batch_size
+from harness.engine import (
+    EpochBatchSampler,
+    TrainError,
+    deepspeed_config,
+    fit,
+    load_weights,
+    resolve_precision,
+    steps_per_epoch,
+)
+from harness.runs import RunDir, RunLockedError
+from harness.schedule import Schedule, lr_at
+from submissions.metrics import score_va
+
+
+class Pairs(Dataset):
+    """y = tanh(x W) for a fixed W: a learnable regression with two outputs."""
+
+    def __init__(self, n: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        w = torch.randn(8, 2, generator=torch.Generator().manual_seed(99))
+        self.x = torch.randn(n, 8, generator=g)
+        self.y = torch.tanh(self.x @ w * 0.5)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+def tiny_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2), nn.Tanh())
+
+
+def loss_fn(model, batch):
+    from models.losses import ccc_loss
+
+    return ccc_loss(model(batch["x"]).float(), batch["y"].float())
+
+
+def evaluator(data: Pairs):
+    def evaluate(forward):
+        s = score_va(data.y.numpy(), forward(data.x).numpy())
+        return {"ccc_v": s.ccc_v, "ccc_a": s.ccc_a, "p_va": s.p_va}
+
+    return evaluate
+
+
+def loop_cfg(epochs: int = 3, micro: int = 8, accum: int = 1, **sched):
+    overrides = {"stage2.epochs": epochs, "stage2.micro_batch": micro, "stage2.grad_accum": accum,
+                 "stage2.schedule.warmup_steps": 2, "stage2.schedule.restart_epochs": 2.0,
+                 **{f"stage2.schedule.{k}": v for k, v in sched.items()}}  # fmt: skip
+    return load_config("quick", overrides).stage2
+
+
+ZERO0 = DeepSpeedSection(zero_stage=0, precision="fp32")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 200), micro=st.integers(1, 9), accum=st.integers(1, 3), world=st.integers(1, 3),
+    epoch=st.integers(0, 5), seed=st.integers(0, 3),
+)  # fmt: skip
+def test_split_across_processes_sees_the_same_step_batches(n, micro, accum, world, epoch, seed):
+    """W processes x A accumulation steps see exactly the samples of one process accumulating W*A micro batches."""
+    single = list(EpochBatchSampler(n, micro, accum * world, 1, 0, seed, epoch))
+    ranks = [list(EpochBatchSampler(n, micro, accum, world, r, seed, epoch)) for r in range(world)]
+    steps = steps_per_epoch(n, micro, accum, world)
+    assert steps == steps_per_epoch(n, micro, accum * world, 1)
+    assert all(len(r) == steps * accum for r in ranks)
+    for s in range(steps):
+        one = sorted(i for b in single[s * accum * world : (s + 1) * accum * world] for i in b)
+        many = sorted(i for r in ranks for b in r[s * accum : (s + 1) * accum] for i in b)
+        assert one == many
+    used = [i for r in ranks for b in r for i in b]
+    assert len(used) == len(set(used))  # no sample twice in an epoch
+    assert all(0 <= i < n for i in used)
+
+
+def test_sampler_is_a_function_of_seed_and_epoch():
+    a = list(EpochBatchSampler(50, 4, 1, 1, 0, seed=1, epoch=3))
+    assert a == list(EpochBatchSampler(50, 4, 1, 1, 0, seed=1, epoch=3))
+    assert a != list(EpochBatchSampler(50, 4, 1, 1, 0, seed=1, epoch=4))
+    assert a != list(EpochBatchSampler(50, 4, 1, 1, 0, seed=2, epoch=3))
+    assert steps_per_epoch(50, 4, 1, 1) == 13 and steps_per_epoch(50, 4, 2, 2) == 3
+
+
+def test_deepspeed_config_is_derived_from_the_run_config():
+    cfg = load_config("quick", ["stage2.micro_batch=3", "stage2.grad_accum=4", "deepspeed.zero_stage=3",
+                                "stage2.grad_clip=0.5"])  # fmt: skip
+    ds = deepspeed_config(cfg.stage2, cfg.deepspeed, 2, "bf16")
+    assert ds["train_batch_size"] == train_batch_size(cfg.stage2, 2) == 24
+    assert ds["train_micro_batch_size_per_gpu"] == 3 and ds["gradient_accumulation_steps"] == 4
+    assert ds["zero_optimization"] == {"stage": 3}
+    assert ds["bf16"] == {"enabled": True} and ds["fp16"] == {"enabled": False}
+    assert ds["gradient_clipping"] == 0.5
+    assert "optimizer" not in ds  # torch AdamW is passed in: no DeepSpeed op is compiled
+    json.dumps(ds)
+
+
+def test_precision_on_cpu():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("fp32", cpu) == "fp32"
+    with pytest.raises(TrainError, match="bf16"):
+        resolve_precision("bf16", cpu)
+
+
+def prepared(tmp_path, name="run"):
+    run = RunDir(tmp_path / name)
+    run.prepare(load_config("quick"), resume=False)
+    return run
+
+
+def test_fit_learns_and_writes_the_run_folder(tmp_path):
+    train, val = Pairs(96), Pairs(64, seed=1)
+    run = prepared(tmp_path)
+    loop = loop_cfg(epochs=4)
+    res = fit(tiny_model(), train, loss_fn, loop, ZERO0, run, seed=0, evaluate=evaluator(val))
+    hist = run.epoch_records()
+    assert [r["epoch"] for r in hist] == [0, 1, 2, 3]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert hist[-1]["val_p_va"] > 0.5
+    for r in hist:
+        assert set(r) >= {"epoch", "train_loss", "val_ccc_v", "val_ccc_a", "val_p_va", "lr", "time_s", "step"}
+    # lr logged after the epoch = the schedule at the step count reached
+    sched = Schedule.from_config(loop.schedule, res.steps_per_epoch)
+    assert res.steps_per_epoch == 12
+    assert hist[1]["lr"] == pytest.approx(lr_at(2 * 12, sched))
+    best = max(hist, key=lambda r: r["val_p_va"])
+    assert res.best_epoch == best["epoch"] and res.best["p_va"] == pytest.approx(best["val_p_va"])
+    ds = json.loads((run.path / "ds_config.json").read_text())
+    assert ds["train_batch_size"] == 8 and ds["zero_optimization"]["stage"] == 0
+    # best.safetensors holds the best epoch's weights: a fresh module reproduces its validation score
+    model = tiny_model(5)
+    model.load_state_dict(load_weights(run.best_weights))
+    model.eval()
+    with torch.no_grad():
+        again = evaluator(val)(lambda x: model(x))
+    assert again["p_va"] == pytest.approx(best["val_p_va"], abs=1e-5)
+    assert len(list(run.checkpoints.glob("epoch*"))) == 1  # only the latest epoch's checkpoint is kept
+
+
+def test_zero3_trains_and_gathers_weights(tmp_path):
+    run = prepared(tmp_path)
+    res = fit(tiny_model(), Pairs(48), loss_fn, loop_cfg(epochs=2), DeepSpeedSection(3, "fp32"), run, seed=0,
+              evaluate=evaluator(Pairs(32, 1)))  # fmt: skip
+    state = load_weights(run.best_weights)
+    assert state["0.weight"].shape == (16, 8)  # gathered, not a ZeRO-3 shard
+    assert res.best["p_va"] > 0.0
+
+
+def test_too_little_data_is_a_clear_error(tmp_path):
+    with pytest.raises(TrainError, match="fewer than one optimiser step"):
+        fit(tiny_model(), Pairs(5), loss_fn, loop_cfg(micro=4, accum=3), ZERO0, prepared(tmp_path), seed=0)
+
+
+def test_run_folder_lock(tmp_path):
+    a, b = RunDir(tmp_path / "r"), RunDir(tmp_path / "r")
+    with a.locked(), pytest.raises(RunLockedError, match="another process"):
+        b.lock()
+    b.lock()  # released by the first holder
+    b.unlock()
+
+
+def test_run_folder_records(tmp_path):
+    run = prepared(tmp_path)
+    assert run.final_record() is None
+    run.write_metrics([{"epoch": 0, "train_loss": 1.0}, {"epoch": 1, "train_loss": 0.5}])
+    run.write_final({"config_hash": "x", "val": {"p_va": 0.3}})
+    assert run.final_record()["val"] == {"p_va": 0.3}
+    assert json.loads((run.path / "summary.json").read_text())["event"] == "final"
+    run.truncate_epochs(0)
+    assert run.read_metrics() == [{"epoch": 0, "train_loss": 1.0}]
+    assert (run.path / "git.txt").read_text().strip()

@@ -1,0 +1,119 @@
+"""Folds: a partition by raw video (pairs together), fold 0 official; Tables I, III, IV beside the paper's rows."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.cli import main
+from harness.config import load_config
+from harness.experiments import run_ablation, run_dir_for, run_folds
+from harness.folds import FoldError, fold_split, group_key, make_folds
+from tests.harness._corpus import make_corpus
+from tests.harness.test_stage2 import settings as stage2_settings
+
+
+@st.composite
+def video_names(draw):
+    raw = draw(st.lists(st.from_regex(r"[a-z0-9]{1,6}", fullmatch=True), min_size=2, max_size=40, unique=True))
+    names = []
+    for r in raw:
+        if draw(st.booleans()) and draw(st.integers(0, 4)) == 0:
+            names += [f"{r}_left", f"{r}_right"]
+        else:
+            names.append(r)
+    return names
+
+
+@settings(max_examples=80, deadline=None)
+@given(video_names(), st.integers(2, 6), st.integers(0, 10))
+def test_folds_partition_videos_and_keep_pairs_together(names, k, seed):
+    groups = {group_key(n) for n in names}
+    if len(groups) < k:
+        with pytest.raises(FoldError):
+            make_folds(names, k, seed)
+        return
+    folds = make_folds(names, k, seed)
+    assert len(folds) == k
+    held = [v for _, val in folds for v in val]
+    assert sorted(held) == sorted(names)  # every video held out exactly once
+    for train, val in folds:
+        assert set(train).isdisjoint(val) and sorted(train + val) == sorted(names)
+        assert val  # no empty fold
+        assert {group_key(v) for v in train}.isdisjoint({group_key(v) for v in val})  # a pair never straddles
+    sizes = [len(val) for _, val in folds]
+    assert max(sizes) - min(sizes) <= 2
+    assert make_folds(names, k, seed) == folds  # deterministic
+
+
+def test_seed_changes_the_assignment_and_errors():
+    names = [f"v{i}" for i in range(20)]
+    assert make_folds(names, 5, 0) != make_folds(names, 5, 1)
+    with pytest.raises(FoldError):
+        make_folds(names, 1, 0)
+    with pytest.raises(FoldError):
+        make_folds(["a", "a", "b"], 2, 0)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpus"), train=5, val=3, test=1)
+
+
+def test_fold_zero_is_the_official_split(corpus):
+    layout, _ = corpus
+    f0 = fold_split(layout, 0, 5, 0)
+    assert f0.train == tuple(e.name for e in layout.train)
+    assert f0.val == tuple(e.name for e in layout.validation)
+    assert f0.test == tuple(e.name for e in layout.test)
+    f1 = fold_split(layout, 1, 3, 0)
+    assert set(f1.train) | set(f1.val) == set(f0.train) | set(f0.val) and not f1.test
+    with pytest.raises(FoldError):
+        fold_split(layout, 4, 3, 0)
+
+
+def test_tables_beside_the_paper_and_resumable(corpus, tmp_path):
+    layout, cache = corpus
+    overrides = stage2_settings(
+        "stage1.enabled=false", "stage2.epochs=1", "experiment.k=3", "experiment.folds=[0, 1]",
+        "experiment.ablation_folds=[1]", "experiment.ablation_models=[audio_only, bdca]",
+    )  # fmt: skip
+    cfg = load_config("quick", overrides)
+    out = tmp_path / "exp"
+    t1 = run_folds(cfg, layout, cache, out)
+    df = pl.read_csv(out / "table_I.csv")
+    assert df["row"].to_list() == ["Fold 0", "Fold 1", "Mean", "Std", "Baseline (paper)"]
+    assert df.filter(pl.col("row") == "Fold 0")["paper_average"][0] == pytest.approx(0.614)
+    assert df.filter(pl.col("row") == "Baseline (paper)")["paper_valence"][0] == pytest.approx(0.240)
+    ours = [r.reported["p_va"] for r in t1.results]
+    assert df.filter(pl.col("row") == "Mean")["average"][0] == pytest.approx(sum(ours) / 2, abs=1e-4)
+    assert df["on"].to_list()[:2] == ["test", "validation"]  # fold 0 has test labels here; CV folds score held-out
+    assert "Table I" in (out / "table_I.md").read_text()
+
+    reports = {r.name: r for r in run_ablation(cfg, layout, cache, out)}
+    iv = pl.read_csv(out / "table_IV.csv")
+    assert iv["row"].to_list() == ["Baseline (paper)", "Only Audio", "BDCA"]
+    assert iv.filter(pl.col("row") == "BDCA")["paper_average"][0] == pytest.approx(0.632)
+    # Table IV's BDCA row on fold 1 is the Table I fold-1 run, reused rather than trained again
+    bdca = next(r for r in reports["IV"].results if r.model == "bdca")
+    assert bdca.skipped and bdca.run_dir == run_dir_for(out, cfg, 1)
+    iii = pl.read_csv(out / "table_III.csv")
+    assert iii["row"].to_list() == ["MAE w/o FT", "Fuxi (paper)", "MAE"]
+    assert iii.filter(pl.col("row") == "MAE w/o FT")["paper_average"][0] == pytest.approx(0.384)
+    assert not math.isnan(iii.filter(pl.col("row") == "MAE w/o FT")["average"][0])
+    assert (run_dir_for(out, cfg, 1, "visual_only", "visual_mae") / "summary.json").is_file()
+
+    # Everything finished: a second call trains nothing and writes the same table.
+    again = run_folds(cfg, layout, cache, out)
+    assert all(r.skipped for r in again.results)
+    assert pl.read_csv(out / "table_I.csv").equals(df)
+    # The commands wire the same functions (and find the finished runs).
+    args = ["--config", "quick", "--data", str(layout.root), "--cache", str(cache.root), "--out", str(out),
+            "--no-progress", *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
+    assert main(["folds", *args]) == 0 and pl.read_csv(out / "table_I.csv").equals(df)
+    assert main(["ablate", *args, "--models", "bdca", "--no-table3"]) == 0
+    assert pl.read_csv(out / "table_IV.csv")["row"].to_list() == ["Baseline (paper)", "BDCA"]

@@ -1,0 +1,72 @@
+"""Exact resume: a run killed mid-epoch and resumed ends with the same weights and metrics as one never stopped."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.config import DeepSpeedSection, load_config
+from harness.engine import fit, load_weights
+from harness.runs import RunDir, RunError
+from tests.harness.test_engine import Pairs, loop_cfg, loss_fn, tiny_model
+
+
+class KilledError(Exception):
+    """Stands in for a process killed in the middle of an epoch."""
+
+
+def killing_loss(after: int):
+    calls = {"n": 0}
+
+    def fn(model, batch):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise KilledError
+        return loss_fn(model, batch)
+
+    return fn
+
+
+@pytest.mark.parametrize("stage", [0, 2])
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stage):
+    cfg = load_config("quick")
+    ds = DeepSpeedSection(stage, "fp32")
+    loop = loop_cfg(epochs=4, micro=8, accum=2)  # 48 samples: 6 micro batches, 3 steps per epoch
+    data = Pairs(48)
+
+    full = RunDir(tmp_path / "full")
+    full.prepare(cfg, resume=False)
+    fit(tiny_model(), data, loss_fn, loop, ds, full, seed=3)
+
+    cut = RunDir(tmp_path / "cut")
+    cut.prepare(cfg, resume=False)
+    with pytest.raises(KilledError):
+        # 6 micro batches per epoch: killed inside epoch 2 (the 15th micro batch), after the epoch-1 checkpoint
+        fit(tiny_model(), data, killing_loss(14), loop, ds, cut, seed=3)
+    assert [r["epoch"] for r in cut.epoch_records()] == [0, 1]
+    cut.prepare(cfg, resume=True)
+    res = fit(tiny_model(7), data, loss_fn, loop, ds, cut, seed=3, resume=True)  # other init: overwritten by load
+
+    a, b = load_weights(full.best_weights), load_weights(cut.best_weights)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    ha, hb = full.epoch_records(), cut.epoch_records()
+    assert [r["epoch"] for r in hb] == [0, 1, 2, 3]
+    assert [r["step"] for r in hb] == [r["step"] for r in ha] == [3, 6, 9, 12]
+    assert [r["lr"] for r in hb] == pytest.approx([r["lr"] for r in ha])
+    assert [r["train_loss"] for r in hb] == pytest.approx([r["train_loss"] for r in ha], abs=1e-6)
+    assert res.best_epoch == 3
+
+    # Resuming a finished run trains nothing and keeps the weights.
+    again = fit(tiny_model(), data, loss_fn, loop, ds, cut, seed=3, resume=True)
+    assert again.step_s == 0.0 and len(again.history) == 4
+    torch.testing.assert_close(load_weights(cut.best_weights)["0.weight"], b["0.weight"], rtol=0, atol=0)
+
+
+def test_resume_refuses_another_config(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.prepare(load_config("quick"), resume=False)
+    with pytest.raises(RunError, match="another config"):
+        run.prepare(load_config("quick", ["stage2.epochs=9"]), resume=True)
+    run.prepare(load_config("quick", ["stage2.epochs=9"]), resume=False)  # a fresh start is allowed
