@@ -59,7 +59,7 @@ def test_preprocess_grid_clip_end_to_end(clips, tmp_path, capsys):
 
 
 def test_strict_stops_at_the_bad_video(clips, tmp_path):
-    with pytest.raises(HarnessError, match="broken.mp4"):
+    with pytest.raises(HarnessError, match=r"broken\.mp4"):
         preprocess(clips, tmp_path / "o", PreprocessConfig(faces=False), strict=True)
 
 

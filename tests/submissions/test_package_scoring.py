@@ -140,7 +140,7 @@ def test_atomic_write_disk_full_is_clear(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(DiskFullError, match="no space left.*intact"):
+    with pytest.raises(DiskFullError, match=r"no space left.*intact"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["f.txt"]
