@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="Aff-Wild2 root, folder of videos, or one video file")
     p.add_argument("--out", required=True, help="output root (cropped_aligned/, features/)")
     p.add_argument("--detector", default="scrfd", help="face detector: scrfd (default), mtcnn, retinaface")
-    p.add_argument("--stride", type=int, default=1, help="detect every N frames, interpolate landmarks between")
+    p.add_argument("--stride", type=int, default=2, help="detect every N frames, interpolate landmarks between")
+    p.add_argument("--input-size", type=int, default=320, help="SCRFD input side in pixels (default 320)")
     p.add_argument("--detect", action="store_true", help="detect faces even where the dataset ships crops")
     p.add_argument("--no-faces", action="store_true", help="skip face detection and alignment")
     p.add_argument("--no-audio", action="store_true", help="skip audio features")
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         console.print("[yellow]VGGish off[/]: no weights given (--vggish PATH); audio features are MFCC 39 + "
                       "eGeMAPS 23 = 62 dims")
     cfg = PreprocessConfig(faces=not args.no_faces, detect=args.detect, detector=args.detector, stride=args.stride,
+                           input_size=args.input_size,
                            audio=not args.no_audio, vggish=args.vggish)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("videos", total=None)
