@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -80,6 +81,28 @@ def matmul_peak_flops(dtype: str = "float32", device: str = "cpu", n: int = 2048
         return best
     finally:
         torch.set_num_threads(before)
+
+
+def profile_table(fn: Callable[[], object], rounds: int = 2, row_limit: int = 30) -> str:
+    """torch.profiler's top operators (by self CPU time, grouped by input shapes) over `rounds` calls of `fn`.
+
+    Args:
+        fn: the call to profile (called once more beforehand, untimed, as a warm-up).
+        rounds: profiled calls; the table's times are totals over them.
+        row_limit: operators listed.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        for _ in range(rounds):
+            fn()
+    table = prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=row_limit, max_name_column_width=48, max_shapes_column_width=60
+    )
+    return f"{rounds} call(s), {torch.get_num_threads()} thread(s); times are totals over the calls.\n\n{table}"
 
 
 def peak_key(device: str, precision: str, threads: int | None = None) -> str:
@@ -162,6 +185,8 @@ def _load() -> str:
 def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[str] | None = None) -> pl.DataFrame:
     """Run tests/benchmarks with pytest-benchmark, then write `report.json` and `report.md` into `out_dir`.
 
+    Benchmarks that profile themselves (`BDCA_BENCH_PROFILE_DIR`) write `profile_*.txt` tables beside them.
+
     The matmul peaks are measured before and after the suite (the better of the two counts), with the thread
     count each row ran with; the load average at both ends goes into the report, since other processes on the
     machine slow everything down.
@@ -189,7 +214,8 @@ def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[st
     load_start = _load()
     before = measure_peaks(set())
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=False, env={**os.environ, "BDCA_BENCH": "1"})
+    env = {**os.environ, "BDCA_BENCH": "1", "BDCA_BENCH_PROFILE_DIR": str(out_dir.resolve())}
+    subprocess.run(cmd, check=False, env=env)
     wall = time.perf_counter() - t0
     if not raw.is_file():
         from submissions.errors import HarnessError

@@ -258,7 +258,7 @@ class EpochBatchSampler(Sampler[list[int]]):
 def seed_epoch(seed: int, epoch: int, rank: int) -> None:
     """Reseed torch (and numpy's global RNG) for one epoch of one process."""
     s = int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-    return
+    torch.manual_seed(s)
     np.random.seed(s)
 
 

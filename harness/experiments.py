@@ -249,8 +249,10 @@ def run_ablation(
     if table3 and cfg.stage1.enabled and not cfg.stage1.extract_unfinetuned:
         from harness.config import ConfigError
 
-        raise ConfigError("Table III needs the features before fine-tuning: set stage1.extract_unfinetuned=true "
-                          "(or run without Table III)")
+        raise ConfigError(
+            "Table III needs the features before fine-tuning: set stage1.extract_unfinetuned=true "
+            "(or run without Table III)"
+        )
     encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress)
 
     def run_variant(model: str, visual: str) -> list[Stage2Result]:

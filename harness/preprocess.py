@@ -6,28 +6,49 @@ INPUT is an Aff-Wild2 root, a folder of videos, or one video. For every raw vide
    already ships, like Aff-Wild2's own `cropped_aligned`, unless `--detect` is given);
 3. audio: MFCC 39 + eGeMAPS 23 (+ VGGish 128 when its weights are given) with one row per video frame, saved in
    `OUT/features/<name>/` for every subject of the video (both people of a two-person video share its audio).
-Every step is skipped when its outputs exist with the same configuration hash, so an interrupted run resumes
-where it stopped. One bad video is reported and skipped (unless `strict`). Visual features need an encoder:
-they are extracted by stage 1 (`harness train --stage 1`) or `preprocess --encoder CKPT`.
+Every step is skipped when its outputs exist with the same configuration hash, so an interrupted run (even one
+killed with SIGKILL) resumes where it stopped: finished videos are not redone, a half-done one is redone from
+its start, and temporary files left by the killed run are removed. The run holds the feature cache's lock from
+its start to its end, so a second run on the same OUT stops at once with a clear message.
+
+Bad input: one bad video is reported in its `VideoResult.error` (file, reason, what to do) and the run goes on
+(unless `strict`). What a video only partly allows is used and said in `VideoResult.notes`: the decodable part of
+a truncated or damaged file (frames and features cover the frames that decode), a missing or undecodable audio
+track (audio features zero, `audio_mask` False), audio shorter than the video (the tail frames masked) or longer
+(cut at the last frame), a variable frame rate, a display rotation, a file name the outputs cannot carry.
+Frames: features have one row per decoded frame (per demuxed frame when faces are off, which decodes nothing).
+
+Visual features need an encoder: they are extracted by stage 1 (`harness train --stage 1`) or
+`preprocess --encoder CKPT`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from preprocessing.affwild2 import AffWild2Layout, LayoutError, person_of, strip_person
-from preprocessing.audio import audio_feature_config, compute_audio_features
-from preprocessing.cache import FeatureCache, config_hash
-from preprocessing.video import probe
+from preprocessing.audio import AUDIO_SR, audio_feature_config, compute_audio_features
+from preprocessing.cache import CacheError, CacheLockedError, FeatureCache, config_hash
+from preprocessing.video import DecodeStats, VideoError, VideoInfo, probe, read_audio, scan_packets
 from submissions.atomic import atomic_write_text
 from submissions.errors import HarnessError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mpg", ".mpeg", ".mov", ".mkv", ".webm")
 AUDIO_FEATURES = ("mfcc", "egemaps", "vggish", "audio_mask")
+SUMMARY = "preprocess_summary.json"
+LONGER_AUDIO_S = 0.25
+"""Audio that outlasts the video by more than this is noted (AAC padding alone adds up to ~0.1 s)."""
+_SAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
 @dataclass(frozen=True)
@@ -97,15 +118,32 @@ class VideoResult:
     notes: list[str] = field(default_factory=list)
 
 
+def safe_name(stem: str) -> str:
+    """A name the outputs can carry (folder names, cache keys, submission rows): the stem itself when it is made
+    of ASCII letters, digits, `_`, `.` and `-`; otherwise its ASCII transliteration with other characters as `_`,
+    plus a short hash of the original so that two names folding to the same text stay apart.
+
+    Args:
+        stem: the video file's name without its suffix.
+    """
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", stem):
+        return stem
+    ascii_text = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    base = _SAFE.sub("_", ascii_text).strip("_.-") or "video"
+    return f"{base}-{hashlib.sha1(stem.encode('utf-8')).hexdigest()[:6]}"
+
+
 def discover_jobs(input_path: str | Path) -> tuple[list[VideoJob], Path | None]:
     """The videos under INPUT, and the dataset root when INPUT is one.
+
+    Videos of a plain folder (or a single file) are named after their file stem, made safe with `safe_name`.
 
     Raises:
         HarnessError: INPUT does not exist or holds no video.
     """
     p = Path(input_path)
     if p.is_file():
-        return [VideoJob(p, (p.stem,))], None
+        return [VideoJob(p, (safe_name(p.stem),))], None
     if not p.is_dir():
         raise HarnessError(f"{p}: no such video file or folder")
     try:
@@ -126,36 +164,134 @@ def discover_jobs(input_path: str | Path) -> tuple[list[VideoJob], Path | None]:
     vids = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES)
     if not vids:
         raise HarnessError(f"{p}: no videos ({', '.join(VIDEO_SUFFIXES)}) and no Aff-Wild2 layout")
-    return [VideoJob(f, (f.stem,)) for f in vids], None
+    return [VideoJob(f, (safe_name(f.stem),)) for f in vids], None
 
 
-def _faces(job: VideoJob, out: Path, cfg: PreprocessConfig, detector, res: VideoResult) -> None:
+def _faces(job: VideoJob, out: Path, cfg: PreprocessConfig, detector, res: VideoResult, expected: int) -> int | None:
+    """Crops of one video; returns the number of frames decoded (None when the dataset's own crops are used)."""
     from preprocessing.crops import extract_crops
 
     if not cfg.detect and job.shipped_crops and set(job.shipped_crops) == set(job.subjects):
         res.faces = "shipped crops"
-        return
+        return None
     report = extract_crops(job.path, out, video_name=job.name, detector=detector, stride=cfg.stride,
                            two_person=job.two_person)
     res.with_face, res.without_face = report.with_face, report.without_face
     res.faces = "cached" if report.skipped else f"detected ({report.fps:.0f} fps)"
-    res.notes.extend(report.notes)
+    if report.frames < expected or report.decode_errors:
+        damaged = f"; {report.decode_errors} damaged packet(s) skipped" if report.decode_errors else ""
+        first = next((" " + n[n.index("(first"):] for n in report.notes if "(first" in n), "")
+        res.notes.append(f"decoded {report.frames} of ~{expected} frames{damaged}{first}; crops and features "
+                         "cover the decoded frames")
+    return report.frames
+
+
+def _cached(cache: FeatureCache, subjects: tuple[str, ...], names: list[str], hashes: dict[str, str],
+            n_frames: int) -> bool:
+    """Every audio feature present, undamaged, of this config and of this frame count."""
+    try:
+        return all(cache.has(s, n, hashes[n]) and cache.manifest(s).get("n_frames") == n_frames
+                   for s in subjects for n in [*names, "audio_mask"])
+    except CacheError:
+        return False
 
 
 def _audio(job: VideoJob, cache: FeatureCache, cfg: PreprocessConfig, vggish, n_frames: int, fps: float,
            res: VideoResult) -> None:
     feats_cfg = audio_feature_config(cfg.egemaps_set)
     hashes = {k: config_hash({"feature": v, "vggish": cfg.vggish}) for k, v in feats_cfg.items()}
+    hashes["audio_mask"] = hashes["mfcc"]
     names = ["mfcc", "egemaps"] + (["vggish"] if vggish is not None else [])
-    if all(cache.has(s, n, hashes[n]) for s in job.subjects for n in names):
+    if _cached(cache, job.subjects, names, hashes, n_frames):
         res.audio = "cached"
         return
-    feats = compute_audio_features(job.path, n_frames, fps, vggish_path=vggish, egemaps_set=cfg.egemaps_set)
+    stats = DecodeStats()
+    wave: np.ndarray | None = None
+    if res.has_audio:
+        try:
+            wave = read_audio(job.path, sr=AUDIO_SR, stats=stats)
+        except VideoError as exc:  # an audio track of which nothing decodes: the video is still usable
+            res.notes.append(f"audio track unusable ({exc.reason}): audio features are zero and masked")
+    else:
+        res.notes.append("no audio track: audio features are zero and audio_mask is False for every frame")
+    if stats.errors:
+        res.notes.append(f"audio: {stats.errors} damaged packet(s) skipped{stats.where()}")
+    samples = wave if wave is not None else np.zeros(0, np.float32)
+    feats = compute_audio_features(samples, n_frames, fps, sr=AUDIO_SR, vggish_path=vggish,
+                                   egemaps_set=cfg.egemaps_set)
+    if wave is not None and n_frames and fps > 0:
+        audio_s, video_s = wave.size / AUDIO_SR, n_frames / fps
+        masked = int(n_frames - feats["audio_mask"].sum())
+        if masked:
+            res.notes.append(f"audio track ({audio_s:.2f} s) is shorter than the video ({video_s:.2f} s): the last "
+                             f"{masked} frame(s) have no audio (audio_mask False)")
+        elif audio_s > video_s + LONGER_AUDIO_S:
+            res.notes.append(f"audio track ({audio_s:.2f} s) is longer than the video ({video_s:.2f} s): the audio "
+                             "after the last frame is not used")
     meta = {"n_frames": n_frames, "fps": fps}
-    for n in names:
+    for n in [*names, "audio_mask"]:
         cache.save_many(job.subjects, n, feats[n], hashes[n], meta)
-    cache.save_many(job.subjects, "audio_mask", feats["audio_mask"], hashes["mfcc"], meta)
-    res.audio = "+".join(names) + ("" if res.has_audio else " (no audio track: zeros, masked)")
+    res.audio = "+".join(names) + ("" if wave is not None else " (no audio: zeros, masked)")
+
+
+def _stream_notes(job: VideoJob, info: VideoInfo, res: VideoResult) -> int:
+    """Notes on what the container says; returns the number of frames the file holds (packets, not decoded)."""
+    scan = scan_packets(job.path)
+    held = scan.packets or info.frames
+    if job.path.stem != job.name:
+        res.notes.append(f"outputs are named {job.name!r} (from the file name {job.path.name!r})")
+    if info.frames > scan.packets > 0:
+        res.notes.append(f"the file holds {scan.packets} of the {info.frames} frames its header announces (it ends "
+                         f"at {scan.end:.2f} s of {info.duration:.2f} s): truncated; the frames present are used, "
+                         "copy or download the file again for the rest")
+    if scan.demux_error:
+        res.notes.append(f"reading stopped early at {scan.end:.2f} s: {scan.demux_error}")
+    if scan.variable_rate:
+        steps = scan.intervals() * 1000
+        res.notes.append(f"variable frame rate (frame intervals {steps.min():.0f}-{steps.max():.0f} ms, average "
+                         f"{info.fps:.2f} fps): frames are numbered in decode order and audio rows are taken at "
+                         f"i / {info.fps:.2f} s; for exact timing re-encode at a constant rate "
+                         "(`ffmpeg -i IN -fps_mode cfr OUT.mp4`)")
+    if info.rotation:
+        res.notes.append(f"display rotation {info.rotation} degrees: frames are turned upright before detection")
+    return held
+
+
+def _process(job: VideoJob, out: Path, cfg: PreprocessConfig, detector, vggish, cache: FeatureCache,
+             res: VideoResult) -> None:
+    info = probe(job.path)
+    res.fps, res.has_audio = info.fps, info.has_audio
+    n_frames = _stream_notes(job, info, res)
+    if cfg.faces:
+        decoded = _faces(job, out, cfg, detector, res, max(n_frames, info.frames))
+        n_frames = decoded if decoded is not None else n_frames
+    res.frames = n_frames
+    if cfg.audio:
+        _audio(job, cache, cfg, vggish, n_frames, info.fps, res)
+
+
+def _with_file(job: VideoJob, exc: BaseException | str) -> str:
+    """The error's text, starting with the file when the error does not name it."""
+    text = str(exc)
+    if str(job.path) in text or job.path.name in text:
+        return text
+    return f"{job.path}: {text}"
+
+
+def _remove_temp_files(out: Path) -> int:
+    """Delete the temporary files (`.NAME.XXXX.tmp`, see `submissions.atomic`) a killed run left behind.
+
+    Only called while holding the cache lock, so no other run is writing them.
+    """
+    removed = 0
+    for folder in (out, *out.glob("cropped_aligned/*"), out / "features", *out.glob("features/*")):
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
 
 
 def preprocess(
@@ -176,40 +312,49 @@ def preprocess(
     """
     out = Path(out)
     jobs, _root = discover_jobs(input_path)
-    detector = None
-    if cfg.faces and any(cfg.detect or set(j.shipped_crops) != set(j.subjects) for j in jobs):
-        from preprocessing.faces.detectors import get_detector
+    cache = FeatureCache(out / "features")
+    try:  # before any slow set-up: a second run on the same OUT stops at once
+        cache.lock()
+    except CacheLockedError as exc:
+        raise CacheLockedError(f"cannot preprocess into {out}: another run is using it. {exc}") from None
+    try:
+        _remove_temp_files(out)
+        detector = None
+        if cfg.faces and any(cfg.detect or set(j.shipped_crops) != set(j.subjects) for j in jobs):
+            from preprocessing.faces.detectors import get_detector
 
-        options = {"input_size": cfg.input_size} if cfg.detector == "scrfd" else {}
-        detector = get_detector(cfg.detector, **options)
-    vggish = None
-    if cfg.audio and cfg.vggish:
-        from preprocessing.vggish import load_vggish, vggish_status
+            options = {"input_size": cfg.input_size} if cfg.detector == "scrfd" else {}
+            detector = get_detector(cfg.detector, **options)
+        vggish = None
+        if cfg.audio and cfg.vggish:
+            from preprocessing.vggish import load_vggish, vggish_status
 
-        ok, msg = vggish_status(cfg.vggish)
-        if not ok:
-            raise HarnessError(msg)
-        vggish = load_vggish(cfg.vggish)
-    results: list[VideoResult] = []
-    with FeatureCache(out / "features") as cache:
+            ok, msg = vggish_status(cfg.vggish)
+            if not ok:
+                raise HarnessError(msg)
+            vggish = load_vggish(cfg.vggish)
+        results: list[VideoResult] = []
         for i, job in enumerate(jobs):
             res = VideoResult(video=job.name, subjects=len(job.subjects))
             t0 = time.perf_counter()
             try:
-                info = probe(job.path)
-                res.frames, res.fps, res.has_audio = info.frames, info.fps, info.has_audio
-                if cfg.faces:
-                    _faces(job, out, cfg, detector, res)
-                if cfg.audio:
-                    _audio(job, cache, cfg, vggish, info.frames, info.fps, res)
+                _process(job, out, cfg, detector, vggish, cache, res)
             except HarnessError as exc:
                 if strict:
                     raise
-                res.error = str(exc)
+                res.error = _with_file(job, exc)
+            except Exception as exc:  # one video must not end a dataset-wide run
+                if strict:
+                    raise
+                res.error = _with_file(job, f"unexpected {type(exc).__name__}: {exc}; the other videos go on; "
+                                            "rerun this video with --strict for the traceback and report it")
             res.seconds = time.perf_counter() - t0
             results.append(res)
             if progress:
                 progress(job.name, i + 1, len(jobs))
-    summary = {"input": str(input_path), "config": asdict(cfg), "videos": [asdict(r) for r in results]}
-    atomic_write_text(out / "preprocess_summary.json", json.dumps(summary, indent=1) + "\n")
+        summary = {"input": str(input_path), "config": asdict(cfg), "failed": [r.video for r in results if r.error],
+                   "videos": [asdict(r) for r in results]}
+        atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    finally:
+        cache.close()
     return results

@@ -203,8 +203,13 @@ class RunDir:
         for p in (self.checkpoints, self.predictions):
             if p.is_dir():
                 shutil.rmtree(p)
-        for p in (self.metrics_file, self.best_weights, self.path / "summary.json", self.path / "norm_stats.npz",
-                  self.path / "ds_config.json"):
+        for p in (
+            self.metrics_file,
+            self.best_weights,
+            self.path / "summary.json",
+            self.path / "norm_stats.npz",
+            self.path / "ds_config.json",
+        ):
             p.unlink(missing_ok=True)
 
     # -- metrics ------------------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ Conventions:
   missing downstream.
 - A damaged stream is decoded as far as it goes: packets that fail to decode are skipped and counted in the
   `DecodeStats` the caller passes; only a file from which not a single frame decodes raises `VideoError`.
+- Every `VideoError` names the file, the place when there is one, the reason, and what to do about it.
+- `scan_packets` reads the video packets without decoding them (cheap): the frame count of a file whose header
+  announces more frames than it holds (a truncated download), and the frame timestamps that tell a variable
+  frame rate.
 """
 
 from __future__ import annotations
@@ -24,14 +28,23 @@ import numpy as np
 
 from submissions.errors import HarnessError
 
+REENCODE = "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4`"
+
 
 class VideoError(HarnessError):
-    """A video file that cannot be used; the message names the file and the problem."""
+    """A video file that cannot be used; the message names the file, the problem and what to do.
 
-    def __init__(self, path: str | Path, reason: str):
+    Args:
+        path: the file.
+        reason: what is wrong (with the place in the file when known).
+        hint: what the user can do about it.
+    """
+
+    def __init__(self, path: str | Path, reason: str, hint: str | None = None):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        self.hint = hint
+        super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
 
 
 @dataclass(frozen=True)
@@ -76,37 +89,89 @@ class DecodeStats:
         decoded: frames (or audio frames) decoded.
         errors: packets that failed to decode and were skipped.
         first_error: text of the first decode error, if any.
+        first_error_at: stream time in seconds of the first undecodable packet, when it has a timestamp.
+        messages: one line per problem, for the run's report.
     """
 
     decoded: int = 0
     errors: int = 0
     first_error: str | None = None
+    first_error_at: float | None = None
     messages: list[str] = field(default_factory=list)
 
-    def record_error(self, exc: Exception) -> None:
-        """Count one undecodable packet."""
+    def record_error(self, exc: Exception, packet: av.Packet | None = None) -> None:
+        """Count one undecodable packet (and remember where the first one was)."""
         self.errors += 1
         if self.first_error is None:
             self.first_error = str(exc)
+            if packet is not None and packet.pts is not None and packet.time_base:
+                self.first_error_at = float(packet.pts * packet.time_base)
+
+    def where(self) -> str:
+        """' (first at 1.24 s: <error>)' for messages, or '' without errors."""
+        if not self.errors:
+            return ""
+        at = f" at {self.first_error_at:.2f} s" if self.first_error_at is not None else ""
+        return f" (first{at}: {self.first_error})"
+
+
+def _mp4_without_index(p: Path) -> bool:
+    """An MP4/MOV whose 'moov' box (the index of every frame) never got written: a cut-off download or recording."""
+    size_total = p.stat().st_size
+    with open(p, "rb") as fh:
+        pos = 0
+        first = True
+        while pos + 8 <= size_total:  # walk the top-level boxes by their headers; no payload is read
+            fh.seek(pos)
+            head = fh.read(16)
+            size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if first and kind != b"ftyp":
+                return False
+            first = False
+            if kind == b"moov":
+                return False
+            if size == 1 and len(head) == 16:
+                size = int.from_bytes(head[8:16], "big")
+            elif size == 0:  # the box runs to the end of the file
+                break
+            if size < 8:
+                break
+            pos += size
+    return not first
 
 
 def _open(path: str | Path) -> av.container.InputContainer:
     p = Path(path)
     if not p.exists():
-        raise VideoError(p, "file not found")
+        raise VideoError(p, "file not found", "check the path and the file name")
     if not p.is_file():
-        raise VideoError(p, "not a regular file")
+        raise VideoError(p, "not a regular file", "give a video file")
     if p.stat().st_size == 0:
-        raise VideoError(p, "empty file (0 bytes), not a video")
+        raise VideoError(p, "empty file (0 bytes), not a video", "copy or download the file again")
     try:
         return av.open(str(p), mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise VideoError(p, f"not a video or audio file that FFmpeg can read ({exc})") from exc
+        if _mp4_without_index(p):
+            raise VideoError(
+                p,
+                f"truncated MP4 ({p.stat().st_size} bytes): its index ('moov' box) is missing, so no frame can "
+                "be located",
+                "copy or download the file again; a recording cut off while writing needs a repair tool "
+                "(e.g. untrunc with a good file from the same camera)",
+            ) from exc
+        raise VideoError(
+            p, f"not a video or audio file that FFmpeg can read ({exc})", f"check it with `ffprobe`, or {REENCODE}"
+        ) from exc
 
 
 def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
     if not container.streams.video:
-        raise VideoError(path, "no video stream in the file")
+        found = ", ".join(f"{st.type} ({st.codec_context.name})" for st in container.streams) or "none"
+        raise VideoError(
+            path,
+            f"no video stream in the file (streams: {found})",
+            "faces and frame-aligned features need the video: give the original video file, not its audio",
+        )
     return container.streams.video[0]
 
 
@@ -142,8 +207,7 @@ def probe(path: str | Path) -> VideoInfo:
             rotation = _rotation_of(first)
             break
         if first is None:
-            detail = f" ({stats.errors} packet(s) failed to decode: {stats.first_error})" if stats.errors else ""
-            raise VideoError(path, f"the video stream has no decodable frame{detail}")
+            raise _no_frame(path, stats)
         if frames <= 0:
             # MPEG program streams and some others store no frame count: count packets without decoding,
             # in a fresh container (a seek back to 0 is not exact in every format).
@@ -178,11 +242,81 @@ def _decode_video(
         try:
             frames = packet.decode()
         except av.FFmpegError as exc:
-            stats.record_error(exc)
+            stats.record_error(exc, packet)
             continue
         for frame in frames:
             stats.decoded += 1
             yield frame
+
+
+def _no_frame(path: str | Path, stats: DecodeStats) -> VideoError:
+    detail = f" ({stats.errors} packet(s) failed to decode{stats.where()})" if stats.errors else ""
+    return VideoError(
+        path,
+        f"the video stream has no decodable frame{detail}",
+        f"the file is empty or damaged from its start: copy or download it again, or {REENCODE}",
+    )
+
+
+@dataclass(frozen=True)
+class PacketScan:
+    """The video packets of a file, read without decoding (see `scan_packets`).
+
+    Args:
+        packets: non-empty video packets, i.e. frames the file holds.
+        times: their presentation times in seconds, sorted (packets without a timestamp are left out).
+        end: the end of the last frame in seconds (its time plus the median frame interval), 0 when empty.
+        demux_error: text of the error that stopped reading early, if any.
+    """
+
+    packets: int
+    times: tuple[float, ...]
+    end: float
+    demux_error: str | None = None
+
+    def intervals(self) -> np.ndarray:
+        """Seconds between consecutive frames."""
+        return np.diff(np.asarray(self.times, dtype=np.float64))
+
+    @property
+    def variable_rate(self) -> bool:
+        """True when frame intervals differ from their median by more than 10% (and 1 ms) somewhere."""
+        steps = self.intervals()
+        if steps.size < 2:
+            return False
+        med = float(np.median(steps))
+        return bool(np.any(np.abs(steps - med) > max(0.1 * med, 0.001)))
+
+
+def scan_packets(path: str | Path) -> PacketScan:
+    """Read the first video stream's packets without decoding them: how many frames the file really holds.
+
+    Args:
+        path: the video file.
+
+    Raises:
+        VideoError: missing or unreadable file, or no video stream.
+    """
+    times: list[float] = []
+    packets = 0
+    error = None
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            for pkt in container.demux(stream):
+                if not pkt.size:
+                    continue
+                packets += 1
+                if pkt.pts is not None and pkt.time_base:
+                    times.append(float(pkt.pts * pkt.time_base))
+        except av.FFmpegError as exc:  # a damaged container: keep what was read before
+            error = str(exc)
+    times.sort()
+    start = times[0] if times else 0.0
+    times = [t - start for t in times]
+    steps = np.diff(times)
+    end = times[-1] + float(np.median(steps)) if steps.size else 0.0
+    return PacketScan(packets, tuple(times), end, error)
 
 
 def iter_frames(
@@ -217,10 +351,9 @@ def iter_frames(
                 yield index, rgb
             index += 1
     if index == 0:
-        detail = f" ({stats.errors} packet(s) failed to decode: {stats.first_error})" if stats.errors else ""
-        raise VideoError(path, f"the video stream has no decodable frame{detail}")
+        raise _no_frame(path, stats)
     if stats.errors:
-        stats.messages.append(f"{path}: skipped {stats.errors} undecodable packet(s): {stats.first_error}")
+        stats.messages.append(f"{path}: skipped {stats.errors} undecodable video packet(s){stats.where()}")
 
 
 def read_frames(path: str | Path, indices: list[int] | None = None) -> dict[int, np.ndarray]:
@@ -269,7 +402,7 @@ def read_audio(path: str | Path, sr: int = 16000, stats: DecodeStats | None = No
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
-                stats.record_error(exc)
+                stats.record_error(exc, packet)
                 continue
             for frame in decoded:
                 stats.decoded += 1
@@ -277,8 +410,14 @@ def read_audio(path: str | Path, sr: int = 16000, stats: DecodeStats | None = No
                 take(resampler.resample(frame))
         take(resampler.resample(None))
     if stats.decoded == 0:
-        detail = f" ({stats.errors} packet(s) failed to decode: {stats.first_error})" if stats.errors else ""
-        raise VideoError(path, f"the audio stream has no decodable sample{detail}")
+        detail = f" ({stats.errors} packet(s) failed to decode{stats.where()})" if stats.errors else ""
+        raise VideoError(
+            path,
+            f"the audio stream has no decodable sample{detail}",
+            f"preprocess with --no-audio to use the video without its audio, or {REENCODE}",
+        )
+    if stats.errors:
+        stats.messages.append(f"{path}: skipped {stats.errors} undecodable audio packet(s){stats.where()}")
     audio = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
     return audio
 

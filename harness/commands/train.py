@@ -22,8 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset root in the Aff-Wild2 layout")
     p.add_argument("--cache", help="feature cache root (default: DATA/features)")
     p.add_argument("--out", required=True, help="run folder (stage 1 goes to OUT/stage1)")
-    p.add_argument("--stage", choices=["1", "2", "all"], default="all",
-                   help="which stage(s) to run (default: all; `all` skips stage 1 when stage1.enabled is false)")
+    p.add_argument(
+        "--stage",
+        choices=["1", "2", "all"],
+        default="all",
+        help="which stage(s) to run (default: all; `all` skips stage 1 when stage1.enabled is false)",
+    )
     p.add_argument("--fold", type=int, default=0, help="fold for stage 2: 0 = official split, 1..k = CV (default 0)")
     p.add_argument("--model", help="temporal model instead of the config's (bdca, bdca_no_dw, concat, ...)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")

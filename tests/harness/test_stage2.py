@@ -118,8 +118,18 @@ def test_train_stage2_end_to_end(trained, corpus):
     assert res.val["p_va"] > 0.3  # the synthetic features carry the labels
     assert res.test is not None and res.reported_on == "test"
     run = res.run_dir
-    for f in ("config.yaml", "git.txt", "metrics.jsonl", "ds_config.json", "best.safetensors", "norm_stats.npz",
-              "summary.json", "predictions/validation.npz", "predictions/test.npz", "predictions/submission.csv"):
+    for f in (
+        "config.yaml",
+        "git.txt",
+        "metrics.jsonl",
+        "ds_config.json",
+        "best.safetensors",
+        "norm_stats.npz",
+        "summary.json",
+        "predictions/validation.npz",
+        "predictions/test.npz",
+        "predictions/submission.csv",
+    ):
         assert (run / f).is_file(), f  # fmt: skip
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines[:-1]] == [0, 1, 2] and lines[-1]["event"] == "final"
