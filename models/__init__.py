@@ -1,103 +1,85 @@
 """Tensors only: the MAE/ViT visual encoder (stage 1), the TCN + BDCA + Transformer temporal model (stage 2),
-the CCC loss, the model registry, checkpoint loading and FLOP/parameter counts."""
+the CCC loss, the model registry, checkpoint loading and FLOP/parameter counts.
 
-from models.bdca import (
-    BDCA,
-    CrossModalAttention,
-    DynamicWeight,
-    apply_gates,
-    attention_weights,
-    cross_attention,
-    gate_weights,
-)
-from models.checkpoints import LoadReport, load_checkpoint, load_state, read_state_dict, transfer_mae_encoder
-from models.configs import FUSIONS, MAEConfig, TemporalConfig, ViTConfig, with_overrides
-from models.dropout import ByteDropout, byte_dropout, relu_dropout
-from models.encoder import encoder_forward
-from models.errors import CheckpointError, CheckpointShapeError, ModelConfigError, ModelError
-from models.flops import (
-    ModelSummary,
-    ParamCount,
-    count_flops,
-    count_params,
-    count_train_flops,
-    mae_flops,
-    summarize_model,
-    summarize_models,
-    temporal_flops,
-    temporal_train_flops,
-    vit_flops,
-    vit_train_flops,
-)
-from models.losses import ccc, ccc_loss, va_ccc
-from models.mae import MAEViT, Masking, mae_loss, patchify, random_masking, shuffle_tokens, unpatchify
-from models.pos_embed import sincos_1d, sincos_2d_mae
-from models.registry import build_model, create_model, get_config, list_models, model_kind, register
-from models.tcn import TCN, TemporalBlock, tap_sum, tap_weights
-from models.temporal import AVTemporalModel
-from models.vit import VAViT, ViTEncoder
+Public names are re-exported lazily (PEP 562): importing a config or the registry does not import timm or
+build any network until it is needed, which keeps the CLI and configs fast to load.
+"""
 
-__all__ = [
-    "BDCA",
-    "FUSIONS",
-    "TCN",
-    "AVTemporalModel",
-    "ByteDropout",
-    "CheckpointError",
-    "CheckpointShapeError",
-    "CrossModalAttention",
-    "DynamicWeight",
-    "LoadReport",
-    "MAEConfig",
-    "MAEViT",
-    "Masking",
-    "ModelConfigError",
-    "ModelError",
-    "ModelSummary",
-    "ParamCount",
-    "TemporalBlock",
-    "TemporalConfig",
-    "VAViT",
-    "ViTConfig",
-    "ViTEncoder",
-    "apply_gates",
-    "attention_weights",
-    "build_model",
-    "byte_dropout",
-    "ccc",
-    "ccc_loss",
-    "count_flops",
-    "count_params",
-    "count_train_flops",
-    "create_model",
-    "cross_attention",
-    "encoder_forward",
-    "gate_weights",
-    "get_config",
-    "list_models",
-    "load_checkpoint",
-    "load_state",
-    "mae_flops",
-    "mae_loss",
-    "model_kind",
-    "patchify",
-    "random_masking",
-    "read_state_dict",
-    "register",
-    "relu_dropout",
-    "shuffle_tokens",
-    "sincos_1d",
-    "sincos_2d_mae",
-    "summarize_model",
-    "summarize_models",
-    "tap_sum",
-    "tap_weights",
-    "temporal_flops",
-    "temporal_train_flops",
-    "transfer_mae_encoder",
-    "unpatchify",
-    "va_ccc",
-    "vit_flops",
-    "vit_train_flops",
-    "with_overrides",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "AVTemporalModel": "models.temporal",
+    "BDCA": "models.bdca",
+    "ByteDropout": "models.dropout",
+    "CheckpointError": "models.errors",
+    "CheckpointShapeError": "models.errors",
+    "CrossModalAttention": "models.bdca",
+    "DynamicWeight": "models.bdca",
+    "FUSIONS": "models.configs",
+    "LoadReport": "models.checkpoints",
+    "MAEConfig": "models.configs",
+    "MAEViT": "models.mae",
+    "Masking": "models.mae",
+    "ModelConfigError": "models.errors",
+    "ModelError": "models.errors",
+    "ModelSummary": "models.flops",
+    "ParamCount": "models.flops",
+    "TCN": "models.tcn",
+    "TemporalBlock": "models.tcn",
+    "TemporalConfig": "models.configs",
+    "VAViT": "models.vit",
+    "ViTConfig": "models.configs",
+    "ViTEncoder": "models.vit",
+    "apply_gates": "models.bdca",
+    "attention_weights": "models.bdca",
+    "build_model": "models.registry",
+    "byte_dropout": "models.dropout",
+    "ccc": "models.losses",
+    "ccc_loss": "models.losses",
+    "count_flops": "models.flops",
+    "count_params": "models.flops",
+    "count_train_flops": "models.flops",
+    "create_model": "models.registry",
+    "cross_attention": "models.bdca",
+    "encoder_forward": "models.encoder",
+    "gate_weights": "models.bdca",
+    "get_config": "models.registry",
+    "list_models": "models.registry",
+    "load_checkpoint": "models.checkpoints",
+    "load_state": "models.checkpoints",
+    "mae_flops": "models.flops",
+    "mae_loss": "models.mae",
+    "model_kind": "models.registry",
+    "patchify": "models.mae",
+    "random_masking": "models.mae",
+    "read_state_dict": "models.checkpoints",
+    "register": "models.registry",
+    "relu_dropout": "models.dropout",
+    "shuffle_tokens": "models.mae",
+    "sincos_1d": "models.pos_embed",
+    "sincos_2d_mae": "models.pos_embed",
+    "summarize_model": "models.flops",
+    "summarize_models": "models.flops",
+    "tap_sum": "models.tcn",
+    "tap_weights": "models.tcn",
+    "temporal_flops": "models.flops",
+    "temporal_train_flops": "models.flops",
+    "transfer_mae_encoder": "models.checkpoints",
+    "unpatchify": "models.mae",
+    "va_ccc": "models.losses",
+    "vit_flops": "models.flops",
+    "vit_train_flops": "models.flops",
+    "with_overrides": "models.configs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from models import ModelSummary, list_models, summarize_models
 from models.errors import ModelConfigError
+
+if TYPE_CHECKING:
+    from models import ModelSummary
 
 NAME = "models"
 HELP = "List registered models with parameters, trainable parameters and forward GFLOPs."
@@ -58,6 +61,8 @@ def build_table(rows: list[ModelSummary], frames: int, visual_dim: int, audio_di
 
 
 def run(args: argparse.Namespace) -> int:
+    from models import list_models, summarize_models
+
     names = list(args.names) or list_models(args.kind)
     unknown = [n for n in names if n not in list_models()]
     if unknown:
