@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -217,6 +218,8 @@ def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[st
     env = {**os.environ, "BDCA_BENCH": "1", "BDCA_BENCH_PROFILE_DIR": str(out_dir.resolve())}
     subprocess.run(cmd, check=False, env=env)
     wall = time.perf_counter() - t0
+    # Largest resident set of any finished child so far: the pytest process that ran the suite (KiB on Linux).
+    child_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if not raw.is_file():
         from submissions.errors import HarnessError
 
@@ -232,14 +235,16 @@ def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[st
     df = report_from_pytest_json(data, peaks)
     meta = {"device": device_info(), "peaks_flops": peaks, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "load_average_start": load_start, "load_average_end": load_end, "suite_seconds": round(wall, 1),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}  # fmt: skip
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "suite_peak_rss_mib": round(child_rss_mib)}  # fmt: skip
     atomic_write_text(out_dir / "report.json", json.dumps({"meta": meta, "rows": df.to_dicts()}, indent=2))
     dev = meta["device"]
     peak_lines = "\n".join(f"- `{k}`: {v / 1e9:.1f} GFLOP/s" for k, v in sorted(peaks.items()))
     head = (
         f"# Benchmark report\n\nDevice: {dev['cpu']} ({meta['cpu_count']} CPUs, torch uses {dev['threads']} "
         f"threads){', GPU ' + dev['gpu'] if 'gpu' in dev else ''}; torch {dev['torch']}, Python {dev['python']}."
-        f"\nDate: {meta['date']}; the suite took {meta['suite_seconds']} s.\n"
+        f"\nDate: {meta['date']}; the suite took {meta['suite_seconds']} s "
+        f"(its process's peak RSS: {meta['suite_peak_rss_mib']} MiB).\n"
         f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}.\n\n"
         f"Same-run matmul peaks (best 2048 x 2048 product, before or after the suite; `Nt` = threads):\n"
         f"{peak_lines}\n\n`peak_fraction` = achieved FLOP/s / the peak of the row's device, precision and "

@@ -282,7 +282,7 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
     work = Path(out_dir) / "work"
     results = preprocess(video, work, PreprocessConfig(faces=faces, vggish=vggish, detector=detector), strict=True)
     fps = results[0].fps if results else None
-    name = video.stem
+    name = results[0].video if results else video.stem  # the safe name preprocess gave it
     crops = work / "cropped_aligned" / name
     entry = VideoEntry(name=name, raw_video=video, crops_dir=crops if crops.is_dir() else None, annotation=None,
                        person=None)  # fmt: skip

@@ -231,7 +231,8 @@ def _audio(job: VideoJob, cache: FeatureCache, cfg: PreprocessConfig, vggish, n_
     meta = {"n_frames": n_frames, "fps": fps}
     for n in [*names, "audio_mask"]:
         cache.save_many(job.subjects, n, feats[n], hashes[n], meta)
-    res.audio = "+".join(names) + ("" if wave is not None else " (no audio: zeros, masked)")
+    missing = " (no audio track: zeros, masked)" if not res.has_audio else " (audio undecodable: zeros, masked)"
+    res.audio = "+".join(names) + ("" if wave is not None else missing)
 
 
 def _stream_notes(job: VideoJob, info: VideoInfo, res: VideoResult) -> int:

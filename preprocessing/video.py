@@ -166,10 +166,10 @@ def _open(path: str | Path) -> av.container.InputContainer:
 
 def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
     if not container.streams.video:
-        found = ", ".join(f"{st.type} ({st.codec_context.name})" for st in container.streams) or "none"
+        found = ", ".join(f"{st.type} ({getattr(st.codec_context, 'name', '?')})" for st in container.streams)
         raise VideoError(
             path,
-            f"no video stream in the file (streams: {found})",
+            f"no video stream in the file (streams: {found or 'none'})",
             "faces and frame-aligned features need the video: give the original video file, not its audio",
         )
     return container.streams.video[0]

@@ -6,6 +6,7 @@ import argparse
 
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from harness.preprocess import PreprocessConfig, preprocess
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         for r in results
     ])
     print_table(df, title=f"Preprocessed {len(results)} video(s) into {args.out}", console=console, floats=1)
+    for r in results:  # what was only partly usable, and how it was handled
+        for note in r.notes:
+            console.print(f"[yellow]{escape(r.video)}[/]: {escape(note)}", highlight=False)
     bad = [r for r in results if r.error]
     if bad:
         console.print(f"[red]{len(bad)} video(s) failed[/]; the others are done (see preprocess_summary.json)")

@@ -3,7 +3,7 @@
 A displacement field is a sum of Gaussian bumps, each centred near a landmark with its own width and
 displacement vector, all sized in units of the interocular distance D:
 
-- smile: both mouth corners up (and, when positive, outwards) by up to 0.13 D; the lip centre follows by the
+- smile: both mouth corners up (and, when positive, outwards) by up to 0.15 D; the lip centre follows by the
   Gaussian fall-off, which bends the lip line into a smile (or a frown for negative values); cheeks rise a little;
 - mouth opening: the jaw and lower lip drop by up to 0.22 D, the upper lip rises a little, and a dark oral
   cavity is painted between the lips;
@@ -81,10 +81,10 @@ def expression_bumps(landmarks: np.ndarray, expr: Expression) -> tuple[np.ndarra
         sigmas.append(sigma * D)
         vectors.append(v * D)
 
-    bump(m_l, 0.22, s * 0.11 * up - sp * 0.05 * right)
-    bump(m_r, 0.22, s * 0.11 * up + sp * 0.05 * right)
-    bump(0.5 * (m_l + eye_l) - 0.15 * right, 0.3, sp * 0.04 * up)
-    bump(0.5 * (m_r + eye_r) + 0.15 * right, 0.3, sp * 0.04 * up)
+    bump(m_l, 0.25, s * 0.15 * up - sp * 0.07 * right)
+    bump(m_r, 0.25, s * 0.15 * up + sp * 0.07 * right)
+    bump(0.5 * (m_l + eye_l) - 0.15 * right, 0.3, sp * 0.05 * up)
+    bump(0.5 * (m_r + eye_r) + 0.15 * right, 0.3, sp * 0.05 * up)
     bump(mc - 0.15 * D * up, 0.3, -mo * 0.2 * up)
     bump(mc + 0.1 * D * up, 0.15, mo * 0.035 * up)
     for eye, inward in ((eye_l, right), (eye_r, -right)):

@@ -352,7 +352,7 @@ def render_frames(script: VideoScript, clips: list[SourceClip]) -> Iterator[tupl
             state = int(tr.state[t])
             lut = lighting_lut(float(script.gain[t]), float(script.gamma[t]), np.asarray(tr.spec.tint))
             if state == ABSENT:
-                slot = script.scene[:, x0 : x0 + slot_w]
+                slot = np.ascontiguousarray(script.scene[:, x0 : x0 + slot_w])
                 frame[:, x0 : x0 + slot_w] = np.asarray(Image.fromarray(slot).point(lut))
                 marks.append(None)
                 continue
@@ -373,10 +373,10 @@ def render_frames(script: VideoScript, clips: list[SourceClip]) -> Iterator[tupl
             dst = np.array([slot_w / 2.0, H * 0.5]) + tr.shift[t]
             M = similarity(centre, dst, scale, float(tr.rotation[t]), tr.spec.mirror)
             slot, lm = place(img, q, M, (slot_w, H), tr.spec.mirror)
-            slot = np.array(Image.fromarray(slot).point(lut))
             if state in (LOWER, WHOLE):
+                slot = np.array(slot)  # the occluder is in the scene, so the light falls on it too
                 _occlude(slot, script.occluder[:, x0 : x0 + slot_w], lm, "lower" if state == LOWER else "whole")
-            frame[:, x0 : x0 + slot_w] = slot
+            frame[:, x0 : x0 + slot_w] = np.asarray(Image.fromarray(slot).point(lut))
             lm = lm + np.array([x0, 0.0])
             inside = bool((lm >= 0).all() and (lm[:, 0] < W).all() and (lm[:, 1] < H).all())
             marks.append(lm if state in (SHOWN, LOWER) and inside else None)

@@ -238,13 +238,13 @@ def test_detector_finds_the_faces_that_are_shown(corpus: tuple[Path, CorpusManif
         frames, _ = decoded[v.name]
         for k, p in enumerate(v.persons):
             shown = sorted(int(f.stem) for f in (root / "cropped_aligned" / p.name).glob("*.jpg"))
-            for i in shown[::8]:
+            for i in shown[::10]:
                 faces = detector.detect(frames[i - 1])
                 if v.two_person:  # the person's own half of the frame
                     faces = [f for f in faces if (f.center_x < v.width / 2) == (k == 0)]
                 checked += 1
                 found += bool(faces)
-    assert checked > 100
+    assert checked > 80
     assert found / checked >= 0.9, f"detector found {found} of {checked} shown faces"
 
 

@@ -1,0 +1,172 @@
+"""`harness preprocess` killed with SIGKILL resumes to the result of an uninterrupted run, redoing no finished
+video; a second run on the same output folder is turned away at once by the lock and damages nothing.
+
+The killed run is a real process (`python -m harness.cli preprocess ...`) on six small GRID-face videos with
+audio, faces on (SCRFD at 160 px, stride 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preprocess
+from preprocessing.cache import MANIFEST as FEATURES_MANIFEST
+from preprocessing.cache import CacheLockedError, FeatureCache
+from preprocessing.crops import CROPS_DIR
+from preprocessing.crops import MANIFEST as CROPS_MANIFEST
+from preprocessing.faces import WeightsMissingError, weight_path
+from tests.preprocessing.test_bad_videos import FPS, grid_frames, write_video
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = PreprocessConfig(stride=2, input_size=160)
+CLI_ARGS = ["--stride", "2", "--input-size", "160"]
+VIDEOS = [f"v{i}" for i in range(6)]
+FEATURES = ["mfcc", "egemaps", "audio_mask"]
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        weight_path("scrfd")
+    except WeightsMissingError:
+        pytest.skip("SCRFD weights absent: run `harness fetch-weights` (CI does, before the tests)")
+    folder = tmp_path_factory.mktemp("src")
+    frames = grid_frames(48) + grid_frames(24, clip="lbax4n.mpg")
+    for i, name in enumerate(VIDEOS):
+        clip = frames[i * 12 : i * 12 + 12]
+        write_video(folder / f"{name}.mp4", clip, audio_s=len(clip) / FPS, tone_hz=200.0 + 50 * i)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted run."""
+    out = tmp_path_factory.mktemp("reference")
+    assert all(r.error is None for r in preprocess(src, out, CFG))
+    return out
+
+
+def _start(src: Path, out: Path, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "preprocess", str(src), "--out", str(out), *CLI_ARGS],
+            cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+
+
+def _finished(out: Path) -> set[str]:
+    """Videos whose last output (the audio mask, saved after the crops and the other features) is recorded."""
+    done = set()
+    for manifest in (out / "features").glob(f"*/{FEATURES_MANIFEST}"):
+        try:
+            if "audio_mask" in json.loads(manifest.read_text())["features"]:
+                done.add(manifest.parent.name)
+        except (OSError, ValueError, KeyError):
+            continue
+    return done
+
+
+def _half_done(out: Path) -> set[str]:
+    """Videos with some crops written but not finished."""
+    return {d.name for d in (out / CROPS_DIR).glob("*") if not (d / CROPS_MANIFEST).exists() and any(d.glob("*.jpg"))}
+
+
+def _snapshot(out: Path, videos: set[str]) -> dict[str, tuple[int, int]]:
+    """(inode, mtime in ns) of every file of these videos: a rewrite (atomic rename) changes both."""
+    files = [f for v in videos for d in (out / CROPS_DIR / v, out / "features" / v) for f in d.iterdir()]
+    return {str(f.relative_to(out)): (f.stat().st_ino, f.stat().st_mtime_ns) for f in files}
+
+
+def _wait_for(condition, proc: subprocess.Popen, log: Path, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (status {proc.returncode}) before {what}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def _assert_same_outputs(out: Path, reference: Path) -> None:
+    """Crop files (names and bytes), crop manifests, feature arrays and feature manifests equal the reference."""
+    ref_cache, cache = FeatureCache(reference / "features"), FeatureCache(out / "features")
+    assert cache.videos() == ref_cache.videos() == VIDEOS
+    for v in VIDEOS:
+        a, b = out / CROPS_DIR / v, reference / CROPS_DIR / v
+        names = sorted(p.name for p in b.iterdir())
+        assert sorted(p.name for p in a.iterdir()) == names and len(names) == 13  # 12 crops + manifest
+        for name in names:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{v}/{name}"
+        got, want = cache.load(v, FEATURES), ref_cache.load(v, FEATURES)
+        for k in FEATURES:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=f"{v}/{k}")
+        assert cache.manifest(v) == ref_cache.manifest(v)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(src: Path, reference: Path, tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    proc = _start(src, out, log)
+    # Kill in the middle of a video (crops half written) once at least two videos are finished.
+    _wait_for(lambda: len(_finished(out)) >= 2 and (_half_done(out) or len(_finished(out)) >= 4), proc, log,
+              "two videos were finished")  # fmt: skip
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    done = _finished(out)
+    assert 2 <= len(done) < len(VIDEOS), done
+    before = _snapshot(out, done)
+    assert not (out / SUMMARY).exists()  # the killed run never got to its end
+    # What a kill inside an atomic write leaves behind: temporary files next to their targets.
+    todo = sorted(set(VIDEOS) - done)[0]
+    (out / CROPS_DIR / todo).mkdir(parents=True, exist_ok=True)
+    (out / CROPS_DIR / todo / ".00007.jpg.k1ll3d.tmp").write_bytes(b"half a jpeg")
+    (out / "features" / todo).mkdir(parents=True, exist_ok=True)
+    (out / "features" / todo / ".mfcc.npy.k1ll3d.tmp").write_bytes(b"half an array")
+
+    results: dict[str, VideoResult] = {r.video: r for r in preprocess(src, out, CFG)}  # the kernel freed the lock
+
+    assert all(r.error is None for r in results.values())
+    for v in VIDEOS:
+        if v in done:
+            assert (results[v].faces, results[v].audio) == ("cached", "cached"), v
+        else:  # its crops may have been finished just before the kill; its features were not
+            assert results[v].audio == "mfcc+egemaps", v
+    assert any(results[v].faces.startswith("detected") for v in VIDEOS)
+    assert _snapshot(out, done) == before  # finished videos: not one file rewritten
+    _assert_same_outputs(out, reference)
+
+
+def test_second_run_on_the_same_folder_is_locked_out(
+    src: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import preprocessing.faces.detectors
+
+    def no_set_up(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the second run got past the lock to its set-up")
+
+    monkeypatch.setattr(preprocessing.faces.detectors, "get_detector", no_set_up)
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    proc = _start(src, out, log)
+    lock = out / "features" / ".lock"
+    _wait_for(lambda: lock.is_file() and lock.read_text().strip() == str(proc.pid), proc, log, "the lock was taken")
+    t0 = time.perf_counter()
+    with pytest.raises(CacheLockedError) as err:
+        preprocess(src, out, CFG)
+    assert time.perf_counter() - t0 < 2.0  # before any detector or audio set-up
+    msg = str(err.value)
+    assert f"cannot preprocess into {out}: another run is using it" in msg
+    assert f"holder pid {proc.pid}" in msg and "wait for it to finish or use another" in msg
+    assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    _assert_same_outputs(out, reference)  # the turned-away run wrote nothing that the first one now lacks
+    summary = json.loads((out / SUMMARY).read_text())
+    assert summary["failed"] == [] and [v["video"] for v in summary["videos"]] == VIDEOS
