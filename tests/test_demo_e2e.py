@@ -1,0 +1,43 @@
+"""End to end: `harness demo --quick` runs every stage on CPU, writes a valid submission, tables and plots, and its
+scores hold the recorded leaderboard (the CI regression check)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from harness.commands.leaderboard import check, load_scores
+from harness.demo import run_demo
+from submissions.formats import validate_submission
+from submissions.leaderboard import load_recorded
+from submissions.package import verify_package
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end_and_leaderboard(tmp_path):
+    out = tmp_path / "demo"
+    res = run_demo(quick=True, out=out)
+    # Every stage left its product.
+    for key in ("submission", "scores", "traces", "histograms", "gates", "curves"):
+        assert res.files[key].is_file(), key
+    for table in ("I", "III", "IV"):
+        assert (out / "experiments" / f"table_{table}.csv").is_file()
+    corpus = out / "corpus"
+    sample = corpus / "VA_test_set_sample.txt"
+    manifest = verify_package(res.files["submission"], sample, tmp_path / "unzipped")
+    assert len(manifest["files"]["predictions.csv"]) == 64 and "name: bdca" in manifest["config_yaml"]
+    assert len(manifest["git_hash"]) >= 7
+    with zipfile.ZipFile(res.files["submission"]) as zf:
+        assert "predictions.csv" in zf.namelist()
+    assert validate_submission(out / "experiments" / "folds" / "fold0" / "predictions" / "submission.csv",
+                               sample) == []
+    # The scores CI guards: the quick demo's folds and ablations against the recorded leaderboard.
+    scores = load_scores(res.files["scores"])
+    recorded = load_recorded()
+    guarded = [k for k in recorded["scores"] if k.startswith("quick/")]
+    assert guarded, "the recorded leaderboard guards no quick-demo score"
+    df, ok = check(scores)
+    assert ok, df.filter(~df["ok"])
+    assert set(json.loads(res.files["scores"].read_text())) >= {"quick/fold0/bdca", "quick/test/bdca"}
