@@ -175,3 +175,12 @@ def test_recorded_leaderboard_guards_fixture_and_flags_drops(tmp_path):
     assert within[0].ok
     missing = compare_recorded({}, load_recorded(path))
     assert not missing[0].ok
+
+
+def test_atomic_write_uses_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "perm.txt", "x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
