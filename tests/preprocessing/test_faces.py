@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sys
 import tarfile
 import zipfile
@@ -306,7 +307,16 @@ def test_aligned_crop_puts_the_face_on_the_template(scrfd320, grid_frames) -> No
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_GRID.is_dir(), reason="the 11 GRID clips of the shared data folder are not here")
-@pytest.mark.parametrize("input_size", [640, 320])
+@pytest.mark.parametrize(
+    "input_size",
+    [
+        # 640 (the model's native size) costs ~2.5 min on 2 cores; the suite runs the pipeline's default, 320,
+        # and BDCA_FULL_TESTS=1 adds 640.
+        pytest.param(640, marks=pytest.mark.skipif(os.environ.get("BDCA_FULL_TESTS") != "1",
+                                                   reason="640 px variant: set BDCA_FULL_TESTS=1")),
+        320,
+    ],
+)
 def test_face_in_every_frame_of_all_11_grid_clips(input_size: int) -> None:
     if _scrfd_weights() is None:
         pytest.skip("SCRFD weights absent: run `harness fetch-weights`")
