@@ -18,9 +18,7 @@ so that a killed process never leaves half a line.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 from harness.config import Config, config_hash, load_config
 from submissions.atomic import atomic_write_text
 from submissions.errors import HarnessError
+from submissions.locking import LockHeldError, acquire_lock, release_lock
 
 LOCK_FILE = "run.lock"
 FINAL_EVENT = "final"
@@ -107,32 +106,19 @@ class RunDir:
         """
         if self._lock_fh is not None:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path / LOCK_FILE
-        fh = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
+            self._lock_fh = acquire_lock(lock_path)
+        except LockHeldError as exc:
             raise RunLockedError(
-                f"{self.path}: another process (pid {holder}) is running in this folder (lock {lock_path}); "
+                f"{self.path}: another process (pid {exc.holder}) is running in this folder (lock {lock_path}); "
                 "wait for it or choose another --out"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._lock_fh = fh
 
     def unlock(self) -> None:
         """Release the lock, if held."""
-        if self._lock_fh is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        release_lock(self._lock_fh)
+        self._lock_fh = None
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[RunDir]:

@@ -20,12 +20,9 @@ own.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -35,6 +32,7 @@ import numpy as np
 
 from submissions.atomic import atomic_open, atomic_write_text
 from submissions.errors import HarnessError
+from submissions.locking import LockHeldError, acquire_lock, release_lock
 
 MANIFEST = "manifest.json"
 LOCK_FILE = ".lock"
@@ -121,32 +119,19 @@ class FeatureCache:
         """Take the root's write lock now (idempotent)."""
         if self._lock_fh is not None:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / LOCK_FILE
-        fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
+            self._lock_fh = acquire_lock(path)
+        except LockHeldError as exc:
             raise CacheLockedError(
                 f"{self.root}: feature cache is being written by another process (lock {path}, holder pid "
-                f"{holder}); wait for it to finish or use another cache root"
+                f"{exc.holder}); wait for it to finish or use another cache root"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._lock_fh = fh
 
     def close(self) -> None:
         """Release the write lock, if held."""
-        if self._lock_fh is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        release_lock(self._lock_fh)
+        self._lock_fh = None
 
     def __enter__(self) -> FeatureCache:
         self.lock()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from preprocessing.faces.base import FaceError, WeightsMissingError
 from submissions.atomic import atomic_write_bytes
+from submissions.package import sha256_file
 
 ENV_VAR = "BDCA_WEIGHTS"
 
@@ -123,15 +124,6 @@ def weight_path(key: str, directory: str | Path | None = None) -> Path:
             f"nothing is downloaded at run time)"
         )
     return path
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _pip_download(package: str, sdist: bool, dest: Path, pip: Sequence[str]) -> Path:
