@@ -65,6 +65,10 @@ class PreprocessConfig:
         audio: compute audio features.
         vggish: VGGish weights (file or folder); None switches VGGish off.
         egemaps_set: eGeMAPS version with 23 LLDs.
+        encoder: encoder checkpoint for visual features (a stage-1 `best.safetensors`, the official MAE release
+            `mae_pretrain_vit_large.pth`, or timm's `vit_large_patch16_224.mae` state dict); None: no visual features.
+        encoder_config: the config (name or YAML) whose `encoder` section describes that checkpoint's ViT and
+            whose `stage1.augment` gives the normalisation.
     """
 
     faces: bool = True
@@ -75,6 +79,8 @@ class PreprocessConfig:
     audio: bool = True
     vggish: str | None = None
     egemaps_set: str = "eGeMAPSv01a"
+    encoder: str | None = None
+    encoder_config: str = "demo"
 
 
 @dataclass(frozen=True)
@@ -295,6 +301,40 @@ def _remove_temp_files(out: Path) -> int:
     return removed
 
 
+def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: FeatureCache,
+            results: list[VideoResult], root: Path | None) -> None:
+    """CLS features of every frame with a crop (zeros + mask False elsewhere) from the given encoder checkpoint."""
+    from types import SimpleNamespace
+
+    from harness.config import load_config
+    from harness.stage1 import extract_features
+    from models.checkpoints import load_checkpoint
+    from models.registry import build_model
+    from preprocessing.affwild2 import VideoEntry
+
+    run_cfg = load_config(cfg.encoder_config)
+    vit = build_model(run_cfg.vit_config())
+    report = load_checkpoint(vit, cfg.encoder)
+    for r in results:
+        r.notes.append(f"visual features from {cfg.encoder} ({len(report.loaded)} tensors loaded)")
+    weights = Path(cfg.encoder)
+    fhash = config_hash({"weights": str(weights.resolve()), "bytes": weights.stat().st_size,
+                         "encoder": run_cfg.to_dict()["encoder"], "augment": run_cfg.to_dict()["stage1"]["augment"]})
+    ok = {r.video for r in results}
+    entries = []
+    for job in jobs:
+        if job.name not in ok:
+            continue
+        for s in job.subjects:
+            # Crops the dataset ships are used where detection was skipped; our own crops elsewhere.
+            shipped = root / "cropped_aligned" / s if root is not None and s in job.shipped_crops else None
+            crops = shipped if shipped is not None and shipped.is_dir() else out / "cropped_aligned" / s
+            entries.append(VideoEntry(name=s, raw_video=job.path, crops_dir=crops if crops.is_dir() else None,
+                                      annotation=None, person=person_of(s)))
+    extract_features(run_cfg, SimpleNamespace(train=[], validation=[], test=entries), cache,
+                     {run_cfg.features.visual: (vit, fhash)})
+
+
 def preprocess(
     input_path: str | Path,
     out: str | Path,
@@ -312,7 +352,7 @@ def preprocess(
         progress: called with (video, done, total) after each video.
     """
     out = Path(out)
-    jobs, _root = discover_jobs(input_path)
+    jobs, root = discover_jobs(input_path)
     cache = FeatureCache(out / "features")
     try:  # before any slow set-up: a second run on the same OUT stops at once
         cache.lock()
@@ -353,6 +393,8 @@ def preprocess(
             results.append(res)
             if progress:
                 progress(job.name, i + 1, len(jobs))
+        if cfg.encoder:
+            _visual(jobs, out, cfg, cache, [r for r in results if not r.error], root)
         summary = {"input": str(input_path), "config": asdict(cfg), "failed": [r.video for r in results if r.error],
                    "videos": [asdict(r) for r in results]}
         atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")

@@ -18,6 +18,7 @@ EXAMPLES = [
     "harness preprocess /data/Aff-Wild2 --out cache/affwild2",
     "harness preprocess clips/ --out cache/clips --stride 2",
     "harness preprocess talk.mp4 --out cache/talk --vggish weights/vggish",
+    "harness preprocess clips/ --out cache/clips --encoder runs/demo/stage1/finetune/best.safetensors",
 ]
 
 
@@ -31,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-faces", action="store_true", help="skip face detection and alignment")
     p.add_argument("--no-audio", action="store_true", help="skip audio features")
     p.add_argument("--vggish", help="VGGish weights (file or folder with vggish-10086976.pth + PCA params)")
+    p.add_argument("--encoder", help="encoder checkpoint for per-frame visual features (stage-1 best.safetensors, "
+                   "mae_pretrain_vit_large.pth, or timm's vit_large_patch16_224.mae state dict)")
+    p.add_argument("--encoder-config", default="demo", help="config describing the encoder's ViT (default demo)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad video")
 
 
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
                       "eGeMAPS 23 = 62 dims")
     cfg = PreprocessConfig(faces=not args.no_faces, detect=args.detect, detector=args.detector, stride=args.stride,
                            input_size=args.input_size,
-                           audio=not args.no_audio, vggish=args.vggish)
+                           audio=not args.no_audio, vggish=args.vggish, encoder=args.encoder,
+                           encoder_config=args.encoder_config)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("videos", total=None)
         results = preprocess(args.input, args.out, cfg, strict=args.strict,
