@@ -60,10 +60,13 @@ def entries_from_scores(scores: dict[str, float]) -> list[Entry]:
 
 
 def check(scores: dict[str, float], recorded_path: Path = RECORDED_PATH) -> tuple[pl.DataFrame, bool]:
-    """Compare fixture + given scores with the recorded leaderboard; (table, all_ok)."""
+    """Compare fixture + given scores with the recorded leaderboard; (table, all_ok).
+
+    Without scores only the scoring fixture is checked; with them, every recorded key must be present and hold.
+    """
     current = {**fixture_scores(), **scores}
     recorded = load_recorded(recorded_path)
-    rows = compare_recorded(current, recorded)
+    rows = compare_recorded(current, recorded, prefix="" if scores else "fixture/")
     df = pl.DataFrame(
         {
             "key": [r.key for r in rows],
