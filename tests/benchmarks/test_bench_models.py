@@ -270,7 +270,7 @@ def test_report_rows_divide_by_the_peak_of_their_device_precision_and_threads() 
 
     def bench(name: str, **extra: object) -> dict:
         info = {"precision": "float32", "flops": 2e9, "items": 100, "unit": "frames/s", **extra}
-        return {"name": name, "stats": {"median": 0.5}, "extra_info": info}
+        return {"name": name, "stats": {"median": 0.5, "min": 0.25}, "extra_info": info}
 
     data = {"benchmarks": [bench("two", device="cpu", threads=2), bench("one", device="cpu", threads=1),
                            bench("gpu", device="cuda", precision="bfloat16"), bench("none", flops=None)]}  # fmt: skip
@@ -279,6 +279,7 @@ def test_report_rows_divide_by_the_peak_of_their_device_precision_and_threads() 
     rows = {r["benchmark"]: r for r in df.to_dicts()}
     assert rows["two"]["throughput"] == 200 and rows["two"]["gflop_per_s"] == 4.0
     assert rows["two"]["peak_fraction"] == 0.5  # 4 of the 2-thread peak's 8 GFLOP/s
+    assert rows["two"]["min_ms"] == 250 and rows["two"]["peak_fraction_at_min"] == 1.0
     assert rows["one"]["peak_fraction"] == 0.25  # no 1-thread peak: the bare precision's 16 GFLOP/s
     assert rows["gpu"]["peak_fraction"] == 0.01
     assert np.isnan(rows["none"]["peak_fraction"]) and np.isnan(rows["none"]["gflop"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.dropout import ByteDropout, byte_dropout
+from models.dropout import ByteDropout, byte_dropout, relu_dropout
 
 
 @pytest.mark.parametrize("p", [0.05, 0.1, 0.5, 0.9])
@@ -48,3 +48,28 @@ def test_eval_and_zero_rate_are_identity() -> None:
     assert byte_dropout(x, 0.001) is x  # rounds to 0/256
     with pytest.raises(ValueError):
         ByteDropout(1.0)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_relu_dropout_is_byte_dropout_of_relu_with_the_same_draws(p: float) -> None:
+    x = torch.randn(3, 41, 5, dtype=torch.float64)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    torch.manual_seed(9)
+    ya = byte_dropout(torch.relu(a), p)
+    torch.manual_seed(9)
+    yb = relu_dropout(b, p)
+    assert torch.equal(ya, yb)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    assert torch.equal(a.grad, b.grad)
+
+
+def test_relu_dropout_without_dropout_is_relu_and_inplace_only_when_asked() -> None:
+    x = torch.randn(6, 7)
+    assert torch.equal(relu_dropout(x, 0.3, training=False), torch.relu(x)) and (x < 0).any()
+    y = x.clone()
+    out = relu_dropout(y, 0.0, inplace=True)
+    assert out.data_ptr() == y.data_ptr() and torch.equal(out, torch.relu(x))
+    with pytest.raises(ValueError):
+        relu_dropout(x, 1.0)

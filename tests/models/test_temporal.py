@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from models import FUSIONS, TCN, AVTemporalModel, ModelError, create_model, list_models
+from models import FUSIONS, TCN, AVTemporalModel, ModelError, create_model, list_models, tap_sum, tap_weights
 
 SMALL = {"visual_dim": 24, "audio_dim": 10, "tcn_channels": 16, "num_heads": 2, "dim_feedforward": 32,
          "head_hidden": 8}  # fmt: skip
@@ -163,3 +165,33 @@ def test_tcn_is_non_causal_with_the_documented_receptive_field() -> None:
     reach = grad[0].abs().sum(-1) > 0  # (T,)
     assert bool(reach[20:81].all()), "every frame within +-30 (past and future) influences frame 50"
     assert not bool(reach[:20].any()) and not bool(reach[81:].any())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.sampled_from([1, 3, 5]),
+    dilation=st.integers(1, 6),
+    T=st.integers(1, 14),
+    c_in=st.integers(1, 5),
+    c_out=st.integers(1, 4),
+    extra=st.integers(0, 3),
+)
+def test_tap_sum_of_per_tap_products_is_a_centred_conv1d(
+    k: int, dilation: int, T: int, c_in: int, c_out: int, extra: int
+) -> None:
+    torch.manual_seed(k * 100 + T)
+    conv = torch.nn.Conv1d(c_in, c_out, k, padding=dilation * (k - 1) // 2, dilation=dilation).double()
+    x = torch.randn(2, T, c_in, dtype=torch.float64)
+    tail = torch.randn(2, T, extra, dtype=torch.float64)
+    y = torch.cat([x @ tap_weights(conv).T, tail], dim=-1)  # (B, T, k C_out + E)
+    out, passed = tap_sum(y, conv.bias, k, dilation, c_out)
+    torch.testing.assert_close(out, conv(x.transpose(1, 2)).transpose(1, 2))
+    assert torch.equal(passed, tail)
+
+
+def test_tap_sum_gradients() -> None:
+    y = torch.randn(2, 9, 3 * 4 + 2, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    for dilation in (1, 3, 9):
+        assert torch.autograd.gradcheck(lambda y, b, d=dilation: tap_sum(y, b, 3, d, 4), (y, bias))
+        assert torch.autograd.gradcheck(lambda y, b, d=dilation: tap_sum(y, b, 3, d, 4)[0], (y, bias))
