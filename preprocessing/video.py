@@ -203,7 +203,7 @@ def probe(path: str | Path) -> VideoInfo:
         rotation = 0
         first = None
         stats = DecodeStats()
-        for first in _decode_video(container, stream, stats):
+        for first in _decode(container, stream, stats):
             rotation = _rotation_of(first)
             break
         if first is None:
@@ -234,10 +234,10 @@ def probe(path: str | Path) -> VideoInfo:
         )
 
 
-def _decode_video(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, stats: DecodeStats
-) -> Iterator[av.VideoFrame]:
-    """Decode packet by packet so that one bad packet costs one packet, not the rest of the file."""
+def _decode(
+    container: av.container.InputContainer, stream: av.stream.Stream, stats: DecodeStats
+) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """Decode one stream packet by packet so that one bad packet costs one packet, not the rest of the file."""
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
@@ -342,7 +342,7 @@ def iter_frames(
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         index = 0
-        for frame in _decode_video(container, stream, stats):
+        for frame in _decode(container, stream, stats):
             if index % stride == 0:
                 rgb = frame.to_ndarray(format="rgb24")
                 k = _rotation_of(frame) // 90
@@ -398,16 +398,9 @@ def read_audio(path: str | Path, sr: int = 16000, stats: DecodeStats | None = No
             for f in frames:
                 chunks.append(f.to_ndarray().mean(axis=0))  # (channels, n) -> (n,)
 
-        for packet in container.demux(stream):
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError as exc:
-                stats.record_error(exc, packet)
-                continue
-            for frame in decoded:
-                stats.decoded += 1
-                frame.pts = None  # let the resampler count samples itself; damaged timestamps do not matter
-                take(resampler.resample(frame))
+        for frame in _decode(container, stream, stats):
+            frame.pts = None  # let the resampler count samples itself; damaged timestamps do not matter
+            take(resampler.resample(frame))
         take(resampler.resample(None))
     if stats.decoded == 0:
         detail = f" ({stats.errors} packet(s) failed to decode{stats.where()})" if stats.errors else ""
