@@ -26,11 +26,9 @@ from preprocessing.audio import (
 from submissions.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[2]
-# The GRID sample clips (real speech): $BDCA_GRID_DIR, a copy in the repo, or the shared folder beside it.
+# The GRID sample clips (real speech): $BDCA_GRID_DIR, else the two embedded in the package (always there).
 _GRID_DIRS = [Path(d) for d in (os.environ.get("BDCA_GRID_DIR"),) if d] + [
-    REPO / "data" / "grid",
-    REPO / "preprocessing" / "data" / "grid",
-    REPO.parent / "shared" / "data" / "grid",
+    REPO / "preprocessing" / "assets" / "grid",
 ]
 GRID_CLIP = next((p for d in _GRID_DIRS for p in sorted(d.glob("*.mpg"))), None)
 
