@@ -35,7 +35,7 @@ from harness.engine import DistInfo, Forward, barrier, fit, init_distributed, se
 from harness.folds import Fold, fold_split
 from harness.predict import predict_arrays, predict_videos, save_predictions
 from harness.runs import RunDir
-from submissions.metrics import score_va
+from submissions.scoring import score_predictions as score_predictions_va
 
 
 @dataclass
@@ -96,8 +96,8 @@ def score_predictions(preds: Mapping[str, np.ndarray], labels: Mapping[str, np.n
         preds: video -> (N, 2).
         labels: video -> (N, 2), same videos and lengths.
     """
-    videos = sorted(preds)
-    s = score_va(np.concatenate([labels[v] for v in videos]), np.concatenate([preds[v] for v in videos]))
+    # The challenge scorer itself (it also names a missing video or a length mismatch), as a metrics record.
+    s = score_predictions_va(dict(preds), dict(labels), "stage-2 predictions").total
     return {"ccc_v": s.ccc_v, "ccc_a": s.ccc_a, "p_va": s.p_va, "frames": float(s.frames)}
 
 

@@ -18,7 +18,7 @@ import polars as pl
 
 from submissions.atomic import atomic_write_text
 from submissions.errors import HarnessError
-from submissions.metrics import score_va
+from submissions.scoring import score_predictions
 
 RECORDED_PATH = Path(__file__).with_name("recorded_leaderboard.json")
 
@@ -122,8 +122,7 @@ def scoring_fixture(seed: int = 2025, videos: int = 7, frames: int = 400) -> tup
 def fixture_scores() -> dict[str, float]:
     """The scores the CI guards for the scoring fixture (global CCC over all frames, -5 dropped)."""
     labels, preds = scoring_fixture()
-    vids = sorted(labels)
-    s = score_va(np.concatenate([labels[v] for v in vids]), np.concatenate([preds[v] for v in vids]))
+    s = score_predictions(preds, labels, "scoring fixture").total
     return {"fixture/ccc_v": s.ccc_v, "fixture/ccc_a": s.ccc_a, "fixture/p_va": s.p_va}
 
 
