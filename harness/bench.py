@@ -4,6 +4,9 @@ Each benchmark stores in `benchmark.extra_info`: `shapes` (text), `precision`, `
 images/s), `items` (units processed per call) and, for neural parts, `flops` per call (from the models' own FLOP
 function). The report divides by the median time for throughput and FLOP/s, and by the peak measured in the same
 run (a large matrix product in the same dtype on the same device) for the fraction of peak.
+
+A run is resumable: each benchmark is kept in `<out>/partial.json` the moment it finishes (`harness.bench_plugin`),
+and a run started again after a kill measures only the rest (see `run_benchmarks`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import polars as pl
 
 from submissions.atomic import atomic_write_text
 from submissions.leaderboard import table_markdown
+
+PARTIAL_FILE = "partial.json"
+"""The rows a run has finished so far (see `run_benchmarks` and `harness.bench_plugin`)."""
 
 
 def device_info() -> dict:
@@ -187,20 +193,89 @@ def _load() -> str:
         return "n/a"
 
 
-def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[str] | None = None) -> pl.DataFrame:
-    """Run tests/benchmarks with pytest-benchmark, then write `report.json` and `report.md` into `out_dir`.
+def bench_fingerprint(suite: Path) -> dict:
+    """What must match for rows of an interrupted run to be reused: the device (CPU, GPU, threads, torch, Python)
+    and the benchmark folder. Rows measured elsewhere are not comparable with rows measured here.
+
+    Args:
+        suite: the benchmark folder.
+    """
+    return {"device": device_info(), "suite": str(suite.resolve())}
+
+
+def prepare_partial(path: Path, fingerprint: dict, fresh: bool, log: Callable[[str], None]) -> list[dict]:
+    """Prepare the partial-results file for this run; return the finished rows it keeps (reused, not remeasured).
+
+    Rows are kept only from a file of the same fingerprint (`bench_fingerprint`) and without `fresh`; the file is
+    then rewritten with this run's fingerprint and the kept rows, for `harness.bench_plugin` to extend.
+
+    Args:
+        path: the partial-results file.
+        fingerprint: this run's device and suite.
+        fresh: discard the rows (`harness bench --fresh`).
+        log: receives one line saying what is reused or discarded, when there was something.
+    """
+    from harness.bench_plugin import read_partial, write_partial
+
+    old = None if fresh else read_partial(path)
+    reused: list[dict] = []
+    if old is not None and old.get("fingerprint") == fingerprint:
+        reused = [b for b in old["benchmarks"] if isinstance(b, dict) and "fullname" in b and "stats" in b]
+        if reused:
+            log(f"resuming an interrupted run ({path}): reusing {len(reused)} finished row(s), not measured again: "
+                + ", ".join(b["name"] for b in reused))  # fmt: skip
+    elif old is not None and old["benchmarks"]:
+        log(f"{path}: rows of an interrupted run on another device or suite; measuring everything again")
+    elif fresh and path.is_file():
+        log(f"--fresh: the rows in {path} are discarded; measuring everything again")
+    write_partial(path, {"fingerprint": fingerprint, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                         "benchmarks": reused})  # fmt: skip
+    return reused
+
+
+def run_benchmarks(
+    out_dir: Path,
+    select: str | None = None,
+    extra_args: list[str] | None = None,
+    *,
+    suite: Path | None = None,
+    fresh: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> pl.DataFrame:
+    """Run the benchmark suite with pytest-benchmark, then write `report.json` and `report.md` into `out_dir`.
 
     Benchmarks that profile themselves (`BDCA_BENCH_PROFILE_DIR`) write `profile_*.txt` tables beside them.
 
     The matmul peaks are measured before and after the suite (the better of the two counts), with the thread
     count each row ran with; the load average at both ends goes into the report, since other processes on the
     machine slow everything down.
+
+    Resumable: every benchmark is recorded in `<out_dir>/partial.json` as soon as it finishes
+    (`harness.bench_plugin`), so a run killed at any point (even with SIGKILL) and started again measures only
+    the benchmarks it had not finished, when the device and suite are the same; the report lists the reused rows.
+    The file is removed once the report is written: the next run measures everything again.
+
+    Args:
+        out_dir: the report folder.
+        select: a pytest `-k` expression.
+        extra_args: more pytest arguments.
+        suite: the benchmark folder (default: the repository's tests/benchmarks).
+        fresh: discard the rows of an interrupted run and measure everything.
+        log: called with a line of text on what is reused (default: print it).
     """
     import torch
 
+    from harness.bench_plugin import PARTIAL_ENV, read_partial
+
+    say = log or print
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / "pytest-benchmark.json"
-    tests = Path(__file__).resolve().parent.parent / "tests" / "benchmarks"
+    partial = out_dir / PARTIAL_FILE
+    # This run's own pytest-benchmark output: a killed run leaves none, and an older complete one is never read.
+    run_json = out_dir / ".pytest-benchmark.run.json"
+    run_json.unlink(missing_ok=True)
+    tests = Path(suite) if suite else Path(__file__).resolve().parent.parent / "tests" / "benchmarks"
+    reused = prepare_partial(partial, bench_fingerprint(tests), fresh, say)
     cmd = [
         sys.executable,
         "-m",
@@ -209,9 +284,11 @@ def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[st
         "-q",
         "--benchmark-enable",
         "--benchmark-only",
-        f"--benchmark-json={raw}",
+        f"--benchmark-json={run_json}",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "harness.bench_plugin",
     ]
     if select:
         cmd += ["-k", select]
@@ -219,16 +296,22 @@ def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[st
     load_start = _load()
     before = measure_peaks(set())
     t0 = time.perf_counter()
-    env = {**os.environ, "BDCA_BENCH": "1", "BDCA_BENCH_PROFILE_DIR": str(out_dir.resolve())}
+    env = {**os.environ, "BDCA_BENCH": "1", "BDCA_BENCH_PROFILE_DIR": str(out_dir.resolve()),
+           PARTIAL_ENV: str(partial.resolve())}  # fmt: skip
     subprocess.run(cmd, check=False, env=env)
     wall = time.perf_counter() - t0
     # Largest resident set of any finished child so far: the pytest process that ran the suite (KiB on Linux).
     child_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if not raw.is_file():
+    finished = (read_partial(partial) or {"benchmarks": reused})["benchmarks"]
+    data = json.loads(run_json.read_text()) if run_json.is_file() else {}
+    # Rows of tests that failed after measuring are in pytest-benchmark's output only: reported as before.
+    kept = {b["fullname"] for b in finished}
+    data["benchmarks"] = finished + [b for b in data.get("benchmarks", []) if b.get("fullname") not in kept]
+    if not data["benchmarks"]:
         from submissions.errors import HarnessError
 
-        raise HarnessError(f"the benchmark run wrote no results ({raw}); see the pytest output above")
-    data = json.loads(raw.read_text())
+        raise HarnessError(f"the benchmark run wrote no results ({run_json}); see the pytest output above")
+    atomic_write_text(raw, json.dumps(data, indent=4))
     used = {
         (x.get("device", "cpu"), x.get("precision", ""), x.get("threads"))
         for x in (b.get("extra_info", {}) for b in data.get("benchmarks", []))
@@ -237,23 +320,33 @@ def run_benchmarks(out_dir: Path, select: str | None = None, extra_args: list[st
     peaks = {k: max(v, before.get(k, 0.0)) for k, v in after.items()}
     load_end = _load()
     df = report_from_pytest_json(data, peaks)
+    reused_names = [b["name"] for b in reused]
     meta = {"device": device_info(), "peaks_flops": peaks, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "load_average_start": load_start, "load_average_end": load_end, "suite_seconds": round(wall, 1),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "suite_peak_rss_mib": round(child_rss_mib)}  # fmt: skip
+            "suite_peak_rss_mib": round(child_rss_mib), "reused_rows": reused_names}  # fmt: skip
     atomic_write_text(out_dir / "report.json", json.dumps({"meta": meta, "rows": df.to_dicts()}, indent=2))
     dev = meta["device"]
     peak_lines = "\n".join(f"- `{k}`: {v / 1e9:.1f} GFLOP/s" for k, v in sorted(peaks.items()))
+    reused_line = (
+        f"Rows measured by an earlier, interrupted run and reused (their times are from that run): "
+        f"{', '.join(reused_names)}.\n"
+        if reused_names
+        else ""
+    )
     head = (
         f"# Benchmark report\n\nDevice: {dev['cpu']} ({meta['cpu_count']} CPUs, torch uses {dev['threads']} "
         f"threads){', GPU ' + dev['gpu'] if 'gpu' in dev else ''}; torch {dev['torch']}, Python {dev['python']}."
         f"\nDate: {meta['date']}; the suite took {meta['suite_seconds']} s "
         f"(its process's peak RSS: {meta['suite_peak_rss_mib']} MiB).\n"
-        f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}.\n\n"
+        f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}.\n{reused_line}\n"
         f"Same-run matmul peaks (best 2048 x 2048 product, before or after the suite; `Nt` = threads):\n"
         f"{peak_lines}\n\n`peak_fraction` = achieved FLOP/s at the median time / the peak of the row's device, "
         f"precision and threads (`peak_fraction_at_min`: at the fastest round). Throughput is at the median. "
         f"FLOPs are the models' analytic counts (`models.count_flops`, `models.count_train_flops`).\n\n"
     )
     atomic_write_text(out_dir / "report.md", head + table_markdown(df))
+    # The report is complete: the next run measures everything again, so the partial results go.
+    partial.unlink(missing_ok=True)
+    run_json.unlink(missing_ok=True)
     return df

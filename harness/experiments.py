@@ -151,6 +151,19 @@ def _print_table(df: pl.DataFrame, title: str, console: Any) -> None:
     console.print(t)
 
 
+def describe_result(res: Stage2Result) -> str:
+    """One line on what happened to a run: reused (an interrupted command resumed past it) or trained now.
+
+    The `folds` and `ablate` commands print it after every run, so the user sees which finished runs a rerun kept.
+
+    Args:
+        res: the run's result.
+    """
+    what = "reused the finished run" if res.skipped else "trained"
+    score = res.reported.get("p_va", math.nan)
+    return f"{res.model} fold {res.fold}: {what} in {res.run_dir} (P_VA {score:.3f} on {res.reported_on})"
+
+
 def _scores(res: Stage2Result) -> tuple[float, float, float]:
     s = res.reported
     return s["ccc_v"], s["ccc_a"], s["p_va"]

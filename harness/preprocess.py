@@ -9,13 +9,15 @@ INPUT is an Aff-Wild2 root, a folder of videos, or one video. For every raw vide
 Every step is skipped when its outputs exist with the same configuration hash, so an interrupted run (even one
 killed with SIGKILL) resumes where it stopped: finished videos are not redone, a half-done one is redone from
 its start, and temporary files left by the killed run are removed. The run holds the feature cache's lock from
-its start to its end, so a second run on the same OUT stops at once with a clear message.
+its start to its end (and, when it detects faces, the lock of `OUT/cropped_aligned`, which `harness faces` takes
+too), so a second run on the same OUT stops at once with a clear message.
 
 Bad input: one bad video is reported in its `VideoResult.error` (file, reason, what to do) and the run goes on
 (unless `strict`). What a video only partly allows is used and said in `VideoResult.notes`: the decodable part of
 a truncated or damaged file (frames and features cover the frames that decode), a missing or undecodable audio
 track (audio features zero, `audio_mask` False), audio shorter than the video (the tail frames masked) or longer
-(cut at the last frame), a variable frame rate, a display rotation, a file name the outputs cannot carry.
+(cut at the last frame), a variable frame rate (each frame then takes the audio at its presentation time, not at
+i / average fps), a display rotation, a file name the outputs cannot carry.
 Frames: features have one row per decoded frame (per demuxed frame when faces are off, which decodes nothing).
 
 Visual features need an encoder: they are extracted by stage 1 (`harness train --stage 1`) or
@@ -39,9 +41,11 @@ import numpy as np
 from preprocessing.affwild2 import AffWild2Layout, LayoutError, person_of, strip_person
 from preprocessing.audio import AUDIO_SR, audio_feature_config, compute_audio_features
 from preprocessing.cache import CacheError, CacheLockedError, FeatureCache, config_hash
-from preprocessing.video import DecodeStats, VideoError, VideoInfo, probe, read_audio, scan_packets
+from preprocessing.crops import CropsLockedError, lock_crops
+from preprocessing.video import DecodeStats, PacketScan, VideoError, VideoInfo, probe, read_audio, scan_packets
 from submissions.atomic import atomic_write_text
 from submissions.errors import HarnessError
+from submissions.locking import release_lock
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mpg", ".mpeg", ".mov", ".mkv", ".webm")
 AUDIO_FEATURES = ("mfcc", "egemaps", "vggish", "audio_mask")
@@ -181,30 +185,33 @@ def _faces(job: VideoJob, out: Path, cfg: PreprocessConfig, detector, res: Video
         res.faces = "shipped crops"
         return None
     report = extract_crops(job.path, out, video_name=job.name, detector=detector, stride=cfg.stride,
-                           two_person=job.two_person)
+                           two_person=job.two_person)  # fmt: skip
     res.with_face, res.without_face = report.with_face, report.without_face
     res.faces = "cached" if report.skipped else f"detected ({report.fps:.0f} fps)"
     if report.frames < expected or report.decode_errors:
         damaged = f"; {report.decode_errors} damaged packet(s) skipped" if report.decode_errors else ""
-        first = next((" " + n[n.index("(first"):] for n in report.notes if "(first" in n), "")
+        first = next((" " + n[n.index("(first"):] for n in report.notes if "(first" in n), "")  # fmt: skip
         res.notes.append(f"decoded {report.frames} of ~{expected} frames{damaged}{first}; crops and features "
-                         "cover the decoded frames")
+                         "cover the decoded frames")  # fmt: skip
     return report.frames
 
 
 def _cached(cache: FeatureCache, subjects: tuple[str, ...], names: list[str], hashes: dict[str, str],
-            n_frames: int) -> bool:
+            n_frames: int) -> bool:  # fmt: skip
     """Every audio feature present, undamaged, of this config and of this frame count."""
     try:
         return all(cache.has(s, n, hashes[n]) and cache.manifest(s).get("n_frames") == n_frames
-                   for s in subjects for n in [*names, "audio_mask"])
+                   for s in subjects for n in [*names, "audio_mask"])  # fmt: skip
     except CacheError:
         return False
 
 
 def _audio(job: VideoJob, cache: FeatureCache, cfg: PreprocessConfig, vggish, n_frames: int, fps: float,
-           res: VideoResult) -> None:
+           res: VideoResult, frame_times_s: np.ndarray | None = None) -> None:  # fmt: skip
     feats_cfg = audio_feature_config(cfg.egemaps_set)
+    if frame_times_s is not None:
+        # Another alignment gives other rows: features cached by the average-rate alignment are computed again.
+        feats_cfg = {k: {**v, "align": "nearest-row-start-pts"} for k, v in feats_cfg.items()}
     hashes = {k: config_hash({"feature": v, "vggish": cfg.vggish}) for k, v in feats_cfg.items()}
     hashes["audio_mask"] = hashes["mfcc"]
     names = ["mfcc", "egemaps"] + (["vggish"] if vggish is not None else [])
@@ -224,16 +231,16 @@ def _audio(job: VideoJob, cache: FeatureCache, cfg: PreprocessConfig, vggish, n_
         res.notes.append(f"audio: {stats.errors} damaged packet(s) skipped{stats.where()}")
     samples = wave if wave is not None else np.zeros(0, np.float32)
     feats = compute_audio_features(samples, n_frames, fps, sr=AUDIO_SR, vggish_path=vggish,
-                                   egemaps_set=cfg.egemaps_set)
+                                   egemaps_set=cfg.egemaps_set, frame_times_s=frame_times_s)  # fmt: skip
     if wave is not None and n_frames and fps > 0:
         audio_s, video_s = wave.size / AUDIO_SR, n_frames / fps
         masked = int(n_frames - feats["audio_mask"].sum())
         if masked:
             res.notes.append(f"audio track ({audio_s:.2f} s) is shorter than the video ({video_s:.2f} s): the last "
-                             f"{masked} frame(s) have no audio (audio_mask False)")
+                             f"{masked} frame(s) have no audio (audio_mask False)")  # fmt: skip
         elif audio_s > video_s + LONGER_AUDIO_S:
             res.notes.append(f"audio track ({audio_s:.2f} s) is longer than the video ({video_s:.2f} s): the audio "
-                             "after the last frame is not used")
+                             "after the last frame is not used")  # fmt: skip
     meta = {"n_frames": n_frames, "fps": fps}
     for n in [*names, "audio_mask"]:
         cache.save_many(job.subjects, n, feats[n], hashes[n], meta)
@@ -241,8 +248,28 @@ def _audio(job: VideoJob, cache: FeatureCache, cfg: PreprocessConfig, vggish, n_
     res.audio = "+".join(names) + ("" if wave is not None else missing)
 
 
-def _stream_notes(job: VideoJob, info: VideoInfo, res: VideoResult) -> int:
-    """Notes on what the container says; returns the number of frames the file holds (packets, not decoded)."""
+def _frame_times(scan: PacketScan, n_frames: int, fps: float) -> np.ndarray:
+    """Presentation time of each of `n_frames` frames, in seconds from the first, for a variable-rate video.
+
+    Decoded frames come out in presentation order, which is the sorted packet timestamps. Where decoding found
+    fewer frames than packets (damaged packets), the first times are used; frames beyond the last timestamp
+    (packets without one) continue at the average rate.
+
+    Args:
+        scan: the file's packets (`scan_packets`).
+        n_frames: frames that features are computed for.
+        fps: the average frame rate.
+    """
+    times = np.asarray(scan.times[:n_frames], dtype=np.float64)
+    if times.size < n_frames:
+        last = times[-1] if times.size else 0.0
+        times = np.concatenate([times, last + np.arange(1, n_frames - times.size + 1) / fps])
+    return times
+
+
+def _stream_notes(job: VideoJob, info: VideoInfo, res: VideoResult) -> tuple[int, PacketScan]:
+    """Notes on what the container says; returns the number of frames the file holds (packets, not decoded) and
+    the packet scan (its timestamps time the frames of a variable-rate video)."""
     scan = scan_packets(job.path)
     held = scan.packets or info.frames
     if job.path.stem != job.name:
@@ -250,31 +277,32 @@ def _stream_notes(job: VideoJob, info: VideoInfo, res: VideoResult) -> int:
     if info.frames > scan.packets > 0:
         res.notes.append(f"the file holds {scan.packets} of the {info.frames} frames its header announces (it ends "
                          f"at {scan.end:.2f} s of {info.duration:.2f} s): truncated; the frames present are used, "
-                         "copy or download the file again for the rest")
+                         "copy or download the file again for the rest")  # fmt: skip
     if scan.demux_error:
         res.notes.append(f"reading stopped early at {scan.end:.2f} s: {scan.demux_error}")
     if scan.variable_rate:
         steps = scan.intervals() * 1000
         res.notes.append(f"variable frame rate (frame intervals {steps.min():.0f}-{steps.max():.0f} ms, average "
-                         f"{info.fps:.2f} fps): frames are numbered in decode order and audio rows are taken at "
-                         f"i / {info.fps:.2f} s; for exact timing re-encode at a constant rate "
-                         "(`ffmpeg -i IN -fps_mode cfr OUT.mp4`)")
+                         f"{info.fps:.2f} fps): frames are numbered in decode order and each frame takes the audio "
+                         "at its own presentation time")  # fmt: skip
     if info.rotation:
         res.notes.append(f"display rotation {info.rotation} degrees: frames are turned upright before detection")
-    return held
+    return held, scan
 
 
 def _process(job: VideoJob, out: Path, cfg: PreprocessConfig, detector, vggish, cache: FeatureCache,
-             res: VideoResult) -> None:
+             res: VideoResult) -> None:  # fmt: skip
     info = probe(job.path)
     res.fps, res.has_audio = info.fps, info.has_audio
-    n_frames = _stream_notes(job, info, res)
+    n_frames, scan = _stream_notes(job, info, res)
     if cfg.faces:
         decoded = _faces(job, out, cfg, detector, res, max(n_frames, info.frames))
         n_frames = decoded if decoded is not None else n_frames
     res.frames = n_frames
     if cfg.audio:
-        _audio(job, cache, cfg, vggish, n_frames, info.fps, res)
+        # A constant rate keeps i / fps (the field's convention, bit for bit); a variable one times each frame.
+        times = _frame_times(scan, n_frames, info.fps) if scan.variable_rate and info.fps > 0 else None
+        _audio(job, cache, cfg, vggish, n_frames, info.fps, res, times)
 
 
 def _with_file(job: VideoJob, exc: BaseException | str) -> str:
@@ -285,13 +313,20 @@ def _with_file(job: VideoJob, exc: BaseException | str) -> str:
     return f"{job.path}: {text}"
 
 
-def _remove_temp_files(out: Path) -> int:
+def _remove_temp_files(out: Path, crops: bool = True) -> int:
     """Delete the temporary files (`.NAME.XXXX.tmp`, see `submissions.atomic`) a killed run left behind.
 
-    Only called while holding the cache lock, so no other run is writing them.
+    Only called while holding the cache lock (and, for the crop folders, the crops lock), so no other run is
+    writing them.
+
+    Args:
+        out: the output root.
+        crops: also clean `cropped_aligned/*` (only when this run holds the crops lock: a `harness faces` run may
+            be writing there).
     """
     removed = 0
-    for folder in (out, *out.glob("cropped_aligned/*"), out / "features", *out.glob("features/*")):
+    crop_folders = list(out.glob("cropped_aligned/*")) if crops else []
+    for folder in (out, *crop_folders, out / "features", *out.glob("features/*")):
         if not folder.is_dir():
             continue
         for tmp in folder.glob(".*.tmp"):
@@ -302,7 +337,7 @@ def _remove_temp_files(out: Path) -> int:
 
 
 def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: FeatureCache,
-            results: list[VideoResult], root: Path | None) -> None:
+            results: list[VideoResult], root: Path | None) -> None:  # fmt: skip
     """CLS features of every frame with a crop (zeros + mask False elsewhere) from the given encoder checkpoint."""
     from types import SimpleNamespace
 
@@ -318,8 +353,9 @@ def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: Featu
     for r in results:
         r.notes.append(f"visual features from {cfg.encoder} ({len(report.loaded)} tensors loaded)")
     weights = Path(cfg.encoder)
+    settings = run_cfg.to_dict()
     fhash = config_hash({"weights": str(weights.resolve()), "bytes": weights.stat().st_size,
-                         "encoder": run_cfg.to_dict()["encoder"], "augment": run_cfg.to_dict()["stage1"]["augment"]})
+                         "encoder": settings["encoder"], "augment": settings["stage1"]["augment"]})  # fmt: skip
     ok = {r.video for r in results}
     entries = []
     for job in jobs:
@@ -330,9 +366,9 @@ def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: Featu
             shipped = root / "cropped_aligned" / s if root is not None and s in job.shipped_crops else None
             crops = shipped if shipped is not None and shipped.is_dir() else out / "cropped_aligned" / s
             entries.append(VideoEntry(name=s, raw_video=job.path, crops_dir=crops if crops.is_dir() else None,
-                                      annotation=None, person=person_of(s)))
+                                      annotation=None, person=person_of(s)))  # fmt: skip
     extract_features(run_cfg, SimpleNamespace(train=[], validation=[], test=entries), cache,
-                     {run_cfg.features.visual: (vit, fhash)})
+                     {run_cfg.features.visual: (vit, fhash)})  # fmt: skip
 
 
 def preprocess(
@@ -358,10 +394,17 @@ def preprocess(
         cache.lock()
     except CacheLockedError as exc:
         raise CacheLockedError(f"cannot preprocess into {out}: another run is using it. {exc}") from None
+    crops_lock = None
     try:
-        _remove_temp_files(out)
         detector = None
-        if cfg.faces and any(cfg.detect or set(j.shipped_crops) != set(j.subjects) for j in jobs):
+        detect = cfg.faces and any(cfg.detect or set(j.shipped_crops) != set(j.subjects) for j in jobs)
+        if detect:  # crops are written: `harness faces` on the same OUT must wait its turn, and so must we
+            try:
+                crops_lock = lock_crops(out)
+            except CropsLockedError as exc:
+                raise CropsLockedError(f"cannot preprocess into {out}: another run is using it. {exc}") from None
+        _remove_temp_files(out, crops=crops_lock is not None)
+        if detect:
             from preprocessing.faces.detectors import get_detector
 
             options = {"input_size": cfg.input_size} if cfg.detector == "scrfd" else {}
@@ -388,7 +431,7 @@ def preprocess(
                 if strict:
                     raise
                 res.error = _with_file(job, f"unexpected {type(exc).__name__}: {exc}; the other videos go on; "
-                                            "rerun this video with --strict for the traceback and report it")
+                                       "rerun this video with --strict for the traceback and report it")  # fmt: skip
             res.seconds = time.perf_counter() - t0
             results.append(res)
             if progress:
@@ -396,8 +439,9 @@ def preprocess(
         if cfg.encoder:
             _visual(jobs, out, cfg, cache, [r for r in results if not r.error], root)
         summary = {"input": str(input_path), "config": asdict(cfg), "failed": [r.video for r in results if r.error],
-                   "videos": [asdict(r) for r in results]}
+                   "videos": [asdict(r) for r in results]}  # fmt: skip
         atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     finally:
+        release_lock(crops_lock)
         cache.close()
     return results

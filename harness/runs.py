@@ -12,7 +12,8 @@
     <run>/summary.json       the final record, for packaging
 
 Every file is written through `submissions.atomic`; metrics.jsonl is rewritten whole on each record (it is small)
-so that a killed process never leaves half a line.
+so that a killed process never leaves half a line; the temporary files of a write cut short by a kill are removed
+when the folder is prepared again.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ class RunDir:
             RunError: `resume=True` on a folder holding a run of another config.
         """
         self.path.mkdir(parents=True, exist_ok=True)
+        self.remove_temp_files()
         want = run_hash or config_hash(cfg, extra)
         have = self.run_hash()
         if resume and have is not None and have != want:
@@ -181,6 +183,23 @@ class RunDir:
             return json.loads(f.read_text(encoding="utf-8")).get("config_hash")
         except json.JSONDecodeError as exc:
             raise RunError(f"{f}: damaged ({exc}); delete the run folder") from exc
+
+    def remove_temp_files(self) -> int:
+        """Delete the temporary files (`.NAME.XXXX.tmp`, see `submissions.atomic`) a killed run left in this folder
+        and in `predictions/`; returns how many.
+
+        Called from `prepare`, i.e. by the process that holds (or is the only one to use) the folder, so no other
+        run is writing them. Nested run folders (stage 1's phases) clean their own.
+        """
+        removed = 0
+        for folder in (self.path, self.predictions):
+            if not folder.is_dir():
+                continue
+            for tmp in folder.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    removed += 1
+        return removed
 
     def reset(self) -> None:
         """Remove checkpoints, metrics, weights and predictions (a fresh start in the same folder)."""

@@ -8,8 +8,11 @@ frame (see `preprocessing.vggish`).
 
 Alignment is by time, never by row number: openSMILE labels every row with its start time, some feature sets
 repeat the last start time and the last partial frames are dropped, so row k is not always at k * 10 ms. Video
-frame i (0-based) takes the row whose start time is nearest i / fps, i.e. row round(i / fps / 0.01) on a clean
-10 ms grid (the field's convention), clamped to the last row when the video outlasts the audio.
+frame i (0-based) takes the row whose start time is nearest the frame's time t_i, i.e. row round(t_i / 0.01) on a
+clean 10 ms grid (the field's convention), clamped to the last row when the video outlasts the audio. On a
+constant-rate video t_i = i / fps. A variable-frame-rate video passes each frame's presentation time instead
+(`frame_times_s`, seconds from the first frame): with the average rate, a frame after a change of rate would read
+the audio of another moment.
 
 Every entry point returns a dict of float32 arrays with one row per video frame plus `audio_mask` (N,) bool:
 True for frames whose time lies inside the audio track. A video without an audio track (or with less than
@@ -53,17 +56,48 @@ class AudioError(HarnessError):
     """Audio input or an openSMILE result that the feature pipeline cannot use."""
 
 
-def align_rows_to_frames(row_times_s: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+def frame_times(n_frames: int, fps: float, frame_times_s: np.ndarray | None = None) -> np.ndarray:
+    """The time in seconds of each video frame: i / fps, or the given presentation times (variable frame rate).
+
+    Args:
+        n_frames: number of video frames.
+        fps: video frame rate (the average rate of a variable-rate video).
+        frame_times_s: (n_frames,) presentation times in seconds from the first frame, non-decreasing; None for
+            a constant-rate video.
+
+    Returns:
+        (n_frames,) float64.
+
+    Raises:
+        AudioError: a bad frame count or rate, or frame times of another length, not finite, negative or
+            decreasing.
+    """
+    if n_frames < 0 or not (math.isfinite(fps) and fps > 0):
+        raise AudioError(f"need n_frames >= 0 and fps > 0, got n_frames={n_frames}, fps={fps}")
+    if frame_times_s is None:
+        return np.arange(n_frames, dtype=np.float64) / fps
+    t = np.asarray(frame_times_s, dtype=np.float64)
+    if t.shape != (n_frames,):
+        raise AudioError(f"frame times: expected {n_frames} values (one per frame), got shape {t.shape}")
+    if not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(np.diff(t) < 0):
+        raise AudioError("frame times must be finite, >= 0 and non-decreasing (presentation order)")
+    return t
+
+
+def align_rows_to_frames(
+    row_times_s: np.ndarray, n_frames: int, fps: float, frame_times_s: np.ndarray | None = None
+) -> np.ndarray:
     """Pick, for every video frame, the feature row whose start time is nearest the frame's time.
 
-    Frame i (0-based) is at time i / fps. Ties (a frame exactly between two rows) go to the earlier row; frames
-    after the last row take the last row. On a clean grid row_times = k * hop this is min(round(i / fps / hop),
-    last row), the field's convention.
+    Frame i (0-based) is at time i / fps, or at `frame_times_s[i]` when given. Ties (a frame exactly between two
+    rows) go to the earlier row; frames after the last row take the last row. On a clean grid row_times = k * hop
+    this is min(round(t_i / hop), last row), the field's convention.
 
     Args:
         row_times_s: start time in seconds of each feature row, non-decreasing (repeats allowed).
         n_frames: number of video frames.
         fps: video frame rate.
+        frame_times_s: each frame's presentation time in seconds (variable frame rate), or None.
 
     Returns:
         (n_frames,) int64 row indices, non-decreasing, each in [0, len(row_times_s) - 1].
@@ -73,13 +107,11 @@ def align_rows_to_frames(row_times_s: np.ndarray, n_frames: int, fps: float) -> 
         raise AudioError(f"row times must be a non-empty 1-D array, got shape {times.shape}")
     if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
         raise AudioError("row times must be finite and non-decreasing")
-    if n_frames < 0 or not (math.isfinite(fps) and fps > 0):
-        raise AudioError(f"need n_frames >= 0 and fps > 0, got n_frames={n_frames}, fps={fps}")
-    frame_t = np.arange(n_frames, dtype=np.float64) / fps
+    frame_t = frame_times(n_frames, fps, frame_times_s)
     right = np.searchsorted(times, frame_t, side="left")  # first row with start >= t
     right_c = np.minimum(right, times.size - 1)
     left_c = np.maximum(right - 1, 0)
-    # A relative epsilon keeps the field's half-way rounding stable against float noise in i / fps.
+    # An epsilon keeps the field's half-way rounding stable against float noise in i / fps.
     take_left = (frame_t - times[left_c]) <= (times[right_c] - frame_t) + 1e-9
     return np.where(take_left, left_c, right_c).astype(np.int64)
 
@@ -140,21 +172,31 @@ def _run_smile(feature_set: str, wave16k: np.ndarray, expected_dim: int) -> tupl
     return starts, np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def frame_audio_mask(duration_s: float, n_frames: int, fps: float) -> np.ndarray:
-    """True for frames whose time i / fps lies inside an audio track of the given length.
+def frame_audio_mask(
+    duration_s: float, n_frames: int, fps: float, frame_times_s: np.ndarray | None = None
+) -> np.ndarray:
+    """True for frames whose time (i / fps, or `frame_times_s[i]`) lies inside an audio track of the given length.
 
     Args:
         duration_s: audio length in seconds (0 for no audio track).
         n_frames: number of video frames.
         fps: video frame rate.
+        frame_times_s: each frame's presentation time in seconds (variable frame rate), or None.
     """
     if duration_s < MIN_AUDIO_S:
         return np.zeros(n_frames, dtype=bool)
-    return np.arange(n_frames, dtype=np.float64) / fps < duration_s
+    if frame_times_s is None:
+        return np.arange(n_frames, dtype=np.float64) / fps < duration_s
+    return frame_times(n_frames, fps, frame_times_s) < duration_s
 
 
 def extract_opensmile(
-    wave: np.ndarray, sr: int, n_frames: int, fps: float, egemaps_set: str = DEFAULT_EGEMAPS
+    wave: np.ndarray,
+    sr: int,
+    n_frames: int,
+    fps: float,
+    egemaps_set: str = DEFAULT_EGEMAPS,
+    frame_times_s: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """openSMILE MFCC 39 and eGeMAPS 23 LLDs, one row per video frame.
 
@@ -164,6 +206,7 @@ def extract_opensmile(
         n_frames: number of video frames to align to.
         fps: video frame rate.
         egemaps_set: "eGeMAPSv01a" (default, the field's recipe) or "eGeMAPSv01b".
+        frame_times_s: each frame's presentation time in seconds (variable frame rate), or None for i / fps.
 
     Returns:
         {"mfcc": (n_frames, 39) float32, "egemaps": (n_frames, 23) float32}; all zeros when the audio is shorter
@@ -172,6 +215,8 @@ def extract_opensmile(
     if egemaps_set not in EGEMAPS_SETS:
         raise AudioError(f"egemaps_set must be one of {EGEMAPS_SETS} (23 LLDs), got {egemaps_set!r}")
     wave16k = to_mono_16k(wave, sr)
+    if frame_times_s is not None:  # bad times fail here, before openSMILE runs
+        frame_times(n_frames, fps, frame_times_s)
     out = {
         "mfcc": np.zeros((n_frames, MFCC_DIM), np.float32),
         "egemaps": np.zeros((n_frames, EGEMAPS_DIM), np.float32),
@@ -180,7 +225,7 @@ def extract_opensmile(
         return out
     for key, fset, dim in (("mfcc", "mfcc39", MFCC_DIM), ("egemaps", egemaps_set, EGEMAPS_DIM)):
         starts, values = _run_smile(fset, wave16k, dim)
-        out[key] = np.ascontiguousarray(values[align_rows_to_frames(starts, n_frames, fps)])
+        out[key] = np.ascontiguousarray(values[align_rows_to_frames(starts, n_frames, fps, frame_times_s)])
     return out
 
 
@@ -229,6 +274,7 @@ def compute_audio_features(
     vggish_path: str | Path | VGGishExtractor | None = None,
     egemaps_set: str = DEFAULT_EGEMAPS,
     vggish_postprocess: bool = True,
+    frame_times_s: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every audio feature of one video, one row per video frame.
 
@@ -243,6 +289,8 @@ def compute_audio_features(
         egemaps_set: eGeMAPS version with 23 LLDs.
         vggish_postprocess: when loading from a path: True for the released PCA + 8-bit embedding, False for
             the raw 128-d embedding.
+        frame_times_s: (N,) presentation time of each frame in seconds from the first frame, for a video whose
+            frame rate varies; None (constant rate) places frame i at i / fps.
 
     Returns:
         {"mfcc": (N, 39), "egemaps": (N, 23), ["vggish": (N, 128),] "audio_mask": (N,) bool}, float32 features;
@@ -263,6 +311,8 @@ def compute_audio_features(
             extractor = vggish_path
         elif vggish_status(vggish_path, postprocess=vggish_postprocess)[0]:
             extractor = load_vggish(vggish_path, postprocess=vggish_postprocess)
+    if frame_times_s is not None:  # bad times fail before any work
+        frame_times(n_frames, fps, frame_times_s)
     duration = 0.0 if wave16k is None else wave16k.size / AUDIO_SR
     feats: dict[str, np.ndarray]
     if wave16k is None or duration < MIN_AUDIO_S:
@@ -273,8 +323,9 @@ def compute_audio_features(
         if extractor is not None:
             feats["vggish"] = np.zeros((n_frames, VGGISH_DIM), np.float32)
     else:
-        feats = extract_opensmile(wave16k, AUDIO_SR, n_frames, fps, egemaps_set=egemaps_set)
+        feats = extract_opensmile(wave16k, AUDIO_SR, n_frames, fps, egemaps_set=egemaps_set,
+                                  frame_times_s=frame_times_s)  # fmt: skip
         if extractor is not None:
-            feats["vggish"] = extractor.embed_frames(wave16k, AUDIO_SR, n_frames, fps)
-    feats["audio_mask"] = frame_audio_mask(duration, n_frames, fps)
+            feats["vggish"] = extractor.embed_frames(wave16k, AUDIO_SR, n_frames, fps, frame_times_s=frame_times_s)
+    feats["audio_mask"] = frame_audio_mask(duration, n_frames, fps, frame_times_s)
     return feats

@@ -11,6 +11,9 @@ the annotations of its 16 two-person videos that way).
 Each file is written atomically. When a video is finished, `.done.json` is written in its folder with the
 configuration hash and the counts; a later run with the same configuration skips the video, and a run with a
 different one clears the folder's JPEGs first so no stale frame survives.
+
+One writer at a time: `harness faces` and `harness preprocess` hold `cropped_aligned/.lock` (`lock_crops`) while
+they write crops, so a second run on the same output folder stops at once with a message naming the folder.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
@@ -33,10 +36,43 @@ from preprocessing.faces.detectors import get_detector
 from preprocessing.faces.track import SUBJECT, FaceTracker
 from preprocessing.video import DecodeStats, iter_frames, probe
 from submissions.atomic import atomic_write_bytes, atomic_write_text
+from submissions.errors import HarnessError
+from submissions.locking import LockHeldError, acquire_lock
 
 CROPS_DIR = "cropped_aligned"
 MANIFEST = ".done.json"
 MANIFEST_VERSION = 1
+LOCK_FILE = ".lock"
+"""In `cropped_aligned/`: held (fcntl.flock, with the holder's pid) by the one process writing crops there."""
+
+
+class CropsLockedError(HarnessError):
+    """Another process is writing face crops into the same `cropped_aligned` folder."""
+
+
+def lock_crops(out_root: str | Path) -> IO[str]:
+    """Take the write lock of `<out_root>/cropped_aligned` without waiting (the folder is created if needed).
+
+    Two runs writing the same video's crops would interleave their JPEGs and manifests; the lock turns the
+    second run away before it detects anything. The kernel frees the lock when its holder dies, even by SIGKILL.
+
+    Args:
+        out_root: the folder that receives `cropped_aligned/`.
+
+    Returns:
+        the open lock file: keep it while writing, then pass it to `submissions.locking.release_lock`.
+
+    Raises:
+        CropsLockedError: another process holds it (the message names the folder, the lock and the holder).
+    """
+    folder = Path(out_root) / CROPS_DIR
+    try:
+        return acquire_lock(folder / LOCK_FILE)
+    except LockHeldError as exc:
+        raise CropsLockedError(
+            f"{folder}: another run (pid {exc.holder}) is writing face crops into this folder (lock "
+            f"{folder / LOCK_FILE}); wait for it to finish or use another --out"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ with `pca_eigen_vectors` and `pca_means`. Those ports flatten the last feature m
 (height, width, channels) order, which the first fully connected layer's weights assume; so does this module.
 
 Per video frame: the embedding of the 0.96 s window centred on the frame. Log-mel frame j starts at j * 10 ms;
-frame i of the video takes the 96 log-mel frames j_c - 48 .. j_c + 47 with j_c = round(i / fps / 0.01) (the same
-nearest-row rule as the openSMILE features); frames outside the audio read as silence (log(0 + 0.01)).
+frame i of the video takes the 96 log-mel frames j_c - 48 .. j_c + 47 with j_c = round(t_i / 0.01), t_i = i / fps
+or, for a variable-frame-rate video, the frame's presentation time (the same nearest-row rule as the openSMILE
+features); frames outside the audio read as silence (log(0 + 0.01)).
 
 Two outputs are offered: the raw 128-d embedding (post-ReLU float) and the post-processed one (PCA, clipped,
 8-bit, returned as integer-valued float32 in [0, 255]). The default is the post-processed embedding, because that
@@ -317,7 +318,9 @@ class VGGishExtractor:
         return torch.cat(outs).numpy() if outs else np.zeros((0, EMBEDDING_DIM), np.float32)
 
     @torch.inference_mode()
-    def embed_frames(self, wave: np.ndarray, sr: int, n_frames: int, fps: float) -> np.ndarray:
+    def embed_frames(
+        self, wave: np.ndarray, sr: int, n_frames: int, fps: float, frame_times_s: np.ndarray | None = None
+    ) -> np.ndarray:
         """One embedding per video frame, from the 0.96 s window centred on the frame.
 
         Args:
@@ -325,6 +328,7 @@ class VGGishExtractor:
             sr: sample rate.
             n_frames: number of video frames.
             fps: video frame rate.
+            frame_times_s: each frame's presentation time in seconds (variable frame rate), or None for i / fps.
 
         Returns:
             (n_frames, 128) float32.
@@ -337,7 +341,7 @@ class VGGishExtractor:
         silence = math.log(LOG_OFFSET)
         padded = torch.full((logmel.shape[0] + EXAMPLE_FRAMES, NUM_MEL_BANDS), silence, device=self.device)
         padded[half : half + logmel.shape[0]] = logmel  # (T + 96, 64): 48 frames of silence before, 48 after
-        centres = example_centres(n_frames, fps, logmel.shape[0])  # (N,)
+        centres = example_centres(n_frames, fps, logmel.shape[0], frame_times_s)  # (N,)
         outs = []
         offsets = torch.arange(EXAMPLE_FRAMES, device=self.device)
         for start in range(0, n_frames, self.batch_size):
@@ -348,18 +352,25 @@ class VGGishExtractor:
         return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, EMBEDDING_DIM), np.float32)
 
 
-def example_centres(n_frames: int, fps: float, n_logmel: int) -> np.ndarray:
-    """Centre log-mel frame of each video frame's window: round(i / fps / 0.01), kept inside the padded range.
+def example_centres(n_frames: int, fps: float, n_logmel: int, frame_times_s: np.ndarray | None = None) -> np.ndarray:
+    """Centre log-mel frame of each video frame's window: round(t_i / 0.01), kept inside the padded range.
 
     Args:
         n_frames: number of video frames.
-        fps: video frame rate.
+        fps: video frame rate: frame i is at t_i = i / fps, unless `frame_times_s` is given.
         n_logmel: number of log-mel frames of the audio.
+        frame_times_s: each frame's presentation time t_i in seconds (variable frame rate), or None.
 
     Returns:
         (n_frames,) int64 in [0, n_logmel] (n_logmel means "all silence after the audio" for very long videos).
     """
-    centres = np.rint(np.arange(n_frames, dtype=np.float64) / fps / (HOP_SAMPLES / SAMPLE_RATE))
+    if frame_times_s is None:
+        t = np.arange(n_frames, dtype=np.float64) / fps
+    else:
+        from preprocessing.audio import frame_times
+
+        t = frame_times(n_frames, fps, frame_times_s)
+    centres = np.rint(t / (HOP_SAMPLES / SAMPLE_RATE))
     # Past the end of the audio the window would be pure padding; clamp so indexing stays inside the buffer.
     return np.clip(centres, 0, max(n_logmel, 0)).astype(np.int64)
 

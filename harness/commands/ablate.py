@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.commands.folds import parse_folds
+    from harness.commands.folds import parse_folds, run_printer
     from harness.config import config_from_args
     from harness.data import open_dataset
     from harness.engine import init_distributed
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     reports = run_ablation(cfg, layout, cache, args.out, parse_folds(args.folds), models=models,
                            table3=False if args.no_table3 else None, resume=args.resume,
-                           progress=False if args.no_progress else None, console=console)  # fmt: skip
+                           progress=False if args.no_progress else None, console=console,
+                           on_result=run_printer(console))  # fmt: skip
     if console is not None:
         console.print("written: " + ", ".join(str(f) for r in reports for f in r.files))
     return 0

@@ -8,8 +8,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from preprocessing.crops import extract_crops
+from preprocessing.crops import extract_crops, lock_crops
 from preprocessing.faces.detectors import DEFAULT_DETECTOR, DETECTORS, get_detector
+from submissions.locking import release_lock
 
 NAME = "faces"
 HELP = "write cropped_aligned/<video>/00001.jpg ...: one 224x224 aligned face per frame of a video"
@@ -43,7 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Extract the crops of one video with a progress bar, then print the counts."""
+    """Extract the crops of one video with a progress bar, then print the counts.
+
+    The output's crops folder is locked first, before the detector loads: a second run on the same `--out`
+    stops at once with a message naming the folder (`CropsLockedError`) instead of interleaving its crops.
+    """
+    lock = lock_crops(args.out)
+    try:
+        return _extract(args)
+    finally:
+        release_lock(lock)
+
+
+def _extract(args: argparse.Namespace) -> int:
+    """Detect, align and save the crops of `args.video` while `run` holds the lock; print what was done."""
     options = {"input_size": args.input_size} if args.detector == "scrfd" else {}
     detector = get_detector(args.detector, weights=args.detector_weights, weights_dir=args.weights_dir, **options)
     console = Console()

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the command module stays light: `harness --help` imports every command
+    from rich.console import Console
+
+    from harness.stage2 import Stage2Result
 
 NAME = "folds"
 HELP = "Train the configured folds (0 = official split, 1-5 = CV) and write Table I beside the paper's; resumable."
@@ -37,6 +44,15 @@ def parse_folds(text: str | None) -> list[int] | None:
         raise HarnessError(f"--folds {text!r}: expected comma-separated integers like 0,1,2") from None
 
 
+def run_printer(console: Console | None) -> Callable[[Stage2Result], None] | None:
+    """A callback that prints, after each run, whether it was trained now or reused (a rerun resumes past it)."""
+    if console is None:
+        return None
+    from harness.experiments import describe_result
+
+    return lambda res: console.print(describe_result(res), soft_wrap=True, highlight=False)
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -50,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     main = init_distributed().is_main
     console = Console() if main else None
     report = run_folds(cfg, layout, cache, args.out, parse_folds(args.folds), resume=args.resume,
-                       progress=False if args.no_progress else None, console=console)  # fmt: skip
+                       progress=False if args.no_progress else None, console=console,
+                       on_result=run_printer(console))  # fmt: skip
     if console is not None:
         console.print("written: " + ", ".join(str(f) for f in report.files))
     return 0
