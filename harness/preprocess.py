@@ -26,7 +26,6 @@ Visual features need an encoder: they are extracted by stage 1 (`harness train -
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
@@ -43,7 +42,7 @@ from preprocessing.audio import AUDIO_SR, audio_feature_config, compute_audio_fe
 from preprocessing.cache import CacheError, CacheLockedError, FeatureCache, config_hash
 from preprocessing.crops import CropsLockedError, lock_crops
 from preprocessing.video import DecodeStats, PacketScan, VideoError, VideoInfo, probe, read_audio, scan_packets
-from submissions.atomic import atomic_write_text
+from submissions.atomic import atomic_write_text, remove_stale_temps
 from submissions.errors import HarnessError
 from submissions.locking import release_lock
 
@@ -324,16 +323,8 @@ def _remove_temp_files(out: Path, crops: bool = True) -> int:
         crops: also clean `cropped_aligned/*` (only when this run holds the crops lock: a `harness faces` run may
             be writing there).
     """
-    removed = 0
     crop_folders = list(out.glob("cropped_aligned/*")) if crops else []
-    for folder in (out, *crop_folders, out / "features", *out.glob("features/*")):
-        if not folder.is_dir():
-            continue
-        for tmp in folder.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                removed += 1
-    return removed
+    return remove_stale_temps((out, *crop_folders, out / "features", *out.glob("features/*")))
 
 
 def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: FeatureCache,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import Config, config_hash, load_config
-from submissions.atomic import atomic_write_text
+from submissions.atomic import atomic_write_text, remove_stale_temps
 from submissions.errors import HarnessError
 from submissions.locking import LockHeldError, acquire_lock, release_lock
 
@@ -191,15 +191,7 @@ class RunDir:
         Called from `prepare`, i.e. by the process that holds (or is the only one to use) the folder, so no other
         run is writing them. Nested run folders (stage 1's phases) clean their own.
         """
-        removed = 0
-        for folder in (self.path, self.predictions):
-            if not folder.is_dir():
-                continue
-            for tmp in folder.glob(".*.tmp"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                    removed += 1
-        return removed
+        return remove_stale_temps((self.path, self.predictions))
 
     def reset(self) -> None:
         """Remove checkpoints, metrics, weights and predictions (a fresh start in the same folder)."""

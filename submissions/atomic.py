@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -70,3 +70,26 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
     return Path(path)
+
+
+def remove_stale_temps(folders: Iterable[str | Path]) -> int:
+    """Delete the temporary files (`.NAME.XXXX.tmp`) that writes cut short by a kill left in `folders`.
+
+    Only the process that owns the folders (holds their lock) may call this: another writer's temporary file
+    would vanish under it.
+
+    Args:
+        folders: folders to clean (not recursive); missing ones are skipped.
+
+    Returns:
+        How many files were removed.
+    """
+    removed = 0
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
