@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from harness.config import Config, load_config
+from harness.resources import peak_rss, reset_peak_rss
 from harness.tables import print_table
 from submissions.atomic import atomic_write_text
 
@@ -32,26 +33,30 @@ DEMO_ROOT = Path("demo_runs")
 
 @dataclass
 class DemoResult:
-    """Where everything is, and the headline numbers."""
+    """Where everything is, and the headline numbers (`peak_rss_mib`: per stage, the peak resident set of this
+    process during the stage and of its largest finished child so far; in timings.json beside the seconds)."""
 
     out: Path
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     oracle: dict[str, float] = field(default_factory=dict)
+    peak_rss_mib: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _stage(console: Console, timings: dict[str, float], name: str):
-    """A context manager printing the stage and recording its wall time."""
+def _stage(console: Console, res: DemoResult, name: str):
+    """A context manager printing the stage and recording its wall time and peak memory."""
     from contextlib import contextmanager
 
     @contextmanager
     def cm():
         console.rule(f"[bold]{name}")
+        reset_peak_rss()  # the stage's own peak, not an earlier stage's (where Linux allows the reset)
         t0 = time.perf_counter()
         yield
-        timings[name] = round(time.perf_counter() - t0, 1)
-        console.print(f"[dim]{name}: {timings[name]:.1f} s[/]")
+        res.timings[name] = round(time.perf_counter() - t0, 1)
+        res.peak_rss_mib[name] = peak_rss().as_dict()
+        console.print(f"[dim]{name}: {res.timings[name]:.1f} s, peak RSS {res.peak_rss_mib[name]['self']:.0f} MiB[/]")
 
     return cm()
 
@@ -163,7 +168,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
     corpus = out / "corpus"
     size = "small" if quick else "default"
 
-    with _stage(console, res.timings, f"1/5 corpus ({size}, seed {seed})"):
+    with _stage(console, res, f"1/5 corpus ({size}, seed {seed})"):
         manifest = make_corpus(corpus, seed=seed, size=size)
         res.oracle = {k: v.p_va for k, v in manifest.oracle.items()}
         console.print(f"{len(manifest.videos)} videos; oracle P_VA ceiling on the test split: "
@@ -171,7 +176,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
     layout = AffWild2Layout.discover(corpus)
     fps = float(np.median([v.fps for v in manifest.videos]))
 
-    with _stage(console, res.timings, "2/5 preprocess (audio features; face check)"):
+    with _stage(console, res, "2/5 preprocess (audio features; face check)"):
         console.print("[yellow]VGGish off[/]: its weights are not available offline; audio = MFCC 39 + eGeMAPS 23")
         results = preprocess(corpus, out, PreprocessConfig(faces=True, detect=False))
         bad = [r for r in results if r.error]
@@ -183,14 +188,14 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
 
     cache = FeatureCache(out / "features")
     exp = out / "experiments"
-    with _stage(console, res.timings, "3-4/5 stage 1 (MAE pre-train, fine-tune, features) and stage 2 folds"):
+    with _stage(console, res, "3-4/5 stage 1 (MAE pre-train, fine-tune, features) and stage 2 folds"):
         folds_report = run_folds(cfg, layout, cache, exp, console=console)
-    with _stage(console, res.timings, "4/5 ablations (Tables IV and III)"):
+    with _stage(console, res, "4/5 ablations (Tables IV and III)"):
         ablation_reports = run_ablation(cfg, layout, cache, exp, console=console)
     res.scores.update(_scores_from_tables(cfg, folds_report, ablation_reports))
 
     run0 = run_dir_for(exp, cfg, 0)
-    with _stage(console, res.timings, "5/5 submission, score, report"):
+    with _stage(console, res, "5/5 submission, score, report"):
         zip_path = package_submission(run0, layout.sample_file, out / "submission.zip").path
         test = score_files(run0 / "predictions" / "submission.csv", layout.test_labels_dir).total
         res.scores[f"{cfg.name}/test/{cfg.model.name}"] = {"ccc_v": test.ccc_v, "ccc_a": test.ccc_a, "p_va": test.p_va}
@@ -209,7 +214,10 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
                 res.files[f"table {rep.name} ({f.suffix[1:]})"] = f
         scores_path = atomic_write_text(out / "scores.json", json.dumps(res.scores, indent=1, sort_keys=True))
         res.files["scores"] = scores_path
-        atomic_write_text(out / "timings.json", json.dumps(res.timings, indent=1))
+    # After the last stage, so that its seconds and peak are in the file too.
+    atomic_write_text(out / "timings.json", json.dumps({**res.timings, "peak_rss_mib": res.peak_rss_mib}, indent=1))
     lines = "\n".join(f"{k:>22}: {v}" for k, v in res.files.items())
+    lines += "\n" + "\n".join(f"peak RSS {v['self']:>7.0f} MiB (children {v['children']:.0f}): {k}"
+                              for k, v in res.peak_rss_mib.items())  # fmt: skip
     console.print(Panel(lines, title=f"demo finished in {sum(res.timings.values()):.0f} s: everything is under {out}"))
     return res

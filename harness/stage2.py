@@ -225,7 +225,8 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
     if info.is_main:
         rec = _finish(cfg, layout, cache, fold, run, val_labels, result.best_epoch, extra,
                       {"init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
-                       "steps_per_epoch": result.steps_per_epoch, "windows": len(train_set), **more})  # fmt: skip
+                       "steps_per_epoch": result.steps_per_epoch, "windows": len(train_set),
+                       "optimizer": result.extra.get("optimizer"), **more})  # fmt: skip
     barrier()
     if not info.is_main:
         rec = run.final_record() or {}

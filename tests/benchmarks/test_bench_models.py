@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from harness.bench import profile_table
+from harness.engine import adamw_name, build_adamw
 from harness.predict import module_forward, predict_arrays
 from harness.windows import window_starts
 from models import ccc_loss, count_flops, count_train_flops, create_model
@@ -89,23 +90,29 @@ def _temporal(device: str = "cpu") -> torch.nn.Module:
     return create_model("bdca", visual_dim=DV, audio_dim=DA).to(device)
 
 
-def _train_step(model: torch.nn.Module, B: int, device: str, autocast: bool, fused: bool = False):
-    """A closure running one stage-2 step (forward, CCC loss, backward, AdamW) on fixed random windows.
+def _train_step(model: torch.nn.Module, B: int, device: str, autocast: bool,
+                optimizer: str = "engine") -> tuple[Callable[[], torch.Tensor], str]:  # fmt: skip
+    """A closure running one stage-2 step (forward, CCC loss, backward, AdamW) on fixed random windows, and the
+    name of the AdamW implementation it steps (`harness.engine.adamw_name`).
 
     Args:
         model: the temporal model.
         B: windows per step.
         device: torch device.
         autocast: run the forward under bf16 autocast.
-        fused: torch's fused AdamW kernel instead of its default (per-parameter loop on CPU), which the
-            harness's engine uses today.
+        optimizer: `engine`: the AdamW the harness's engine builds (`harness.engine.build_adamw`: fused where
+            torch has the kernel); `adamw`: torch's default (a per-parameter loop on a CPU), which the engine
+            built before, kept as the reference.
     """
     g = torch.Generator().manual_seed(1)
     v = torch.randn(B, T, DV, generator=g).to(device)
     a = torch.randn(B, T, DA, generator=g).to(device)
     pad = torch.zeros(B, T, dtype=torch.bool, device=device)
     y = (torch.rand(B, T, 2, generator=g) * 1.6 - 0.8).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=fused or None)
+    if optimizer == "engine":
+        opt = build_adamw(model.parameters(), torch.device(device), lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     model.train()
 
     def step() -> torch.Tensor:
@@ -117,22 +124,56 @@ def _train_step(model: torch.nn.Module, B: int, device: str, autocast: bool, fus
         opt.step()
         return loss.detach()
 
-    return step
+    return step, adamw_name(opt)
 
 
-@pytest.mark.parametrize(("B", "optimizer"), [(1, "adamw"), (8, "adamw"), (8, "adamw_fused"), (16, "adamw")])
+@pytest.mark.parametrize(("B", "optimizer"), [(1, "engine"), (8, "adamw"), (8, "engine"), (16, "engine")])
 def test_bench_stage2_train_step(benchmark, B: int, optimizer: str) -> None:
     model = _temporal()
     before = model.head[-1].weight.detach().clone()
-    step = _train_step(model, B, "cpu", autocast=False, fused=optimizer == "adamw_fused")
-    shapes = f"B {B} x T {T}, Dv {DV}, Da {DA}, {optimizer}"
+    step, name = _train_step(model, B, "cpu", autocast=False, optimizer=optimizer)
+    shapes = f"B {B} x T {T}, Dv {DV}, Da {DA}, {name}{' (engine)' if optimizer == 'engine' else ''}"
     _info(benchmark, device="cpu", precision="float32", shapes=shapes, unit="frames/s", items=B * T,
           flops=count_train_flops(model, T=T, batch=B),
           target="< 580 ms per step and >= 60% of peak" if B == 8 else "report")  # fmt: skip
     loss = benchmark.pedantic(step, **_rounds({1: 10, 8: 5, 16: 3}[B]))
     assert torch.isfinite(loss) and not torch.equal(before, model.head[-1].weight)
-    if B == 8 and optimizer == "adamw":
+    if B == 8 and optimizer == "engine":
         _profile("train_step_b8", f"Stage-2 training step, CPU float32, {shapes}", step)
+
+
+# Peak memory of stage 2: N training videos (4N in the second row), frames per video (2 min at 25 fps under
+# BDCA_BENCH=1), optimiser steps of either run.
+RSS_VIDEOS, RSS_FRAMES = (4, 3000) if FULL else (2, 2 * T)
+
+
+@pytest.mark.parametrize("scale", [1, 4] if FULL else [1])  # the smoke run: one fresh process, not two
+def test_bench_stage2_peak_rss(benchmark, tmp_path: Path, scale: int) -> None:
+    """Stage 2 (training, per-epoch validation, predictions) in a fresh process on N videos for 4 epochs or on 4N
+    videos for 1 epoch: the same batch and the same number of steps on 4x the data. Streaming from the feature
+    cache keeps the peak resident set flat in the dataset's size. (The same steps, because the peak creeps up
+    with the steps taken, not with the data: N videos for 1 epoch peak about 60 MiB lower than for 4, measured.)
+
+    The time is the child's whole run (start-up and imports included), so the row has no throughput; the memory
+    figures go to the row's target text and extra_info. `tests/harness/test_stage2_memory.py` asserts the same
+    measurement at smaller shapes.
+    """
+    from tests.harness._stage2_rss import PAPER_MODEL, measure
+
+    videos, epochs = scale * RSS_VIDEOS, 4 // scale
+    out = benchmark.pedantic(measure, args=(tmp_path, videos, RSS_FRAMES, DV),
+                             kwargs={"length": T, "micro_batch": 8, "epochs": epochs, "threads": 0,
+                                     "extra": PAPER_MODEL},
+                             rounds=1, iterations=1, warmup_rounds=0)  # fmt: skip
+    assert out["videos"] == videos and out["windows"] == videos * (RSS_FRAMES // T) and out["peak_reset"]
+    benchmark.extra_info.update(
+        device="cpu", precision="float32", threads=out["threads"], unit="", items=None, flops=None,
+        shapes=f"{videos} videos x {RSS_FRAMES} frames ({out['data_mib']:.0f} MiB cached), B 8 x T {T}, Dv {DV}, "
+               f"Da {out['audio_dim']}, {epochs} epoch(s) = {out['steps']} steps in a fresh process",
+        target=f"< 4 GiB, flat in the data: peak RSS {out['peak_mib']:.0f} MiB, {out['growth_mib']:+.0f} over the "
+               f"imports; workers {out['children_peak_mib']:.0f} MiB",
+        **{f"rss_{k}": out[k] for k in ("data_mib", "baseline_mib", "peak_mib", "growth_mib", "children_peak_mib")},
+    )  # fmt: skip
 
 
 def _streams(n: int, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -243,8 +284,8 @@ def test_bench_vit_large_gpu(benchmark, mode: str) -> None:
 def test_bench_stage2_train_step_gpu(benchmark) -> None:
     B = 8
     model = _temporal("cuda")
-    step = _train_step(model, B, "cuda", autocast=True)
-    _info(benchmark, device="cuda", precision="bfloat16", shapes=f"B {B} x T {T}, Dv {DV}, Da {DA}",
+    step, name = _train_step(model, B, "cuda", autocast=True)
+    _info(benchmark, device="cuda", precision="bfloat16", shapes=f"B {B} x T {T}, Dv {DV}, Da {DA}, {name} (engine)",
           unit="frames/s", items=B * T, flops=count_train_flops(model, T=T, batch=B), target="report")  # fmt: skip
     loss = benchmark.pedantic(_synced(step, "cuda"), **_rounds(10))
     assert torch.isfinite(loss)

@@ -1,4 +1,5 @@
-"""The DeepSpeed loop: batches, the DeepSpeed config, a tiny model that learns, files of the run folder, locks."""
+"""The DeepSpeed loop: batches, the DeepSpeed config, a tiny model that learns, files of the run folder, locks, the
+fused AdamW under every ZeRO stage."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from harness.config import DeepSpeedSection, load_config, train_batch_size
 from harness.engine import (
     EpochBatchSampler,
     TrainError,
+    adamw_implementation,
+    adamw_name,
+    build_adamw,
     deepspeed_config,
     fit,
     load_weights,
@@ -191,3 +195,33 @@ def test_run_folder_records(tmp_path):
     run.truncate_epochs(0)
     assert run.read_metrics() == [{"epoch": 0, "train_loss": 1.0}]
     assert (run.path / "git.txt").read_text().strip()
+
+
+def test_adamw_is_fused_where_torch_has_the_kernel_else_foreach():
+    assert adamw_implementation("cpu") == "fused"  # torch >= 2.4 has a fused CPU kernel for float32
+    assert adamw_implementation("meta") == "foreach"  # no fused kernel for this device: the foreach fallback
+    p = nn.Parameter(torch.zeros(4))
+    opt = build_adamw([p], torch.device("cpu"), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    assert opt.defaults["fused"] and opt.defaults["betas"] == (0.9, 0.99) and adamw_name(opt) == "adamw fused"
+
+
+def test_fused_adamw_under_every_zero_stage_equals_the_for_loop(tmp_path, monkeypatch):
+    """ZeRO 0-3 step the fused kernel on their own flat fp32 partitions and end at the weights of torch's default
+    (per-parameter loop) AdamW under ZeRO-0, to float rounding."""
+
+    def train(stage: int, name: str) -> tuple[str, dict[str, torch.Tensor]]:
+        run = prepared(tmp_path, name)
+        res = fit(tiny_model(), Pairs(48), loss_fn, loop_cfg(epochs=2), DeepSpeedSection(stage, "fp32"), run, seed=0)
+        return res.extra["optimizer"], load_weights(run.best_weights)
+
+    with monkeypatch.context() as m:
+        m.setattr("harness.engine.adamw_implementation", lambda *_a, **_k: "for-loop")
+        name, reference = train(0, "for_loop")
+    assert name == "adamw for-loop"
+    for stage in range(4):
+        name, weights = train(stage, f"zero{stage}")
+        assert name == "adamw fused", stage
+        assert weights.keys() == reference.keys()
+        for k in reference:
+            assert not torch.equal(reference[k], tiny_model().state_dict()[k])  # the weights moved
+            torch.testing.assert_close(weights[k], reference[k], rtol=0, atol=1e-6, msg=f"ZeRO-{stage} {k}")

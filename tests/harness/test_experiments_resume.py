@@ -5,7 +5,7 @@ The killed runs are real processes (`python -m harness.cli folds|ablate ...`, in
 data-loader worker dies with them) on the tiny synthetic corpus, stage 1 off, three epochs per run. Each is killed at
 a deterministic point: when one run is finished and the next has saved its epoch-0 checkpoint, so the kill lands
 inside a run. `folds` is rerun as is (the cut run starts again); `ablate` is rerun with `--resume` (the cut run
-continues from its checkpoint). The uninterrupted reference runs in this process.
+continues from its checkpoint). The uninterrupted reference runs the same commands, also as processes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 
 from harness.config import Config, load_config
 from harness.engine import load_weights
-from harness.experiments import run_ablation, run_dir_for, run_folds
+from harness.experiments import run_dir_for
 from harness.runs import RunDir
 from tests.harness._corpus import make_corpus
 from tests.harness.test_stage2 import settings as stage2_settings
@@ -43,8 +43,8 @@ DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 def _env() -> dict[str, str]:
-    """This process's environment for a child, less the torch.distributed rendezvous that the in-process reference
-    run set (`init_distributed`): the child must pick a free port of its own, not the one this process holds."""
+    """This process's environment for a child, less any torch.distributed rendezvous an earlier in-process run set
+    (`init_distributed`): the child must pick a free port of its own, not one this process holds."""
     return {**{k: v for k, v in os.environ.items() if k not in DIST_VARS}, "COLUMNS": "200"}
 
 
@@ -61,15 +61,17 @@ def cfg() -> Config:
 
 
 @pytest.fixture(scope="module")
-def reference(corpus: Path, cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Uninterrupted `folds` then `ablate` in one folder (Table IV's BDCA rows reuse the Table I runs)."""
-    from preprocessing.affwild2 import AffWild2Layout
-    from preprocessing.cache import FeatureCache
+def reference(corpus: Path) -> Path:
+    """Uninterrupted `folds` then `ablate` in one folder (Table IV's BDCA rows reuse the Table I runs).
 
-    out = tmp_path_factory.mktemp("reference")
-    layout, cache = AffWild2Layout.discover(corpus), FeatureCache(corpus / "cache")
-    assert not any(r.skipped for r in run_folds(cfg, layout, cache, out, progress=False).results)
-    run_ablation(cfg, layout, cache, out, progress=False)
+    Real processes, like the killed runs: an in-process run would inherit what earlier tests left in this process
+    (thread pools, allocator state) and may round differently in the last digits.
+    """
+    out = corpus.parent / "reference"
+    for command in ("folds", "ablate"):
+        log = corpus.parent / f"reference-{command}.log"
+        proc = _start(command, corpus, out, log)
+        assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
     return out
 
 

@@ -70,3 +70,29 @@ def test_resume_refuses_another_config(tmp_path):
     with pytest.raises(RunError, match="another config"):
         run.prepare(load_config("quick", ["stage2.epochs=9"]), resume=True)
     run.prepare(load_config("quick", ["stage2.epochs=9"]), resume=False)  # a fresh start is allowed
+
+
+def test_resume_ignores_a_checkpoint_folder_cut_short_by_a_kill(tmp_path):
+    cfg = load_config("quick")
+    ds = DeepSpeedSection(0, "fp32")
+    loop = loop_cfg(epochs=4, micro=8, accum=2)
+    data = Pairs(48)
+    full = RunDir(tmp_path / "full")
+    full.prepare(cfg, resume=False)
+    fit(tiny_model(), data, loss_fn, loop, ds, full, seed=3)
+
+    cut = RunDir(tmp_path / "cut")
+    cut.prepare(cfg, resume=False)
+    with pytest.raises(KilledError):
+        fit(tiny_model(), data, killing_loss(14), loop, ds, cut, seed=3)
+    # A kill inside save_checkpoint of epoch 2: its folder exists, half written; `latest` still names epoch 1.
+    assert (cut.checkpoints / "latest").read_text().strip() == "epoch0001"
+    (cut.checkpoints / "epoch0002").mkdir()
+    (cut.checkpoints / "epoch0002" / "mp_rank_00_model_states.pt").write_bytes(b"\x80\x02half")
+    cut.prepare(cfg, resume=True)
+    res = fit(tiny_model(7), data, loss_fn, loop, ds, cut, seed=3, resume=True)
+    assert [r["epoch"] for r in cut.epoch_records()] == [0, 1, 2, 3]
+    assert res.best_epoch == 3
+    a, b = load_weights(full.best_weights), load_weights(cut.best_weights)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)

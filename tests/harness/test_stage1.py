@@ -15,6 +15,7 @@ from tests.harness._corpus import make_corpus
 
 SETTINGS = [
     "encoder.embed_dim=32", "encoder.num_heads=2", "encoder.depth=3", "encoder.frozen_blocks=2",
+    "encoder.freeze_embedding=true",
     "encoder.img_size=32", "stage1.mae.decoder_embed_dim=32", "stage1.mae.decoder_num_heads=2",
     "stage1.frames_per_video=8", "stage1.val_frames_per_video=6", "stage1.mae.loop.micro_batch=8",
     "stage1.finetune.micro_batch=8", "stage1.finetune.epochs=2", "stage1.extract_batch=16",
