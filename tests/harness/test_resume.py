@@ -27,8 +27,8 @@ def killing_loss(after: int):
     return fn
 
 
-@pytest.mark.parametrize("stage", [0, 2])
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stage):
+def _full_and_cut(tmp_path, stage: int):
+    """An uninterrupted 4-epoch run and one killed inside epoch 2, after the epoch-1 checkpoint."""
     cfg = load_config("quick")
     ds = DeepSpeedSection(stage, "fp32")
     loop = loop_cfg(epochs=4, micro=8, accum=2)  # 48 samples: 6 micro batches, 3 steps per epoch
@@ -44,6 +44,12 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stage):
         # 6 micro batches per epoch: killed inside epoch 2 (the 15th micro batch), after the epoch-1 checkpoint
         fit(tiny_model(), data, killing_loss(14), loop, ds, cut, seed=3)
     assert [r["epoch"] for r in cut.epoch_records()] == [0, 1]
+    return cfg, ds, loop, data, full, cut
+
+
+@pytest.mark.parametrize("stage", [0, 2])
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stage):
+    cfg, ds, loop, data, full, cut = _full_and_cut(tmp_path, stage)
     cut.prepare(cfg, resume=True)
     res = fit(tiny_model(7), data, loss_fn, loop, ds, cut, seed=3, resume=True)  # other init: overwritten by load
 
@@ -73,18 +79,7 @@ def test_resume_refuses_another_config(tmp_path):
 
 
 def test_resume_ignores_a_checkpoint_folder_cut_short_by_a_kill(tmp_path):
-    cfg = load_config("quick")
-    ds = DeepSpeedSection(0, "fp32")
-    loop = loop_cfg(epochs=4, micro=8, accum=2)
-    data = Pairs(48)
-    full = RunDir(tmp_path / "full")
-    full.prepare(cfg, resume=False)
-    fit(tiny_model(), data, loss_fn, loop, ds, full, seed=3)
-
-    cut = RunDir(tmp_path / "cut")
-    cut.prepare(cfg, resume=False)
-    with pytest.raises(KilledError):
-        fit(tiny_model(), data, killing_loss(14), loop, ds, cut, seed=3)
+    cfg, ds, loop, data, full, cut = _full_and_cut(tmp_path, 0)
     # A kill inside save_checkpoint of epoch 2: its folder exists, half written; `latest` still names epoch 1.
     assert (cut.checkpoints / "latest").read_text().strip() == "epoch0001"
     (cut.checkpoints / "epoch0002").mkdir()
