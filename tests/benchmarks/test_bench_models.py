@@ -150,13 +150,13 @@ RSS_VIDEOS, RSS_FRAMES = (4, 3000) if FULL else (2, 2 * T)
 @pytest.mark.parametrize("scale", [1, 4] if FULL else [1])  # the smoke run: one fresh process, not two
 def test_bench_stage2_peak_rss(benchmark, tmp_path: Path, scale: int) -> None:
     """Stage 2 (training, per-epoch validation, predictions) in a fresh process on N videos for 4 epochs or on 4N
-    videos for 1 epoch: the same batch and the same number of steps on 4x the data. Streaming from the feature
-    cache keeps the peak resident set flat in the dataset's size. (The same steps, because the peak creeps up
-    with the steps taken, not with the data: N videos for 1 epoch peak about 60 MiB lower than for 4, measured.)
+    videos for 1 epoch: the same batch and the same number of steps on 4x the data. Stage 2 streams from the
+    feature cache's memory maps; the resident set also counts the mapped pages it touched (file-backed, reclaimable),
+    so the growth depends on the page cache too (147 and 618 MiB for the same 4N run, measured) and is reported, not
+    judged. (The same steps, because the peak creeps up with the steps taken.)
 
     The time is the child's whole run (start-up and imports included), so the row has no throughput; the memory
-    figures go to the row's target text and extra_info. `tests/harness/test_stage2_memory.py` asserts the same
-    measurement at smaller shapes.
+    figures go to the row's target text and extra_info.
     """
     from tests.harness._stage2_rss import PAPER_MODEL, measure
 
@@ -165,7 +165,7 @@ def test_bench_stage2_peak_rss(benchmark, tmp_path: Path, scale: int) -> None:
                              kwargs={"length": T, "micro_batch": 8, "epochs": epochs, "threads": 0,
                                      "extra": PAPER_MODEL},
                              rounds=1, iterations=1, warmup_rounds=0)  # fmt: skip
-    assert out["videos"] == videos and out["windows"] == videos * (RSS_FRAMES // T) and out["peak_reset"]
+    assert out["videos"] == videos and out["windows"] == videos * (RSS_FRAMES // T)
     benchmark.extra_info.update(
         device="cpu", precision="float32", threads=out["threads"], unit="", items=None, flops=None,
         shapes=f"{videos} videos x {RSS_FRAMES} frames ({out['data_mib']:.0f} MiB cached), B 8 x T {T}, Dv {DV}, "
