@@ -70,6 +70,54 @@ def _hold_in_memory() -> None:
     harness.data._load = load  # type: ignore[assignment]
 
 
+class StatusPeaks:
+    """The largest `RssAnon`, `RssFile` and `RssShmem` of this process (MiB), sampled from /proc/self/status on a
+    daemon thread: the split `ru_maxrss` lacks. Pages of the memory-mapped feature cache count in the resident set
+    as `RssFile` while mapped (file-backed, reclaimable); what stage 2 allocates is `RssAnon`.
+
+    Args:
+        period: seconds between samples.
+    """
+
+    FIELDS = ("RssAnon", "RssFile", "RssShmem")
+
+    def __init__(self, period: float = 0.002) -> None:
+        import threading
+
+        self.period = period
+        self.peaks = dict.fromkeys(self.FIELDS, 0.0)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> dict[str, float]:
+        """One reading of the fields (MiB); {} where /proc is not available."""
+        try:
+            lines = Path("/proc/self/status").read_text().splitlines()
+        except OSError:
+            return {}
+        now = {}
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in self.FIELDS:
+                now[key] = int(value.split()[0]) / 1024
+        return now
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            for k, v in self.sample().items():
+                self.peaks[k] = max(self.peaks[k], v)
+            self.samples += 1
+
+    def __enter__(self) -> StatusPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _train(root: Path, out: Path, overrides: list[str], hold: bool = False) -> dict[str, Any]:
     """Stage 2 in this process; the resident set before, and the peak during, as a JSON-able dict.
 
@@ -94,10 +142,13 @@ def _train(root: Path, out: Path, overrides: list[str], hold: bool = False) -> d
     init_distributed()  # gloo and DeepSpeed's imports belong to the baseline, not to the data
     if hold:
         _hold_in_memory()
+    sampler = StatusPeaks()
+    base_split = sampler.sample()
     baseline = current_rss_mib()
     reset = reset_peak_rss()
     t0 = time.perf_counter()
-    res = train_stage2(cfg, layout, cache, 0, out)
+    with sampler:
+        res = train_stage2(cfg, layout, cache, 0, out)
     peak = peak_rss()
     train = [e.name for e in layout.train]
     streams = [cfg.features.visual, VISUAL_MASK, *cfg.features.audio]  # what stage 2 reads
@@ -115,6 +166,14 @@ def _train(root: Path, out: Path, overrides: list[str], hold: bool = False) -> d
         "peak_mib": round(peak.self_mib, 1),
         "growth_mib": round(peak.self_mib - baseline, 1),
         "children_peak_mib": round(peak.children_mib, 1),
+        # Sampled split: anonymous memory (what stage 2 allocates) apart from mapped file pages (the cache).
+        "anon_baseline_mib": round(base_split.get("RssAnon", float("nan")), 1),
+        "anon_peak_mib": round(sampler.peaks["RssAnon"], 1),
+        "anon_growth_mib": round(sampler.peaks["RssAnon"] - base_split.get("RssAnon", float("nan")), 1),
+        "file_peak_mib": round(sampler.peaks["RssFile"], 1),
+        "file_baseline_mib": round(base_split.get("RssFile", float("nan")), 1),
+        "shmem_peak_mib": round(sampler.peaks["RssShmem"], 1),
+        "samples": sampler.samples,
         "peak_reset": reset,
         "held_in_memory": hold,
         "seconds": round(time.perf_counter() - t0, 2),
