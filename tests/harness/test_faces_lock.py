@@ -22,7 +22,7 @@ import pytest
 from harness.cli import main
 from harness.preprocess import PreprocessConfig, preprocess
 from preprocessing.crops import CROPS_DIR, LOCK_FILE, MANIFEST, CropsLockedError
-from preprocessing.faces import WeightsMissingError, weight_path
+from tests._weights import require_scrfd
 from tests.preprocessing.test_bad_videos import FPS, grid_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +32,7 @@ ARGS = ["--input-size", "160", "--stride", "2"]
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        weight_path("scrfd")
-    except WeightsMissingError:
-        pytest.skip("SCRFD weights absent: run `harness fetch-weights` (CI does, before the tests)")
+    require_scrfd()
     return write_video(tmp_path_factory.mktemp("src") / "clip.mp4", grid_frames(FRAMES), audio_s=FRAMES / FPS)
 
 

@@ -23,7 +23,7 @@ from preprocessing.cache import MANIFEST as FEATURES_MANIFEST
 from preprocessing.cache import CacheLockedError, FeatureCache
 from preprocessing.crops import CROPS_DIR
 from preprocessing.crops import MANIFEST as CROPS_MANIFEST
-from preprocessing.faces import WeightsMissingError, weight_path
+from tests._weights import require_scrfd
 from tests.preprocessing.test_bad_videos import FPS, grid_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +35,7 @@ FEATURES = ["mfcc", "egemaps", "audio_mask"]
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        weight_path("scrfd")
-    except WeightsMissingError:
-        pytest.skip("SCRFD weights absent: run `harness fetch-weights` (CI does, before the tests)")
+    require_scrfd()
     folder = tmp_path_factory.mktemp("src")
     frames = grid_frames(48) + grid_frames(24, clip="lbax4n.mpg")
     for i, name in enumerate(VIDEOS):

@@ -26,9 +26,9 @@ from harness.cli import main
 from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preprocess, safe_name
 from preprocessing.cache import FeatureCache
 from preprocessing.crops import CROPS_DIR
-from preprocessing.faces import WeightsMissingError, weight_path
 from preprocessing.video import probe
 from submissions.errors import HarnessError
+from tests._weights import require_scrfd
 
 GRID = Path(__file__).resolve().parents[2] / "preprocessing" / "assets" / "grid"
 SIZE = (160, 128)  # (w, h): GRID's 360x288 scaled down; the face stays about 45 px wide
@@ -299,10 +299,7 @@ BAD = [c for c in CASES if c.error]
 
 
 def _needs_scrfd() -> None:
-    try:
-        weight_path("scrfd")
-    except WeightsMissingError:
-        pytest.skip("SCRFD weights absent: run `harness fetch-weights` (CI does, before the tests)")
+    require_scrfd()
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,16 @@ import pytest
 from PIL import Image
 
 from preprocessing.crops import CROPS_DIR, MANIFEST, extract_crops, frame_filename
-from preprocessing.faces import TEMPLATE_224, FaceDetector, WeightsMissingError, get_detector, weight_path
+from preprocessing.faces import TEMPLATE_224, FaceDetector, get_detector
 from preprocessing.video import iter_frames
+from tests._weights import require_scrfd
 
 GRID = Path(__file__).resolve().parents[2] / "preprocessing" / "assets" / "grid"
 
 
 @pytest.fixture(scope="module")
 def detector() -> FaceDetector:
-    try:
-        weight_path("scrfd")
-    except WeightsMissingError:
-        pytest.skip("SCRFD weights absent: run `harness fetch-weights` (CI does, before the tests)")
+    require_scrfd()
     return get_detector("scrfd", input_size=320)
 
 
