@@ -185,8 +185,6 @@ def frame_audio_mask(
     """
     if duration_s < MIN_AUDIO_S:
         return np.zeros(n_frames, dtype=bool)
-    if frame_times_s is None:
-        return np.arange(n_frames, dtype=np.float64) / fps < duration_s
     return frame_times(n_frames, fps, frame_times_s) < duration_s
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from preprocessing.audio import frame_times
 from submissions.errors import HarnessError
 
 SAMPLE_RATE = 16000
@@ -364,13 +365,7 @@ def example_centres(n_frames: int, fps: float, n_logmel: int, frame_times_s: np.
     Returns:
         (n_frames,) int64 in [0, n_logmel] (n_logmel means "all silence after the audio" for very long videos).
     """
-    if frame_times_s is None:
-        t = np.arange(n_frames, dtype=np.float64) / fps
-    else:
-        from preprocessing.audio import frame_times
-
-        t = frame_times(n_frames, fps, frame_times_s)
-    centres = np.rint(t / (HOP_SAMPLES / SAMPLE_RATE))
+    centres = np.rint(frame_times(n_frames, fps, frame_times_s) / (HOP_SAMPLES / SAMPLE_RATE))
     # Past the end of the audio the window would be pure padding; clamp so indexing stays inside the buffer.
     return np.clip(centres, 0, max(n_logmel, 0)).astype(np.int64)
 
