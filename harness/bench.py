@@ -20,11 +20,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 
 from submissions.atomic import atomic_write_text
+from submissions.errors import HarnessError
 from submissions.leaderboard import table_markdown
+from submissions.locking import LockHeldError, acquire_lock, release_lock
 
 PARTIAL_FILE = "partial.json"
 """The rows a run has finished so far (see `run_benchmarks` and `harness.bench_plugin`)."""
@@ -233,6 +236,28 @@ def prepare_partial(path: Path, fingerprint: dict, fresh: bool, log: Callable[[s
     return reused
 
 
+LOCK_FILE = ".lock"
+"""Held in the report folder while a run writes it (one `harness bench` per folder)."""
+
+
+class BenchLockedError(HarnessError):
+    """Another `harness bench` is writing the same report folder."""
+
+
+def lock_report_folder(out_dir: Path) -> IO[str]:
+    """Take `<out_dir>/.lock` without waiting; BenchLockedError naming the folder, lock file and holder otherwise.
+
+    Two runs on one folder would both rewrite `partial.json` and the report, each dropping the other's rows.
+    """
+    try:
+        return acquire_lock(Path(out_dir) / LOCK_FILE)
+    except LockHeldError as exc:
+        raise BenchLockedError(
+            f"{out_dir}: another `harness bench` (pid {exc.holder}, lock {exc.path}) is writing this report folder; "
+            "wait for it to finish or choose another --out"
+        ) from None
+
+
 def run_benchmarks(
     out_dir: Path,
     select: str | None = None,
@@ -263,12 +288,20 @@ def run_benchmarks(
         fresh: discard the rows of an interrupted run and measure everything.
         log: called with a line of text on what is reused (default: print it).
     """
+    out_dir = Path(out_dir)
+    lock = lock_report_folder(out_dir)
+    try:
+        return _run_locked(out_dir, select, extra_args, suite, fresh, log or print)
+    finally:
+        release_lock(lock)
+
+
+def _run_locked(out_dir: Path, select: str | None, extra_args: list[str] | None, suite: Path | None, fresh: bool,
+                say: Callable[[str], None]) -> pl.DataFrame:  # fmt: skip
     import torch
 
     from harness.bench_plugin import PARTIAL_ENV, read_partial
 
-    say = log or print
-    out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / "pytest-benchmark.json"
     partial = out_dir / PARTIAL_FILE
     # This run's own pytest-benchmark output: a killed run leaves none, and an older complete one is never read.
@@ -308,8 +341,6 @@ def run_benchmarks(
     kept = {b["fullname"] for b in finished}
     data["benchmarks"] = finished + [b for b in data.get("benchmarks", []) if b.get("fullname") not in kept]
     if not data["benchmarks"]:
-        from submissions.errors import HarnessError
-
         raise HarnessError(f"the benchmark run wrote no results ({run_json}); see the pytest output above")
     atomic_write_text(raw, json.dumps(data, indent=4))
     used = {

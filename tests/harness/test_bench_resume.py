@@ -177,3 +177,29 @@ def test_partial_rows_are_reused_only_from_the_same_device_and_suite(suite: Path
 
     partial.write_text('{"fingerprint": {}, "benchm')  # damaged (not written by us: ours are atomic)
     assert prepare_partial(partial, here, False, said.append) == []
+
+
+def test_second_bench_on_the_same_folder_is_turned_away(suite: Path, tmp_path: Path) -> None:
+    out, calls, gate, log = tmp_path / "out", tmp_path / "calls.txt", tmp_path / "gate", tmp_path / "bench.log"
+    with open(log, "wb") as fh:
+        first = subprocess.Popen(_bench(suite, out), cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                 env=_env(calls, gate), start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while "second waits" not in _calls(calls):  # the first run holds the folder, halfway through its suite
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.01)
+        before = (out / PARTIAL_FILE).read_bytes()
+        second = subprocess.run(_bench(suite, out), cwd=ROOT, capture_output=True, text=True,
+                                env=_env(tmp_path / "calls2.txt", gate), timeout=120)  # fmt: skip
+        assert second.returncode == 2
+        said = " ".join((second.stdout + second.stderr).split())
+        assert str(out) in said and f"pid {first.pid}" in said and "another `harness bench`" in said
+        assert not (tmp_path / "calls2.txt").exists()  # it measured nothing
+        assert (out / PARTIAL_FILE).read_bytes() == before  # and wrote nothing
+        gate.touch()
+        assert first.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert [b["name"] for b in _rows(out)] == NAMES  # the first run's report is whole
