@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preprocessing.faces import FaceTracker, WeightsMissingError, align_face, get_detector, weight_path
+from preprocessing.faces import FaceTracker, align_face, get_detector
 from preprocessing.video import iter_frames
+from tests._weights import require_scrfd
 
 CLIP = Path(__file__).resolve().parents[2] / "preprocessing" / "assets" / "grid" / "bbaf2n.mpg"
 CROP = 224  # align_face's default: the ABAW crop side
@@ -24,10 +25,7 @@ THREADS = min(2, os.cpu_count() or 1)  # the SCRFD detector's default, named so 
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    try:
-        weight_path("scrfd")
-    except WeightsMissingError:
-        pytest.skip("SCRFD weights absent: run `harness fetch-weights`")
+    require_scrfd()
     return [f for _, f in iter_frames(CLIP)]
 
 

@@ -14,17 +14,9 @@ from harness.cli import main
 from harness.preprocess import PreprocessConfig, discover_jobs, preprocess
 from preprocessing.cache import FeatureCache
 from submissions.errors import HarnessError
+from tests._weights import needs_scrfd
 
 GRID = Path(__file__).resolve().parents[2] / "preprocessing" / "assets" / "grid"
-
-
-def _weights_present() -> bool:
-    from preprocessing.faces.weights import weights_dir
-
-    return any(weights_dir().glob("scrfd*.onnx"))
-
-
-needs_scrfd = pytest.mark.skipif(not _weights_present(), reason="SCRFD weights absent: run `harness fetch-weights`")
 
 
 @pytest.fixture

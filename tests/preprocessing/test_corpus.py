@@ -27,6 +27,7 @@ from preprocessing.corpus.render import script_video
 from preprocessing.corpus.writer import label_path
 from submissions.formats import parse_location, read_annotation
 from submissions.metrics import score_va
+from tests._weights import require_scrfd
 
 SPLIT_DIRS = {
     "Train": "annotations/VA_Estimation_Challenge/Train_Set",
@@ -226,12 +227,10 @@ def test_reuse_and_refusal(corpus: tuple[Path, CorpusManifest], tmp_path: Path) 
 
 
 def test_detector_finds_the_faces_that_are_shown(corpus: tuple[Path, CorpusManifest], decoded) -> None:
-    from preprocessing.faces import WeightsMissingError, get_detector
+    from preprocessing.faces import get_detector
 
-    try:
-        detector = get_detector("scrfd")
-    except (WeightsMissingError, FileNotFoundError) as exc:
-        pytest.skip(f"SCRFD weights absent ({exc}); run `harness fetch-weights` to run this check")
+    require_scrfd()
+    detector = get_detector("scrfd")
     root, m = corpus
     found = checked = 0
     for v in m.videos:

@@ -19,6 +19,7 @@ from preprocessing.corpus.face import (
     warp_face,
 )
 from preprocessing.faces.align import transform_points
+from tests._weights import require_scrfd
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +44,10 @@ def test_shipped_clips_load_with_table_landmarks() -> None:
 
 
 def test_table_landmarks_match_the_projects_detector() -> None:
-    from preprocessing.faces import WeightsMissingError, get_detector
+    from preprocessing.faces import get_detector
 
-    try:
-        detector = get_detector("scrfd")
-    except (WeightsMissingError, FileNotFoundError) as exc:
-        pytest.skip(f"SCRFD weights absent ({exc}); run `harness fetch-weights` to check the landmark table")
+    require_scrfd()
+    detector = get_detector("scrfd")
     for c in grid.load_clips():
         for i in range(0, c.frames.shape[0], 4):
             faces = detector.detect(c.frames[i])

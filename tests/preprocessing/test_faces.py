@@ -34,27 +34,15 @@ from preprocessing.faces.onnx_patch import make_scrfd_dynamic, parse_message, se
 from preprocessing.faces.scrfd import anchor_centers, decode
 from preprocessing.faces.weights import FetchError, WeightFile, extract_member, fetch_weights, weights_dir
 from preprocessing.video import iter_frames
+from tests._weights import require_mtcnn, require_scrfd
 
 GRID = Path(__file__).resolve().parents[2] / "preprocessing" / "assets" / "grid"
 SHARED_GRID = Path(__file__).resolve().parents[3] / "shared" / "data" / "grid"
 
 
-def _scrfd_weights() -> Path | None:
-    try:
-        return weights_mod.weight_path("scrfd")
-    except WeightsMissingError:
-        return None
-
-
-needs_scrfd = pytest.mark.skipif(
-    _scrfd_weights() is None, reason="SCRFD weights absent: run `harness fetch-weights` (CI does, before the tests)"
-)
-
-
 @pytest.fixture(scope="module")
 def scrfd320() -> FaceDetector:
-    if _scrfd_weights() is None:
-        pytest.skip("SCRFD weights absent: run `harness fetch-weights`")
+    require_scrfd()
     return get_detector("scrfd", input_size=320)
 
 
@@ -202,17 +190,15 @@ def test_two_person_slots_by_x() -> None:
 # --- the onnx graph patch -------------------------------------------------------------------------------------
 
 
-@needs_scrfd
 def test_protobuf_round_trip_is_exact() -> None:
-    raw = _scrfd_weights().read_bytes()  # type: ignore[union-attr]
+    raw = require_scrfd().read_bytes()
     assert serialize_message(parse_message(raw)) == raw
 
 
-@needs_scrfd
 def test_patched_graph_matches_the_original_at_640_and_runs_at_other_sizes() -> None:
     import onnxruntime as ort
 
-    raw = _scrfd_weights().read_bytes()  # type: ignore[union-attr]
+    raw = require_scrfd().read_bytes()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     original = ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
@@ -318,8 +304,7 @@ def test_aligned_crop_puts_the_face_on_the_template(scrfd320, grid_frames) -> No
     ],
 )
 def test_face_in_every_frame_of_all_11_grid_clips(input_size: int) -> None:
-    if _scrfd_weights() is None:
-        pytest.skip("SCRFD weights absent: run `harness fetch-weights`")
+    require_scrfd()
     det = get_detector("scrfd", input_size=input_size)
     clips = sorted(SHARED_GRID.glob("*.mpg"))
     assert len(clips) == 11
@@ -398,10 +383,8 @@ def test_fetch_weights_extracts_verifies_and_skips_when_present(
 
 
 def test_mtcnn_agrees_with_scrfd_on_grid(scrfd320, grid_frames) -> None:
-    try:
-        mtcnn = get_detector("mtcnn")
-    except WeightsMissingError:
-        pytest.skip("MTCNN weights absent: run `harness fetch-weights`")
+    require_mtcnn()
+    mtcnn = get_detector("mtcnn")
     gaps = []
     for frames in grid_frames.values():
         for frame in frames[::25]:
