@@ -58,8 +58,12 @@ def write_video(
     rotation: int | None = None,
     faststart: bool = False,
     tone_hz: float = 220.0,
+    audio: np.ndarray | None = None,
 ) -> Path:
-    """An mpeg4 (+ AAC 16 kHz mono tone) file; `pts_ms` gives irregular frame times, `rotation` display metadata."""
+    """An mpeg4 (+ AAC 16 kHz mono) file; `pts_ms` gives irregular frame times, `rotation` display metadata.
+
+    The audio track is a tone of `audio_s` seconds, or the 16 kHz samples `audio` when given.
+    """
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {}) as out:
         vs = out.add_stream("mpeg4", rate=FPS)
@@ -70,7 +74,7 @@ def write_video(
             vs.time_base = Fraction(1, 1000)
         if rotation is not None:
             vs.set_display_rotation(rotation)
-        aus = out.add_stream("aac", rate=16000, layout="mono") if audio_s else None
+        aus = out.add_stream("aac", rate=16000, layout="mono") if audio_s or audio is not None else None
         for i, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             if pts_ms is not None:
@@ -80,9 +84,10 @@ def write_video(
         for pkt in vs.encode():
             out.mux(pkt)
         if aus is not None:
-            n = int(audio_s * 16000)
-            wave = (0.3 * np.sin(2 * np.pi * tone_hz * np.arange(n) / 16000)).astype(np.float32)[None]  # (1, n)
-            for k in range(0, n, 1024):
+            if audio is None:
+                audio = 0.3 * np.sin(2 * np.pi * tone_hz * np.arange(int(audio_s * 16000)) / 16000)
+            wave = np.asarray(audio, dtype=np.float32)[None]  # (1, n)
+            for k in range(0, wave.shape[1], 1024):
                 af = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, k : k + 1024]), format="fltp",
                                                 layout="mono")  # fmt: skip
                 af.sample_rate, af.pts, af.time_base = 16000, k, Fraction(1, 16000)

@@ -7,10 +7,8 @@ then 24 frames 20 ms apart (50 fps), over a chirp (so every 10 ms row of MFCCs d
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -27,6 +25,7 @@ from preprocessing.audio import (
 from preprocessing.cache import FeatureCache, config_hash
 from preprocessing.vggish import example_centres
 from preprocessing.video import read_audio, scan_packets
+from tests.preprocessing.test_bad_videos import write_video
 
 PTS_MS = [40 * i for i in range(12)] + [480 + 20 * j for j in range(24)]  # 25 fps, then 50 fps from frame 12
 AUDIO_S = 1.0
@@ -38,31 +37,10 @@ def _chirp(seconds: float) -> np.ndarray:
     return (0.4 * np.sin(phase) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
 
 
-def write_av(path: Path, pts_ms: list[int] | None, n_frames: int = len(PTS_MS), fps: int = 25) -> Path:
-    """An mpeg4 video (frames at `pts_ms`, or at the constant `fps`) with a 16 kHz AAC chirp of `AUDIO_S`."""
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("mpeg4", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        if pts_ms is not None:
-            vs.codec_context.time_base = vs.time_base = Fraction(1, 1000)
-        aus = out.add_stream("aac", rate=AUDIO_SR, layout="mono")
-        for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * (i % 30), np.uint8), format="rgb24")
-            if pts_ms is not None:
-                frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
-            for pkt in vs.encode(frame):
-                out.mux(pkt)
-        for pkt in vs.encode():
-            out.mux(pkt)
-        wave = _chirp(AUDIO_S)[None]
-        for k in range(0, wave.shape[1], 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, k : k + 1024]), format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = AUDIO_SR, k, Fraction(1, AUDIO_SR)
-            for pkt in aus.encode(af):
-                out.mux(pkt)
-        for pkt in aus.encode():
-            out.mux(pkt)
-    return path
+def write_av(path: Path, pts_ms: list[int] | None, n_frames: int = len(PTS_MS)) -> Path:
+    """A 64x48 mpeg4 video (frames at `pts_ms`, or at the constant 25 fps) with a 16 kHz AAC chirp of `AUDIO_S`."""
+    frames = [np.full((48, 64, 3), 8 * (i % 30), np.uint8) for i in range(n_frames)]
+    return write_video(path, frames, audio=_chirp(AUDIO_S), pts_ms=pts_ms)
 
 
 def _nearest_row(starts: np.ndarray, t: float) -> int:
