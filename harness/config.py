@@ -174,10 +174,13 @@ class MAEStageConfig:
 
     Args:
         loop: the training phase.
+        frames_per_video: pre-training frames per training video (evenly spaced, labels not used); None takes
+            every frame with a crop and a label.
         params: `MAEConfig` decoder fields to override (decoder_depth, mask_ratio, ...).
     """
 
     loop: LoopConfig
+    frames_per_video: int | None = _spec(ge=1)
     params: tuple[tuple[str, Any], ...]
 
 
@@ -187,7 +190,10 @@ class Stage1Config:
 
     Args:
         enabled: run stage 1; when False the `visual` features must already be in the cache.
-        frames_per_video: training frames per video (evenly spaced); None takes every labelled frame.
+        reserve: share of the Train_Set videos (by raw video) that fine-tuning uses and stage 2 never sees
+            (the paper's fine-tuning frames are "excluded from later model training", III.B); 0 fine-tunes on
+            every training video and stage 2 trains on them all too.
+        frames_per_video: fine-tuning frames per video (evenly spaced); None takes every labelled frame.
         val_frames_per_video: validation frames per video for the per-epoch CCC; None takes every one.
         augment: training augmentation.
         mae: MAE pre-training.
@@ -197,6 +203,7 @@ class Stage1Config:
     """
 
     enabled: bool
+    reserve: float = _spec(ge=0.0, lt=1.0)
     frames_per_video: int | None = _spec(ge=1)
     val_frames_per_video: int | None = _spec(ge=1)
     augment: AugmentConfig
@@ -525,7 +532,11 @@ _PARAM_SECTIONS: dict[tuple[type, str], tuple[type, frozenset[str]]] = {
     ),
     (ModelConfig, "params"): (TemporalConfig, frozenset({"fusion", "visual_dim", "audio_dim"})),
 }
-_FLAT_PARAM_OWNERS = {EncoderConfig: ("name", "checkpoint"), ModelConfig: ("name",), MAEStageConfig: ("loop",)}
+_FLAT_PARAM_OWNERS = {
+    EncoderConfig: ("name", "checkpoint"),
+    ModelConfig: ("name",),
+    MAEStageConfig: ("loop", "frames_per_video"),
+}
 
 
 def _where(path: str) -> str:

@@ -87,13 +87,18 @@ def variant(cfg: Config, model: str | None = None, visual: str | None = None) ->
     return cfg.replace(**changes) if changes else cfg
 
 
-def _maybe_stage1(cfg: Config, layout: Any, cache: Any, out: Path, resume: bool, progress: bool | None) -> Path | None:
+def _maybe_stage1(cfg: Config, layout: Any, cache: Any, out: Path, resume: bool, progress: bool | None,
+                  console: Any = None) -> Path | None:  # fmt: skip
     """Run stage 1 into `<out>/stage1` when enabled (skipped when its features are cached); the encoder weights."""
     if not cfg.stage1.enabled:
         return None
     from harness.stage1 import run_stage1
 
-    return run_stage1(cfg, layout, cache, out / "stage1", resume=resume, progress=progress).encoder_weights
+    res = run_stage1(cfg, layout, cache, out / "stage1", resume=resume, progress=progress)
+    if console is not None and not res.skipped and cfg.stage1.reserve > 0:
+        console.print(f"stage 1 fine-tuned on {len(res.finetune_videos)} reserved training video(s), which stage 2 "
+                      f"leaves out: {', '.join(res.finetune_videos)}")  # fmt: skip
+    return res.encoder_weights
 
 
 def _paper(table: str) -> dict[str, tuple[float, float, float]]:
@@ -196,7 +201,7 @@ def run_folds(
     """
     out = Path(out)
     folds = list(cfg.experiment.folds if folds is None else folds)
-    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress)
+    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console)
     results = []
     for f in folds:
         res = train_stage2(cfg, layout, cache, f, run_dir_for(out, cfg, f), resume=resume, progress=progress,
@@ -266,7 +271,7 @@ def run_ablation(
             "Table III needs the features before fine-tuning: set stage1.extract_unfinetuned=true "
             "(or run without Table III)"
         )
-    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress)
+    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console)
 
     def run_variant(model: str, visual: str) -> list[Stage2Result]:
         vcfg = variant(cfg, model, visual)

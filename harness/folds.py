@@ -5,11 +5,16 @@ Train_Set + Validation_Set by video: each video is held out exactly once, and th
 video (`<video>_left`, `<video>_right`) always fall on the same side, since they share the raw video and its audio.
 The held-out videos of a CV fold are both its validation set (best epoch) and its reported score, as in the paper's
 protocol; there is no separate test list for folds 1..k.
+
+Videos reserved for stage 1 (`stage1.reserve`, see `reserve_videos`) are taken out of every fold: the paper fine-tunes
+its encoder on Train_Set frames that are "excluded from later model training" (III.B), since features of frames the
+encoder was fitted to are better on those frames than on any other, and a fusion model trained on them learns to
+trust the visual stream more than it deserves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +72,39 @@ def make_folds(names: Sequence[str], k: int, seed: int) -> list[tuple[list[str],
     return out
 
 
+def reserve_videos(names: Sequence[str], share: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split training videos into (kept for stage 2, reserved for stage 1) by raw video.
+
+    `round(share * raw videos)` raw videos, drawn with `seed`, are reserved (at least one when `share` > 0, and
+    never all of them); both people of a two-person video go to the same side. Lists come back sorted.
+
+    Args:
+        names: training video names (unique).
+        share: fraction of the raw videos to reserve, in [0, 1).
+        seed: draw seed.
+
+    Raises:
+        FoldError: share outside [0, 1), duplicate names, or share > 0 with fewer than two raw videos.
+    """
+    if not 0.0 <= share < 1.0:
+        raise FoldError(f"the reserved share must be in [0, 1), got {share}")
+    if len(set(names)) != len(names):
+        raise FoldError("video names must be unique")
+    if share == 0.0:
+        return sorted(names), []
+    groups: dict[str, list[str]] = {}
+    for n in sorted(names):
+        groups.setdefault(group_key(n), []).append(n)
+    if len(groups) < 2:
+        raise FoldError(f"{len(groups)} raw training video(s) cannot be split between stage 1 and stage 2")
+    count = min(len(groups) - 1, max(1, round(share * len(groups))))
+    keys = sorted(groups)
+    chosen = {keys[i] for i in np.random.default_rng([seed, 0x5E7]).permutation(len(keys))[:count]}
+    reserved = sorted(n for key in chosen for n in groups[key])
+    taken = set(reserved)
+    return sorted(n for n in names if n not in taken), reserved
+
+
 @dataclass(frozen=True)
 class Fold:
     """The videos of one fold.
@@ -88,7 +126,12 @@ class Fold:
         return {"fold": self.index, "train": list(self.train), "val": list(self.val), "test": list(self.test)}
 
 
-def fold_split(layout: Any, index: int, k: int, seed: int) -> Fold:
+def stage1_reserved(layout: Any, share: float, seed: int) -> list[str]:
+    """The training videos of a layout that `stage1.reserve` keeps for stage 1 (empty when `share` is 0)."""
+    return reserve_videos([e.name for e in layout.train], share, seed)[1]
+
+
+def fold_split(layout: Any, index: int, k: int, seed: int, reserved: Collection[str] = ()) -> Fold:
     """Fold `index` of a dataset layout (`AffWild2Layout`).
 
     Args:
@@ -96,11 +139,13 @@ def fold_split(layout: Any, index: int, k: int, seed: int) -> Fold:
         index: 0..k.
         k: number of CV folds.
         seed: fold seed.
+        reserved: training videos kept for stage 1 (`reserve_videos`), left out of the fold.
 
     Raises:
         FoldError: index outside 0..k.
     """
-    train = [e.name for e in layout.train]
+    out = set(reserved)
+    train = [e.name for e in layout.train if e.name not in out]
     val = [e.name for e in layout.validation]
     if index == 0:
         return Fold(0, tuple(train), tuple(val), tuple(e.name for e in layout.test))

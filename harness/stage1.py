@@ -42,6 +42,7 @@ from harness.data import (
     read_crop,
 )
 from harness.engine import FitResult, Forward, barrier, fit, init_distributed, load_weights, set_threads
+from harness.folds import stage1_reserved
 from harness.runs import RunDir
 from preprocessing.cache import config_hash as stable_hash
 from submissions.errors import HarnessError
@@ -64,6 +65,7 @@ class Stage1Result:
         encoder_weights: the fine-tuned ViT's weights (None when skipped and not on disk).
         videos: videos whose features are in the cache.
         skipped: True when every feature was already cached with this hash.
+        finetune_videos: the training videos fine-tuning learnt from (`stage1.reserve`: stage 2 leaves them out).
         finetune: the fine-tuning's best validation metrics.
         timings: seconds per step.
     """
@@ -72,6 +74,7 @@ class Stage1Result:
     encoder_weights: Path | None
     videos: list[str]
     skipped: bool
+    finetune_videos: list[str] = field(default_factory=list)
     finetune: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -81,15 +84,25 @@ def feature_hash(cfg: Config, train_videos: list[str], unfinetuned: bool = False
 
     Args:
         cfg: the config.
-        train_videos: the videos the encoder is trained on.
+        train_videos: the videos the encoder is trained on (fine-tuned on, unless `unfinetuned`).
         unfinetuned: the hash of `visual_mae` (no fine-tuning settings).
     """
     d = cfg.to_dict()
     s1 = {k: v for k, v in d["stage1"].items() if k not in ("extract_batch", "extract_unfinetuned", "enabled")}
     if unfinetuned:
-        s1 = {k: v for k, v in s1.items() if k not in ("finetune", "val_frames_per_video")}
+        # Pre-training reads no labels and every training video: fine-tuning's settings do not change it.
+        tuning = ("finetune", "frames_per_video", "val_frames_per_video", "reserve")
+        s1 = {k: v for k, v in s1.items() if k not in tuning}
     return stable_hash({"encoder": d["encoder"], "stage1": s1, "seed": d["seed"], "train": sorted(train_videos),
                         "version": FEATURE_VERSION})  # fmt: skip
+
+
+def finetune_entries(cfg: Config, layout: Any) -> list[Any]:
+    """The training videos fine-tuning learns from: those `stage1.reserve` keeps from stage 2, or all of them."""
+    if cfg.stage1.reserve == 0.0:
+        return list(layout.train)
+    keep = set(stage1_reserved(layout, cfg.stage1.reserve, cfg.experiment.fold_seed))
+    return [e for e in layout.train if e.name in keep]
 
 
 def _all_entries(layout: Any) -> list[Any]:
@@ -177,7 +190,7 @@ def initial_encoder_state(
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.mae_config())
     if mae_run.finished_with(cfg, run_hash=h) is None:
-        items = labelled_frames(layout.train, cfg.stage1.frames_per_video)
+        items = labelled_frames(layout.train, cfg.stage1.mae.frames_per_video)
         if not items:
             raise Stage1Error(f"{layout.root}: no training frame has both a face crop and a label")
         data = FrameDataset(items, frame_transform(cfg.stage1.augment, cfg.encoder.vit.img_size, train=True))
@@ -222,12 +235,12 @@ def finetune_encoder(cfg: Config, layout: Any, state: Mapping[str, torch.Tensor]
         progress: progress bars.
     """
     ft_run = run.sub("finetune")
-    h = feature_hash(cfg, [e.name for e in layout.train])
+    h = feature_hash(cfg, [e.name for e in finetune_entries(cfg, layout)])
     done = ft_run.finished_with(cfg, run_hash=h)
     if done is not None:
         return ft_run.best_weights, None, dict(done.get("val", {}))
     info = init_distributed()
-    items = labelled_frames(layout.train, cfg.stage1.frames_per_video)
+    items = labelled_frames(finetune_entries(cfg, layout), cfg.stage1.frames_per_video)
     if not items:
         raise Stage1Error(f"{layout.root}: no training frame has both a face crop and a label")
     size = cfg.encoder.vit.img_size
@@ -375,9 +388,9 @@ def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, res
     """
     progress = cfg.runtime.progress if progress is None else progress
     set_threads(cfg.runtime.threads)
-    train = [e.name for e in layout.train]
-    h_ft = feature_hash(cfg, train)
-    h_mae = feature_hash(cfg, train, unfinetuned=True)
+    tuned = [e.name for e in finetune_entries(cfg, layout)]
+    h_ft = feature_hash(cfg, tuned)
+    h_mae = feature_hash(cfg, [e.name for e in layout.train], unfinetuned=True)
     entries = [e for e in _all_entries(layout) if frame_count(e, cache) is not None]
     need_mae = cfg.stage1.extract_unfinetuned
 
@@ -386,7 +399,8 @@ def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, res
 
     ft_weights = RunDir(run_dir).sub("finetune").best_weights
     if cached("visual", h_ft) and (not need_mae or cached("visual_mae", h_mae)):
-        return Stage1Result(h_ft, ft_weights if ft_weights.is_file() else None, [e.name for e in entries], True)
+        return Stage1Result(h_ft, ft_weights if ft_weights.is_file() else None, [e.name for e in entries], True,
+                            tuned)
     info = init_distributed()
     run = RunDir(run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -416,8 +430,9 @@ def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, res
             videos = [e.name for e in entries if cache.has(e.name, "visual", h_ft)]
         if info.is_main:
             run.write_json("summary.json", {"feature_hash": h_ft, "feature_hash_mae": h_mae, "finetune": best,
-                                            "videos": len(videos), "timings": timings})  # fmt: skip
-        return Stage1Result(h_ft, weights, videos, False, best, timings)
+                                            "finetune_videos": tuned, "videos": len(videos),
+                                            "timings": timings})  # fmt: skip
+        return Stage1Result(h_ft, weights, videos, False, tuned, best, timings)
     finally:
         if info.is_main:
             run.unlock()

@@ -32,7 +32,7 @@ from harness.data import (
     video_frames,
 )
 from harness.engine import DistInfo, Forward, barrier, fit, init_distributed, set_threads
-from harness.folds import Fold, fold_split
+from harness.folds import Fold, fold_split, stage1_reserved
 from harness.predict import predict_arrays, predict_videos, save_predictions
 from harness.runs import RunDir
 from submissions.scoring import score_predictions as score_predictions_va
@@ -178,7 +178,8 @@ def train_stage2(
     info = init_distributed()
     set_threads(cfg.runtime.threads)
     if isinstance(fold, int):
-        fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed)
+        reserved = stage1_reserved(layout, cfg.stage1.reserve, cfg.experiment.fold_seed)
+        fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed, reserved)
     extra = fold.identity()
     run = RunDir(run_dir)
     done = None if force else run.finished_with(cfg, extra)

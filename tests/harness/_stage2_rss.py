@@ -44,7 +44,9 @@ def settings(visual_dim: int, length: int, micro_batch: int, epochs: int = 1, th
         f"encoder.embed_dim={visual_dim}", "encoder.num_heads=2", "features.audio=[mfcc, egemaps]",
         f"windows.length={length}", f"windows.stride={length}", "model.tcn_channels=16",
         "model.dim_feedforward=32", "model.head_hidden=16", f"stage2.epochs={epochs}",
-        f"stage2.micro_batch={micro_batch}", "runtime.progress=false", f"runtime.threads={threads}", *extra,
+        f"stage2.micro_batch={micro_batch}", "runtime.progress=false", f"runtime.threads={threads}",
+        "stage1.reserve=0",  # stage 2 trains on every video of the synthetic cache (N against 4N)
+        *extra,
     ]  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from harness.cli import main
 from harness.config import load_config
 from harness.experiments import run_ablation, run_dir_for, run_folds
-from harness.folds import FoldError, fold_split, group_key, make_folds
+from harness.folds import FoldError, fold_split, group_key, make_folds, reserve_videos, stage1_reserved
 from tests.harness._corpus import make_corpus
 from tests.harness.test_stage2 import settings as stage2_settings
 
@@ -59,6 +59,34 @@ def test_seed_changes_the_assignment_and_errors():
         make_folds(["a", "a", "b"], 2, 0)
 
 
+@settings(max_examples=80, deadline=None)
+@given(video_names(), st.floats(0.0, 0.99), st.integers(0, 10))
+def test_reserved_videos_split_by_raw_video(names, share, seed):
+    kept, reserved = reserve_videos(names, share, seed)
+    groups = {group_key(n) for n in names}
+    assert sorted(kept + reserved) == sorted(names) and set(kept).isdisjoint(reserved)
+    assert {group_key(n) for n in kept}.isdisjoint({group_key(n) for n in reserved})  # a pair never straddles
+    n_reserved = len({group_key(n) for n in reserved})
+    if share == 0.0:
+        assert n_reserved == 0
+    else:
+        assert n_reserved == min(len(groups) - 1, max(1, round(share * len(groups))))
+        assert kept  # stage 2 always keeps a video
+    assert reserve_videos(names, share, seed) == (kept, reserved)  # deterministic
+
+
+def test_reserve_errors_and_seed():
+    names = [f"v{i}" for i in range(20)]
+    assert reserve_videos(names, 0.3, 0)[1] != reserve_videos(names, 0.3, 1)[1]
+    assert len(reserve_videos(names, 0.3, 0)[1]) == 6
+    for share in (-0.1, 1.0):
+        with pytest.raises(FoldError, match="share"):
+            reserve_videos(names, share, 0)
+    with pytest.raises(FoldError, match="cannot be split"):
+        reserve_videos(["a_left", "a_right"], 0.5, 0)
+    assert reserve_videos(["a_left", "a_right"], 0.0, 0) == (["a_left", "a_right"], [])
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return make_corpus(tmp_path_factory.mktemp("corpus"), train=5, val=3, test=1)
@@ -74,6 +102,20 @@ def test_fold_zero_is_the_official_split(corpus):
     assert set(f1.train) | set(f1.val) == set(f0.train) | set(f0.val) and not f1.test
     with pytest.raises(FoldError):
         fold_split(layout, 4, 3, 0)
+
+
+def test_reserved_videos_leave_every_fold(corpus):
+    layout, _ = corpus
+    reserved = stage1_reserved(layout, 0.4, 0)
+    assert len({group_key(n) for n in reserved}) == round(0.4 * len({group_key(e.name) for e in layout.train}))
+    assert set(reserved) <= {e.name for e in layout.train}
+    f0 = fold_split(layout, 0, 3, 0, reserved)
+    assert f0.train == tuple(e.name for e in layout.train if e.name not in reserved)
+    assert f0.val == tuple(e.name for e in layout.validation)
+    for i in (1, 2, 3):
+        f = fold_split(layout, i, 3, 0, reserved)
+        assert set(reserved).isdisjoint(f.train + f.val)
+        assert set(f.train) | set(f.val) == set(f0.train) | set(f0.val)
 
 
 def test_tables_beside_the_paper_and_resumable(corpus, tmp_path):

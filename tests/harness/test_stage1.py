@@ -10,14 +10,15 @@ from harness.config import load_config
 from harness.data import VISUAL_MASK, frame_transform, labelled_frames, read_crop
 from harness.engine import load_weights, save_weights
 from harness.runs import RunDir
-from harness.stage1 import Stage1Error, feature_hash, initial_encoder_state, run_stage1
+from harness.stage1 import Stage1Error, feature_hash, finetune_entries, initial_encoder_state, run_stage1
 from tests.harness._corpus import make_corpus
 
 SETTINGS = [
     "encoder.embed_dim=32", "encoder.num_heads=2", "encoder.depth=3", "encoder.frozen_blocks=2",
     "encoder.freeze_embedding=true",
     "encoder.img_size=32", "stage1.mae.decoder_embed_dim=32", "stage1.mae.decoder_num_heads=2",
-    "stage1.frames_per_video=8", "stage1.val_frames_per_video=6", "stage1.mae.loop.micro_batch=8",
+    "stage1.frames_per_video=8", "stage1.mae.frames_per_video=8", "stage1.val_frames_per_video=6",
+    "stage1.mae.loop.micro_batch=8",
     "stage1.finetune.micro_batch=8", "stage1.finetune.epochs=2", "stage1.extract_batch=16",
     "runtime.progress=false", "runtime.eval_batch=16",
 ]  # fmt: skip
@@ -87,13 +88,29 @@ def test_training_frames_skip_unlabelled_and_faceless(done):
     assert len(labelled_frames(layout.train, 4)) <= 4 * len(layout.train)
 
 
+def test_fine_tuning_learns_from_the_reserved_videos_only(done):
+    layout, _cache, cfg, out, _res = done
+    tuned = finetune_entries(cfg, layout)
+    assert cfg.stage1.reserve > 0 and 0 < len(tuned) < len(layout.train)
+    assert _res.finetune_videos == [e.name for e in tuned]
+    assert RunDir(out / "finetune").final_record()["frames"] == len(labelled_frames(tuned, 8))
+    assert RunDir(out / "mae").final_record()["frames"] == len(labelled_frames(layout.train, 8))  # no labels: all
+    everything = cfg.replace(**{"stage1.reserve": 0.0})
+    assert [e.name for e in finetune_entries(everything, layout)] == [e.name for e in layout.train]
+    # Where the reserve changes, the fine-tuned features change, the pre-trained ones do not.
+    names = [e.name for e in layout.train]
+    assert feature_hash(everything, names, unfinetuned=True) == feature_hash(cfg, names, unfinetuned=True)
+    assert feature_hash(everything, names) != feature_hash(cfg, names)
+
+
 def test_second_call_is_skipped(done):
     layout, cache, cfg, out, res = done
     again = run_stage1(cfg, layout, cache, out)
     assert again.skipped and again.feature_hash == res.feature_hash
-    assert feature_hash(cfg, [e.name for e in layout.train]) == res.feature_hash
+    tuned = [e.name for e in finetune_entries(cfg, layout)]
+    assert feature_hash(cfg, tuned) == res.feature_hash
     changed = cfg.replace(**{"stage1.finetune.epochs": 3})
-    assert feature_hash(changed, [e.name for e in layout.train]) != res.feature_hash
+    assert feature_hash(changed, tuned) != res.feature_hash
     assert feature_hash(changed, [], unfinetuned=True) == feature_hash(cfg, [], unfinetuned=True)
 
 
