@@ -96,8 +96,7 @@ def _maybe_stage1(cfg: Config, layout: Any, cache: Any, out: Path, resume: bool,
 
     res = run_stage1(cfg, layout, cache, out / "stage1", resume=resume, progress=progress)
     if console is not None and not res.skipped and cfg.stage1.reserve > 0:
-        console.print(f"stage 1 fine-tuned on {len(res.finetune_videos)} reserved training video(s), which stage 2 "
-                      f"leaves out: {', '.join(res.finetune_videos)}")  # fmt: skip
+        console.print(res.reserve_note())
     return res.encoder_weights
 
 

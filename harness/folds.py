@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from submissions.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.config import Config
 
 
 class FoldError(HarnessError):
@@ -126,9 +129,10 @@ class Fold:
         return {"fold": self.index, "train": list(self.train), "val": list(self.val), "test": list(self.test)}
 
 
-def stage1_reserved(layout: Any, share: float, seed: int) -> list[str]:
-    """The training videos of a layout that `stage1.reserve` keeps for stage 1 (empty when `share` is 0)."""
-    return reserve_videos([e.name for e in layout.train], share, seed)[1]
+def stage1_reserved(layout: Any, cfg: Config) -> list[str]:
+    """The training videos of a layout that the config's `stage1.reserve` keeps for stage 1 (drawn with
+    `experiment.fold_seed`; empty when the reserve is 0): what fine-tuning reads and every fold leaves out."""
+    return reserve_videos([e.name for e in layout.train], cfg.stage1.reserve, cfg.experiment.fold_seed)[1]
 
 
 def fold_split(layout: Any, index: int, k: int, seed: int, reserved: Collection[str] = ()) -> Fold:

@@ -78,6 +78,11 @@ class Stage1Result:
     finetune: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def reserve_note(self) -> str:
+        """One line naming the reserved videos fine-tuning read, for the commands to print."""
+        return (f"stage 1 fine-tuned on {len(self.finetune_videos)} reserved training video(s), which stage 2 leaves "
+                f"out: {', '.join(self.finetune_videos)}")  # fmt: skip
+
 
 def feature_hash(cfg: Config, train_videos: list[str], unfinetuned: bool = False) -> str:
     """Hash of everything the stage-1 features depend on (encoder, stage-1 settings, seed, training videos).
@@ -99,10 +104,8 @@ def feature_hash(cfg: Config, train_videos: list[str], unfinetuned: bool = False
 
 def finetune_entries(cfg: Config, layout: Any) -> list[Any]:
     """The training videos fine-tuning learns from: those `stage1.reserve` keeps from stage 2, or all of them."""
-    if cfg.stage1.reserve == 0.0:
-        return list(layout.train)
-    keep = set(stage1_reserved(layout, cfg.stage1.reserve, cfg.experiment.fold_seed))
-    return [e for e in layout.train if e.name in keep]
+    keep = set(stage1_reserved(layout, cfg))
+    return [e for e in layout.train if e.name in keep] if keep else list(layout.train)
 
 
 def _all_entries(layout: Any) -> list[Any]:

@@ -178,8 +178,7 @@ def train_stage2(
     info = init_distributed()
     set_threads(cfg.runtime.threads)
     if isinstance(fold, int):
-        reserved = stage1_reserved(layout, cfg.stage1.reserve, cfg.experiment.fold_seed)
-        fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed, reserved)
+        fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed, stage1_reserved(layout, cfg))
     extra = fold.identity()
     run = RunDir(run_dir)
     done = None if force else run.finished_with(cfg, extra)

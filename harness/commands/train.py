@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
             state = "cached, skipped" if r1.skipped else f"fine-tune CCC {json.dumps(r1.finetune)}"
             console.print(f"stage 1: features of {len(r1.videos)} video(s) ({state})")
             if cfg.stage1.reserve > 0:
-                console.print(f"stage 1 fine-tuned on {len(r1.finetune_videos)} reserved training video(s), which "
-                              f"stage 2 leaves out: {', '.join(r1.finetune_videos)}")  # fmt: skip
+                console.print(r1.reserve_note())
     if args.stage in ("2", "all"):
         from harness.stage2 import train_stage2
 

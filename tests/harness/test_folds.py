@@ -106,7 +106,9 @@ def test_fold_zero_is_the_official_split(corpus):
 
 def test_reserved_videos_leave_every_fold(corpus):
     layout, _ = corpus
-    reserved = stage1_reserved(layout, 0.4, 0)
+    cfg = load_config("quick", ["stage1.reserve=0.4", "experiment.fold_seed=0"])
+    reserved = stage1_reserved(layout, cfg)
+    assert reserved == reserve_videos([e.name for e in layout.train], 0.4, 0)[1]
     assert len({group_key(n) for n in reserved}) == round(0.4 * len({group_key(e.name) for e in layout.train}))
     assert set(reserved) <= {e.name for e in layout.train}
     f0 = fold_split(layout, 0, 3, 0, reserved)
