@@ -1,5 +1,6 @@
 """Tensors only: the MAE/ViT visual encoder (stage 1), the TCN + BDCA + Transformer temporal model (stage 2),
-the CCC loss, the model registry, checkpoint loading and FLOP/parameter counts.
+the challenge baseline's per-frame ResNet, the CCC loss, the model registry, checkpoint loading and FLOP/parameter
+counts.
 
 Public names are re-exported lazily (PEP 562): importing a config or the registry does not import timm or
 build any network until it is needed, which keeps the CLI and configs fast to load.
@@ -27,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "ModelError": "models.errors",
     "ModelSummary": "models.flops",
     "ParamCount": "models.flops",
+    "ResNetConfig": "models.configs",
+    "ResNetVA": "models.baseline",
     "TCN": "models.tcn",
     "TemporalBlock": "models.tcn",
     "TemporalConfig": "models.configs",
@@ -49,12 +52,14 @@ _EXPORTS: dict[str, str] = {
     "get_config": "models.registry",
     "list_models": "models.registry",
     "load_checkpoint": "models.checkpoints",
+    "load_imagenet_weights": "models.baseline",
     "load_state": "models.checkpoints",
     "mae_flops": "models.flops",
     "mae_loss": "models.mae",
     "model_kind": "models.registry",
     "patchify": "models.mae",
     "random_masking": "models.mae",
+    "resnet_flops": "models.baseline",
     "read_state_dict": "models.checkpoints",
     "register": "models.registry",
     "relu_dropout": "models.dropout",

@@ -1,4 +1,5 @@
-"""Frozen configurations of every model family: the visual ViT, its MAE pre-training twin, the temporal model.
+"""Frozen configurations of every model family: the visual ViT, its MAE pre-training twin, the temporal model, the
+per-frame ResNet of the challenge baseline.
 
 A config holds every number a model is built from; `dataclasses.replace` (through `with_overrides`) derives a
 variant, so the registry, the CLI and the FLOP counter all read dimensions from one place.
@@ -210,7 +211,45 @@ class TemporalConfig:
         return self.fused_dim if self.d_model is None else self.d_model
 
 
-ModelConfig = ViTConfig | MAEConfig | TemporalConfig
+@dataclass(frozen=True)
+class ResNetConfig:
+    """The challenge baseline: a per-frame ResNet with bottleneck blocks and a linear valence/arousal head.
+
+    With the defaults it is torchvision's ResNet-50 (same state-dict names, so the ImageNet weights load), its
+    1000-way classifier replaced by a 2-way linear head squashed by tanh.
+
+    Args:
+        img_size: square input side in pixels (the network itself pools globally and takes any side >= 32; the
+            data transform resizes face crops to this).
+        in_chans: input channels.
+        width: channels of the stem; stage i has `width * 2**i` bottleneck channels and 4x as many outputs
+            (64 for ResNet-50, which ImageNet weights need).
+        layers: bottleneck blocks per stage ((3, 4, 6, 3) for ResNet-50).
+        head_dropout: dropout before the valence/arousal head.
+    """
+
+    img_size: int = 224
+    in_chans: int = 3
+    width: int = 64
+    layers: tuple[int, ...] = field(default=(3, 4, 6, 3))
+    head_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Accept lists from YAML/CLI overrides while keeping the config hashable.
+        object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        # The stem divides the side by 4 and each later stage by 2: below 32 px the last stage has no pixel left.
+        _require(self.img_size >= 32, self, f"img_size {self.img_size} must be >= 32")
+        _require(self.in_chans > 0 and self.width > 0, self, "in_chans and width must be positive")
+        _require(len(self.layers) > 0 and all(n > 0 for n in self.layers), self, "layers must be positive")
+        _require(0.0 <= self.head_dropout < 1.0, self, "head_dropout must lie in [0, 1)")
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the pooled feature that enters the head (2048 for ResNet-50)."""
+        return self.width * 2 ** (len(self.layers) - 1) * 4
+
+
+ModelConfig = ViTConfig | MAEConfig | TemporalConfig | ResNetConfig
 
 
 def with_overrides(config: Any, **overrides: Any) -> Any:

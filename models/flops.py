@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.configs import MAEConfig, ModelConfig, TemporalConfig, ViTConfig, with_overrides
+from models.configs import MAEConfig, ModelConfig, ResNetConfig, TemporalConfig, ViTConfig, with_overrides
 from models.registry import build_model, get_config, list_models, model_kind
 
 
@@ -146,6 +146,10 @@ def count_flops(model: str | ModelConfig | nn.Module, T: int = 300, batch: int =
         per = T * mae_flops(config)
     elif isinstance(config, ViTConfig):
         per = T * vit_flops(config)
+    elif isinstance(config, ResNetConfig):
+        from models.baseline import resnet_flops
+
+        per = T * resnet_flops(config)
     else:
         per = temporal_flops(config, T)
     return batch * per
@@ -167,6 +171,10 @@ def count_train_flops(model: str | ModelConfig | nn.Module, T: int = 300, batch:
         per = T * (3 * mae_flops(config) - patch)
     elif isinstance(config, ViTConfig):
         per = T * vit_train_flops(config)
+    elif isinstance(config, ResNetConfig):
+        from models.baseline import resnet_train_flops
+
+        per = T * resnet_train_flops(config)
     else:
         per = temporal_train_flops(config, T)
     return batch * per
@@ -186,10 +194,10 @@ class ModelSummary:
 
     Args:
         name: registered name.
-        kind: 'vit', 'mae' or 'temporal'.
+        kind: 'vit', 'mae', 'temporal' or 'resnet'.
         params: all parameters.
         trainable: trainable parameters (after the config's freezing).
-        gflops: forward GFLOPs per window of `frames` frames (temporal) or per image (vit, mae).
+        gflops: forward GFLOPs per window of `frames` frames (temporal) or per image (vit, mae, resnet).
         per: what `gflops` is per ('300-frame window' or 'image').
     """
 

@@ -1,7 +1,8 @@
 """Named model configurations and the one way to build a model from a name or a config.
 
 Names: the valence/arousal ViTs (`vit_*_patch16`), their MAE pre-training twins (`mae_vit_*_patch16`) and the
-stage-2 temporal models, one per row of Table IV (`audio_only`, `visual_only`, `concat`, `bdca_no_dw`, `bdca`).
+stage-2 temporal models, one per row of Table IV (`audio_only`, `visual_only`, `concat`, `bdca_no_dw`, `bdca`), and
+the challenge baseline's per-frame network (`resnet50_va`, Tables I and IV's "Baseline" row).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from models.configs import FUSIONS, MAEConfig, ModelConfig, TemporalConfig, ViTConfig, with_overrides
+from models.configs import FUSIONS, MAEConfig, ModelConfig, ResNetConfig, TemporalConfig, ViTConfig, with_overrides
 from models.errors import ModelConfigError
 from models.mae import MAEViT
 from models.temporal import AVTemporalModel
@@ -53,19 +54,22 @@ for _size, (_d, _depth, _heads, _dd, _ddepth, _dheads) in _VIT_SIZES.items():
     )
 for _fusion in FUSIONS:
     register(_fusion, TemporalConfig(fusion=_fusion))
+register("resnet50_va", ResNetConfig())
 
 
 def model_kind(config: ModelConfig) -> str:
-    """'mae', 'vit' or 'temporal'."""
+    """'mae', 'vit', 'temporal' or 'resnet'."""
     if isinstance(config, MAEConfig):
         return "mae"
     if isinstance(config, ViTConfig):
         return "vit"
+    if isinstance(config, ResNetConfig):
+        return "resnet"
     return "temporal"
 
 
 def list_models(kind: str | None = None) -> list[str]:
-    """Registered names in registration order, optionally only one kind ('vit', 'mae' or 'temporal')."""
+    """Registered names in registration order, optionally only one kind ('vit', 'mae', 'temporal' or 'resnet')."""
     return [n for n, c in _REGISTRY.items() if kind is None or model_kind(c) == kind]
 
 
@@ -88,6 +92,10 @@ def build_model(config: ModelConfig) -> nn.Module:
         return VAViT(config)
     if isinstance(config, TemporalConfig):
         return AVTemporalModel(config)
+    if isinstance(config, ResNetConfig):
+        from models.baseline import ResNetVA
+
+        return ResNetVA(config)
     raise ModelConfigError(f"not a model configuration: {type(config).__name__}")
 
 

@@ -84,7 +84,8 @@ def test_registered_names() -> None:
     assert list_models("vit") == vits
     assert list_models("mae") == [f"mae_{n}" for n in vits]
     assert list_models("temporal") == list(FUSIONS)
-    assert set(list_models()) == set(vits) | {f"mae_{n}" for n in vits} | set(FUSIONS)
+    assert list_models("resnet") == ["resnet50_va"]
+    assert set(list_models()) == set(vits) | {f"mae_{n}" for n in vits} | set(FUSIONS) | {"resnet50_va"}
 
 
 @pytest.mark.parametrize(
