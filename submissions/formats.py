@@ -22,6 +22,14 @@ import polars as pl
 
 from submissions.atomic import atomic_open
 from submissions.errors import FormatError, HarnessError, Problem
+from submissions.limits import (
+    BYTES_PER_FRAME,
+    MAX_ANNOTATION_BYTES,
+    MAX_LINE_CHARS,
+    MAX_PREDICTION_BYTES,
+    read_text_bounded,
+    shorten,
+)
 from submissions.metrics import UNANNOTATED
 
 ANNOTATION_HEADER = "valence,arousal"
@@ -71,13 +79,17 @@ def parse_annotation(text: str, path: str = "<annotation>") -> np.ndarray:
     header = lines[0].strip().lstrip("\ufeff").replace(" ", "").lower()
     if header != ANNOTATION_HEADER:
         problems.append(
-            Problem(path, 1, f"header is {lines[0].strip()!r}, expected {ANNOTATION_HEADER!r}", "bad_header")
+            Problem(path, 1, f"header is {shorten(lines[0].strip())!r}, expected {ANNOTATION_HEADER!r}", "bad_header")
         )
         # A file with no header whose first line is numeric would otherwise lose a frame silently.
         return _raise(problems)
     values = np.empty((len(lines) - 1, 2), dtype=np.float64)
     for i, line in enumerate(lines[1:]):
         lineno = i + 2
+        if len(line) > MAX_LINE_CHARS:
+            problems.append(Problem(path, lineno, f"line of {len(line)} characters (at most {MAX_LINE_CHARS})",
+                                    "long_line"))
+            continue
         cells = line.split(",")
         if len(cells) != 2:
             problems.append(Problem(path, lineno, f"expected 2 columns (valence,arousal), got {len(cells)}", "columns"))
@@ -85,7 +97,7 @@ def parse_annotation(text: str, path: str = "<annotation>") -> np.ndarray:
         try:
             v, a = float(cells[0]), float(cells[1])
         except ValueError:
-            problems.append(Problem(path, lineno, f"non-numeric value in {line.strip()!r}", "non_numeric"))
+            problems.append(Problem(path, lineno, f"non-numeric value in {shorten(line.strip())!r}", "non_numeric"))
             continue
         if not (np.isfinite(v) and np.isfinite(a)):
             problems.append(Problem(path, lineno, f"NaN or inf in {line.strip()!r}", "non_finite"))
@@ -109,13 +121,7 @@ def _raise(problems: list[Problem]) -> np.ndarray:
 
 def read_annotation(path: str | Path) -> np.ndarray:
     """Read an annotation file `<video>.txt` into an (N, 2) float64 array (-5 kept for unannotated frames)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise FormatError(f"annotation file not found: {path}", path) from exc
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{path}: not a UTF-8 text file", path) from exc
+    text = read_text_bounded(path, "annotation file", MAX_ANNOTATION_BYTES)
     return parse_annotation(text, str(path))
 
 
@@ -187,9 +193,14 @@ def parse_submission_table(text: str, path: str = "<submission>") -> tuple[pl.Da
         return _empty_table(), problems
     header = lines[0].lstrip("\ufeff").strip()
     if header.replace(" ", "") != SUBMISSION_HEADER:
-        problems.append(Problem(path, 1, f"header is {header!r}, expected {SUBMISSION_HEADER!r}", "bad_header"))
+        problems.append(Problem(path, 1, f"header is {shorten(header)!r}, expected {SUBMISSION_HEADER!r}",
+                                "bad_header"))
     raw = pl.DataFrame({"text": lines[1:]}, schema={"text": pl.Utf8}).with_row_index("idx")
-    raw = raw.with_columns((pl.col("idx") + 2).cast(pl.Int64).alias("line"))
+    raw = raw.with_columns((pl.col("idx") + 2).cast(pl.Int64).alias("line"), pl.col("text").str.len_bytes().alias("n"))
+    # A line no real row comes near (a 10 MB line, a binary blob) is one problem and is never parsed further.
+    _collect(problems, path, raw.filter(pl.col("n") > MAX_LINE_CHARS),
+             lambda r: f"line of {r['n']} bytes (a row is at most {MAX_LINE_CHARS})", "long_line")
+    raw = raw.filter(pl.col("n") <= MAX_LINE_CHARS)
     raw = raw.with_columns(pl.col("text").str.count_matches(",").alias("commas"))
     bad_cols = raw.filter(pl.col("commas") != 2)
     for row in bad_cols.head(1000).iter_rows(named=True):
@@ -212,9 +223,9 @@ def parse_submission_table(text: str, path: str = "<submission>") -> tuple[pl.Da
         pl.col("location").str.extract(r"^[^/\\]+/(\d{5})\.jpg$", 1).cast(pl.Int64, strict=False).alias("frame"),
     )
     _collect(problems, path, parts.filter(pl.col("video").is_null()),
-             lambda r: f"image location {r['location']!r} is not of the form video/00001.jpg", "location")
+             lambda r: f"image location {shorten(r['location'])!r} is not of the form video/00001.jpg", "location")
     _collect(problems, path, parts.filter(pl.col("valence").is_null() | pl.col("arousal").is_null()),
-             lambda r: f"non-numeric value in {r['v']!r},{r['a']!r}", "non_numeric")
+             lambda r: f"non-numeric value in {shorten(r['v'])!r},{shorten(r['a'])!r}", "non_numeric")
     finite = pl.col("valence").is_finite() & pl.col("arousal").is_finite()
     numeric = parts.filter(pl.col("valence").is_not_null() & pl.col("arousal").is_not_null())
     _collect(problems, path, numeric.filter(~finite),
@@ -251,17 +262,18 @@ def read_sample_locations(path: str | Path) -> list[str]:
     `image_location`.
     """
     path = Path(path)
-    try:
-        lines = _split_lines(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FormatError(f"sample file not found: {path}", path) from exc
+    lines = _split_lines(read_text_bounded(path, "sample file", MAX_PREDICTION_BYTES))
+    long = next((i for i, ln in enumerate(lines) if len(ln) > MAX_LINE_CHARS), None)
+    if long is not None:
+        raise FormatError([Problem(str(path), long + 1, f"line of {len(lines[long])} characters (at most "
+                                   f"{MAX_LINE_CHARS})", "long_line")])
     if not lines or not lines[0].lstrip("\ufeff").strip().startswith("image_location"):
         raise FormatError([Problem(str(path), 1, "sample file must start with the header 'image_location...'",
                                    "bad_header")])
     locs = [ln.split(",", 1)[0].strip() for ln in lines[1:] if ln.strip()]
     bad = [i for i, loc in enumerate(locs) if not _LOCATION.match(loc)]
     if bad:
-        raise FormatError([Problem(str(path), i + 2, f"not an image location: {locs[i]!r}", "location")
+        raise FormatError([Problem(str(path), i + 2, f"not an image location: {shorten(locs[i])!r}", "location")
                            for i in bad[:100]])
     return locs
 
@@ -282,7 +294,7 @@ def validate_submission_text(text: str, sample: list[str] | None, path: str = "<
     unknown = located.filter(~pl.col("video").is_in(list(sample_videos)))
     first_unknown = unknown.unique("video", keep="first", maintain_order=True)
     _collect(problems, path, first_unknown,
-             lambda r: f"unknown video {r['video']!r} (not in the sample file)", "unknown_video")
+             lambda r: f"unknown video {shorten(r['video'])!r} (not in the sample file)", "unknown_video")
     known = located.filter(pl.col("video").is_in(list(sample_videos)))
     joined = known.join(sample_df, on="location", how="left")
     extra = joined.filter(pl.col("want").is_null())
@@ -315,15 +327,21 @@ def validate_submission_text(text: str, sample: list[str] | None, path: str = "<
 def validate_submission(path: str | Path, sample: str | Path | list[str] | None = None) -> list[Problem]:
     """Validate a submission file (and, if given, against the sample file or frame list). Empty list = valid."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise FormatError(f"prediction file not found: {path}", path) from exc
-    except UnicodeDecodeError:
-        return [Problem(str(path), 0, "not a UTF-8 text file", "encoding")]
     if isinstance(sample, str | Path):
         sample = read_sample_locations(sample)
+    text = read_text_bounded(path, "prediction file", prediction_bound(None if sample is None else len(sample)))
     return validate_submission_text(text, sample, str(path))
+
+
+def prediction_bound(frames: int | None) -> int:
+    """The largest prediction file accepted: `BYTES_PER_FRAME` per frame when the frame count is known.
+
+    Args:
+        frames: rows of the sample file (or annotated frames), None when unknown.
+    """
+    if frames is None:
+        return MAX_PREDICTION_BYTES
+    return min(MAX_PREDICTION_BYTES, (frames + 1) * BYTES_PER_FRAME + 4096)
 
 
 def read_submission(path: str | Path) -> Predictions:
@@ -332,10 +350,7 @@ def read_submission(path: str | Path) -> Predictions:
     Frames of each video must be contiguous from 1 to N (the challenge format); gaps are an error.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise FormatError(f"prediction file not found: {path}", path) from exc
+    text = read_text_bounded(path, "prediction file", MAX_PREDICTION_BYTES)
     table, problems = parse_submission_table(text, str(path))
     if problems:
         raise FormatError(problems)
