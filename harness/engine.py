@@ -603,44 +603,54 @@ def fit(
 
 
 class _Progress:
-    """A rich progress bar with loss and lr per step and a line per epoch (or nothing when disabled)."""
+    """Epoch progress (harness.progress): in a terminal a bar over the epoch's steps (loss, lr); in every case one
+    line per epoch with its scores and the ETA of the fit (off a terminal no per-step lines: they would flood logs).
+    Nothing when disabled."""
 
     def __init__(self, enabled: bool, label: str):
-        self.enabled, self.label = enabled, label
-        self._p: Any = None
-        self._task: Any = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.console import Console
 
-            self._p = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.fields[info]}"), transient=True,
-            )  # fmt: skip
-            self._p.start()
+        self.enabled, self.label = enabled, label
+        self._console = Console() if enabled else None
+        self._steps: Any = None
+        self._t0: float | None = None
+        self._first = self._epochs = 0
 
     def start_epoch(self, epoch: int, epochs: int, total: int) -> None:
-        if self._p is not None:
-            self._task = self._p.add_task(f"{self.label} {epoch + 1}/{epochs}", total=total, info="")
+        if self._console is None:
+            return
+        from harness.progress import StepProgress
+
+        if self._t0 is None:  # the fit's ETA counts the epochs of this process (a resumed fit starts later)
+            self._t0, self._first = time.perf_counter(), epoch
+        self._epochs = epochs
+        if self._console.is_terminal:
+            self._steps = StepProgress(f"{self.label} {epoch + 1}/{epochs}", total=total, console=self._console)
 
     def advance(self, loss: float, lr: float) -> None:
-        if self._p is not None and self._task is not None:
-            self._p.update(self._task, advance=1, info=f"loss {loss:.4f} lr {lr:.2e}")
+        if self._steps is not None:
+            self._steps.advance(info=f"loss {loss:.4f} lr {lr:.2e}")
 
     def end_epoch(self, record: Mapping[str, Any]) -> None:
-        if self._p is None:
+        if self._console is None:
             return
-        if self._task is not None:
-            self._p.remove_task(self._task)
+        from harness.progress import eta_seconds, format_duration
+
+        if self._steps is not None:
+            self._steps.close()
+            self._steps = None
         ccc = ""
         if "val_p_va" in record:
             ccc = f"  CCC V {record['val_ccc_v']:.3f} A {record['val_ccc_a']:.3f} P_VA {record['val_p_va']:.3f}"
-        self._p.console.print(
-            f"{self.label} epoch {record['epoch'] + 1}: loss {record['train_loss']:.4f}{ccc}  lr {record['lr']:.2e}"
-            f"  ({record['time_s']:.1f} s)",
-            highlight=False,
+        done = record["epoch"] + 1 - self._first
+        eta = eta_seconds(done, self._epochs - self._first, time.perf_counter() - (self._t0 or time.perf_counter()))
+        self._console.print(
+            f"{self.label} epoch {record['epoch'] + 1}/{self._epochs}: loss {record['train_loss']:.4f}{ccc}"
+            f"  lr {record['lr']:.2e}  ({record['time_s']:.1f} s, ETA {format_duration(eta)})",
+            highlight=False, soft_wrap=True, markup=False,
         )
 
     def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
-            self._p = None
+        if self._steps is not None:
+            self._steps.close()
+            self._steps = None
