@@ -91,3 +91,19 @@ def test_overall_eta_is_the_remaining_share_at_the_measured_rate(share: float, e
     assert overall_eta(shares, ["a"], elapsed, "b", 0.5) == pytest.approx(elapsed * (1 - f) / f)
     assert overall_eta(shares, ["a", "b"], elapsed) == pytest.approx(0.0)
     assert overall_eta(shares, [], elapsed) is None
+
+
+def test_engine_epochs_write_one_line_per_epoch_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.engine import _Progress
+
+    bar = _Progress(True, "bdca fold 0")
+    for epoch in range(3):
+        bar.start_epoch(epoch, 3, total=50)
+        for _ in range(50):
+            bar.advance(0.5, 1e-3)
+        bar.end_epoch({"epoch": epoch, "train_loss": 0.5, "lr": 1e-3, "time_s": 0.1, "val_ccc_v": 0.1,
+                       "val_ccc_a": 0.2, "val_p_va": 0.15})
+    bar.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert [x.split(":")[0] for x in lines] == [f"bdca fold 0 epoch {e}/3" for e in (1, 2, 3)]
+    assert all("P_VA 0.150" in x and "ETA" in x for x in lines) and lines[-1].endswith("ETA 0:00)")
