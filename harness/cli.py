@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 import harness.commands as commands_pkg
-from submissions.errors import HarnessError
+from submissions.errors import FormatError, HarnessError
 
 
 def _command_modules() -> list[ModuleType]:
@@ -50,6 +51,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_LOCATION = re.compile(r"^(?P<where>\S+?): (?P<what>.+)$", re.S)
+MAX_ERROR_LINES = 20
+"""Problems printed for one error (the rest are counted)."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def error_lines(exc: HarnessError) -> list[str]:
+    """The lines the CLI prints for an error: `path[:line]: error: message`, one per problem, never wrapped.
+
+    A `FormatError` gives one line per problem (at most `MAX_ERROR_LINES`, then a count); any other error one
+    line, located at the path or key its message starts with, else at `harness`.
+
+    Args:
+        exc: the error.
+    """
+    if isinstance(exc, FormatError):
+        lines = []
+        for p in exc.problems[:MAX_ERROR_LINES]:
+            where = f"{p.path}:{p.line}" if p.line else p.path
+            lines.append(f"{_one_line(where)}: error: {_one_line(p.reason)} [{p.code}]")
+        if len(exc.problems) > MAX_ERROR_LINES:
+            lines.append(f"harness: error: ... and {len(exc.problems) - MAX_ERROR_LINES} more problem(s)")
+        return lines
+    text = str(exc).strip() or type(exc).__name__
+    m = _LOCATION.match(text)
+    if m:
+        return [f"{m['where']}: error: {_one_line(m['what'])}"]
+    return [f"harness: error: {_one_line(text)}"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `harness` console script; returns the process exit code."""
     parser = build_parser()
@@ -57,13 +91,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from harness.safe_io import force_weights_only
+
+    force_weights_only()
     try:
         return int(args._run(args) or 0)
     except HarnessError as exc:
-        from rich.console import Console
-        from rich.markup import escape
-
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        for line in error_lines(exc):
+            print(line, file=sys.stderr, flush=True)
+        return 2
+    except OSError as exc:
+        # A file the command could not open or write (permission, a folder in place of a file, a full disk):
+        # the user's problem, named, not a traceback. Errors without a file name are bugs and still raise.
+        if exc.filename is None:
+            raise
+        print(f"{exc.filename}: error: {exc.strerror or exc}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -55,6 +55,10 @@ EvalFn = Callable[[Forward], Mapping[str, float]]
 CKPT_PREFIX = "epoch"
 
 
+class WeightsError(HarnessError):
+    """A weights file that cannot be read: names the file and the reason."""
+
+
 class TrainError(HarnessError):
     """A training phase that cannot run as configured (e.g. too little data for one optimiser step)."""
 
@@ -289,10 +293,28 @@ def save_weights(path: os.PathLike | str, state: Mapping[str, torch.Tensor]) -> 
 
 
 def load_weights(path: os.PathLike | str) -> dict[str, torch.Tensor]:
-    """Read a safetensors state dict (CPU)."""
+    """Read a safetensors state dict (CPU).
+
+    Raises:
+        WeightsError: the file is missing, not a regular file, or not a readable safetensors file (a corrupt
+            header, truncated data); the message names it.
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    from submissions.errors import FormatError
+    from submissions.limits import check_regular_file
+
+    try:
+        # safetensors maps the file; a FIFO or a folder is refused before it is opened.
+        check_regular_file(path, "weights file", 1 << 40)
+        return load_file(str(path))
+    except FormatError as exc:
+        p = exc.problems[0]
+        raise WeightsError(f"{p.path}: {p.reason}") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise WeightsError(f"{path}: not a readable safetensors weights file ({type(exc).__name__}: {text})") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -514,8 +536,11 @@ def fit(
     history = run.epoch_records() if info.is_main else []
     tag = _resume_tag(run.checkpoints)
     if resume and tag is not None:
-        _, client = engine.load_checkpoint(str(run.checkpoints), tag=tag)
-        client = client or {}
+        from harness.safe_io import load_deepspeed_checkpoint
+
+        # DeepSpeed unpickles with full pickle; this reads every file weights-only (a shared run folder's
+        # checkpoint runs no code) and names the file and the type when one holds more than tensors.
+        _, client = load_deepspeed_checkpoint(engine, run.checkpoints, tag)
         start_epoch = int(client.get("epoch", -1)) + 1
         best_epoch = int(client.get("best_epoch", -1))
         best = dict(client.get("best", {}))
