@@ -43,6 +43,7 @@ from harness.data import (
 )
 from harness.engine import FitResult, Forward, barrier, fit, init_distributed, load_weights, set_threads
 from harness.folds import stage1_reserved
+from harness.progress import StepProgress
 from harness.runs import RunDir
 from preprocessing.cache import config_hash as stable_hash
 from submissions.errors import HarnessError
@@ -323,7 +324,7 @@ def extract_features(cfg: Config, layout: Any, cache: Any, encoders: Mapping[str
     paths = [str(jobs[j][0].crops_dir / f"{i + 1:05d}.jpg") for j, i in items]
     loader = DataLoader(_Crops(paths, transform), batch_size=cfg.stage1.extract_batch,
                         num_workers=cfg.runtime.num_workers)  # fmt: skip
-    bar = _bar(progress, f"features {', '.join(encoders)}", len(jobs))
+    bar = StepProgress(f"features {', '.join(encoders)}", total=len(jobs), enabled=progress, unit="videos")
     left = [len(job[3]) for job in jobs]
     feats: dict[int, dict[str, np.ndarray]] = {}
     nxt = 0  # the next job not yet saved
@@ -334,8 +335,7 @@ def extract_features(cfg: Config, layout: Any, cache: Any, encoders: Mapping[str
             save(jobs[nxt], feats.pop(nxt, None) or {k: np.zeros((n, m.config.embed_dim), np.float32)
                                                      for k, (m, _) in todo.items()})  # fmt: skip
             nxt += 1
-            if bar is not None:
-                bar[0].advance(bar[1])
+            bar.advance(info=e.name)
         if imgs is None:
             break
         batch_items = items[pos : pos + imgs.shape[0]]
@@ -349,8 +349,7 @@ def extract_features(cfg: Config, layout: Any, cache: Any, encoders: Mapping[str
             for k in todo:
                 feats[j][k][i] = outs[k][r]
             left[j] -= 1
-    if bar is not None:
-        bar[0].stop()
+    bar.close()
     return done
 
 
@@ -365,16 +364,6 @@ class _Crops(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.transform(read_crop(self.paths[i]))
-
-
-def _bar(enabled: bool, label: str, total: int) -> tuple[Any, Any] | None:
-    if not enabled:
-        return None
-    from rich.progress import Progress
-
-    p = Progress(transient=True)
-    p.start()
-    return p, p.add_task(label, total=total)
 
 
 def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, resume: bool = False,
