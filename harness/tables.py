@@ -13,19 +13,72 @@ from submissions.leaderboard import table_markdown
 
 
 def rich_table(df: pl.DataFrame, title: str | None = None, floats: int = 3, highlight: str | None = None) -> Table:
-    """A rich Table of a polars frame; rows where boolean column `highlight` is true are bold."""
+    """A rich Table of a polars frame; rows where boolean column `highlight` is true are bold.
+
+    No cell is ever cut: text that does not fit folds onto the next line (`overflow="fold"`, never an ellipsis),
+    and the first text column (the row names) is at least as wide as its longest name (up to 60 characters).
+
+    Args:
+        df: the rows.
+        title: the table's title.
+        floats: digits after the point of float cells.
+        highlight: a boolean column that marks rows to show bold (not shown itself).
+    """
     cols = [c for c in df.columns if c != highlight]
     t = Table(title=title, show_lines=False)
+    names = next((c for c in cols if not df.schema[c].is_numeric()), None)
     for c in cols:
-        t.add_column(c, justify="right" if df.schema[c].is_numeric() else "left")
+        numeric = df.schema[c].is_numeric()
+        widest = max([len(c), *(len(str(x)) for x in df[c].to_list())]) if c == names else None
+        t.add_column(c, justify="right" if numeric else "left", overflow="fold", no_wrap=numeric,
+                     min_width=min(widest, 60) if widest else None)  # fmt: skip
     for row in df.iter_rows(named=True):
         cells = [f"{row[c]:.{floats}f}" if isinstance(row[c], float) else str(row[c]) for c in cols]
         t.add_row(*cells, style="bold green" if highlight and row.get(highlight) else None)
     return t
 
 
+def print_rich(table: Table, console: Console) -> None:
+    """Print a rich table whole: off a terminal (a log, a pipe) at its natural width, so that nothing is squeezed
+    to the default 80 columns and cut; on a terminal at the terminal's width, folding what does not fit."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    need = console.measure(table, options=console.options.update_width(10_000)).maximum
+    old = console.width
+    console.width = max(old, need)
+    try:
+        console.print(table)
+    finally:
+        console.width = old
+
+
 def print_table(df: pl.DataFrame, title: str | None = None, console: Console | None = None, **kw) -> None:
-    (console or Console()).print(rich_table(df, title, **kw))
+    """Print a polars frame as a rich table (`rich_table`'s keywords), whole (`print_rich`)."""
+    print_rich(rich_table(df, title, **kw), console or Console())
+
+
+def ci_cells(df: pl.DataFrame, metrics: tuple[str, ...], digits: int = 3, bound_digits: int = 2) -> pl.DataFrame:
+    """Replace each score column `m` (with `m_low`, `m_high` beside it) by cells like `0.690 [0.61, 0.75]`.
+
+    A row without bounds shows the score alone; a row without a score shows `-`. The bound columns are dropped.
+
+    Args:
+        df: the rows.
+        metrics: score columns that have `_low`/`_high` companions.
+        digits: digits of the score.
+        bound_digits: digits of the bounds.
+    """
+    from submissions.bootstrap import Interval
+
+    def cell(row: dict, m: str) -> str:
+        nan = float("nan")
+        val = [nan if row.get(k) is None else float(row[k]) for k in (m, f"{m}_low", f"{m}_high")]
+        return Interval(*val).cell(digits, bound_digits)
+
+    rows = list(df.iter_rows(named=True))
+    out = df.with_columns(pl.Series(m, [cell(r, m) for r in rows], dtype=pl.Utf8) for m in metrics)
+    return out.drop([c for m in metrics for c in (f"{m}_low", f"{m}_high") if c in out.columns])
 
 
 def save_table(df: pl.DataFrame, stem: str | Path) -> tuple[Path, Path]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from submissions.bootstrap import LEVEL, RESAMPLES, SEED, BootstrapCI, bootstrap_ci, cluster_stats
 from submissions.errors import FormatError, Problem
 from submissions.formats import Predictions, read_annotation_dir, read_predictions
 from submissions.metrics import VAScore, score_va
@@ -25,6 +26,20 @@ class ScoreReport:
     total: VAScore
     per_video: dict[str, VAScore | None] = field(default_factory=dict)
     videos: int = 0
+    inputs: tuple[Predictions, Predictions] | None = field(default=None, repr=False, compare=False)
+
+    def bootstrap(self, resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL) -> BootstrapCI | None:
+        """The video-bootstrap interval of `total` (`submissions.bootstrap`); None when the inputs were not kept.
+
+        Args:
+            resamples: resamples to draw.
+            seed: seed of the draws.
+            level: coverage.
+        """
+        if self.inputs is None:
+            return None
+        preds, labels = self.inputs
+        return bootstrap_ci(cluster_stats(labels, preds), resamples=resamples, seed=seed, level=level)
 
     def as_dict(self) -> dict:
         return {
@@ -63,7 +78,8 @@ def score_predictions(preds: Predictions, labels: Predictions, source: str = "<p
             per_video[v] = score_va(labels[v], preds[v])
         except ValueError:
             per_video[v] = None  # a video with fewer than 2 annotated frames has no score of its own
-    return ScoreReport(total=score_va(truth, pred), per_video=per_video, videos=len(videos))
+    return ScoreReport(total=score_va(truth, pred), per_video=per_video, videos=len(videos),
+                       inputs=(preds, labels))  # kept (no copy) for `bootstrap()`
 
 
 def score_files(pred_path: str | Path, labels_dir: str | Path) -> ScoreReport:

@@ -9,6 +9,7 @@ import polars as pl
 from rich.console import Console
 
 from harness.tables import print_table
+from submissions.bootstrap import RESAMPLES, SEED, BootstrapCI
 from submissions.scoring import score_files
 
 NAME = "score"
@@ -24,21 +25,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, help="folder of <video>.txt annotation files")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--per-video", action="store_true", help="also show each video's own score")
+    p.add_argument("--resamples", type=int, default=RESAMPLES,
+                   help=f"video-bootstrap resamples for the 95%% interval (default {RESAMPLES})")
+    p.add_argument("--seed", type=int, default=SEED, help=f"seed of the bootstrap draws (default {SEED})")
+
+
+def ci_note(ci: BootstrapCI) -> str:
+    """One line on how the interval was made, or why there is none."""
+    if ci.reason:
+        return f"no interval: {ci.reason}"
+    return (f"[low, high]: {ci.level:.0%} {ci.method} ({ci.clusters} clusters; the two persons of a raw video are one),"
+            f" {ci.resamples} resamples, seed {ci.seed}")
 
 
 def run(args: argparse.Namespace) -> int:
     report = score_files(args.pred, args.labels)
+    ci = report.bootstrap(resamples=args.resamples, seed=args.seed)
     if args.json:
-        print(json.dumps(report.as_dict() if args.per_video else {"total": report.total.as_dict(),
-                                                                   "videos": report.videos}))
+        out = report.as_dict() if args.per_video else {"total": report.total.as_dict(), "videos": report.videos}
+        print(json.dumps({**out, "ci": ci.as_dict() if ci else None}))
         return 0
     t = report.total
+    cells = {m: (ci[m].cell(4, 3) if ci else f"{getattr(t, m):.4f}") for m in ("ccc_v", "ccc_a", "p_va")}
     df = pl.DataFrame({
         "scope": ["all frames"], "videos": [report.videos], "frames": [t.frames], "dropped (-5)": [t.dropped],
-        "CCC_V": [t.ccc_v], "CCC_A": [t.ccc_a], "P_VA": [t.p_va],
+        "CCC_V": [cells["ccc_v"]], "CCC_A": [cells["ccc_a"]], "P_VA": [cells["p_va"]],
     })
     console = Console()
     print_table(df, title=f"Score of {args.pred}", console=console, floats=4)
+    if ci:
+        console.print(ci_note(ci), soft_wrap=True, highlight=False)
     if args.per_video:
         rows = [(v, s.frames, s.ccc_v, s.ccc_a, s.p_va) for v, s in report.per_video.items() if s is not None]
         print_table(pl.DataFrame(rows, schema=["video", "frames", "CCC_V", "CCC_A", "P_VA"], orient="row"),

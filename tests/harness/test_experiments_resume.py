@@ -38,7 +38,8 @@ OVERRIDES = stage2_settings(
     "stage1.enabled=false", "stage2.epochs=3", "experiment.k=3", "experiment.folds=[0, 1, 2]",
     "experiment.ablation_folds=[1, 2]", "experiment.ablation_models=[audio_only, bdca]", "experiment.table3=false",
 )  # fmt: skip
-SCORE_COLUMNS = ["valence", "arousal", "average"]
+SCORE_COLUMNS = ["valence", "arousal", "average",  # and their bootstrap bounds (from the same predictions)
+                 *(f"{c}_{e}" for c in ("valence", "arousal", "average") for e in ("low", "high"))]
 DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
