@@ -6,6 +6,7 @@ Each check returns `Finding`s (severity, where, what); nothing is modified.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -13,9 +14,11 @@ from typing import Literal
 import numpy as np
 
 from preprocessing.affwild2 import AffWild2Layout, LayoutError
-from submissions.errors import FormatError, HarnessError
+from submissions.errors import FormatError, HarnessError, Problem
 from submissions.formats import read_annotation, read_sample_locations, validate_submission
+from submissions.limits import MAX_PREDICTION_BYTES, read_text_bounded
 from submissions.metrics import annotated_mask
+from submissions.package import is_zip_file
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,14 @@ def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
         if not (run / name).is_file():
             out.append(Finding("warning", str(run / name), "missing: the run cannot be reproduced exactly"))
     metrics = run / "metrics.jsonl"
+    text = None
     if metrics.is_file():
-        for i, line in enumerate(metrics.read_text().splitlines(), 1):
+        try:
+            text = read_text_bounded(metrics, "metrics file", MAX_PREDICTION_BYTES)
+        except FormatError as exc:
+            out.extend(_from_format_error(exc))
+    if text is not None:
+        for i, line in enumerate(text.splitlines(), 1):
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
@@ -99,23 +108,52 @@ def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
             for k, v in rec.items():
                 if isinstance(v, float) and not np.isfinite(v):
                     out.append(Finding("warning", f"{metrics}:{i}", f"{k} is {v}"))
-    else:
+    elif not metrics.is_file():
         out.append(Finding("warning", str(metrics), "missing: no epoch finished yet"))
     for tmp in run.rglob(".*.tmp"):
         out.append(Finding("warning", str(tmp), "a temporary file left by an interrupted write (safe to delete)"))
     pred = run / "predictions" / "submission.csv"
     if pred.is_file() and sample is not None:
-        out.extend(Finding("error", f"{p.path}:{p.line}", p.reason) for p in validate_submission(pred, sample))
+        try:
+            out.extend(_from_problems(validate_submission(pred, sample)))
+        except FormatError as exc:
+            out.extend(_from_format_error(exc))
     return out
 
 
+def _from_problems(problems: list[Problem]) -> list[Finding]:
+    return [Finding("error", f"{p.path}:{p.line}" if p.line else p.path, p.reason) for p in problems]
+
+
+def check_package(path: Path, sample: Path | None = None) -> list[Finding]:
+    """Every problem of a submission package: unsafe or damaged archive, manifest, checksums, prediction file.
+
+    Args:
+        path: the `.zip` a `harness submit` wrote.
+        sample: the organisers' sample file; None checks the prediction file's own structure only.
+    """
+    from submissions.package import PREDICTION_NAME, inspect_package
+
+    with tempfile.TemporaryDirectory(prefix="harness-doctor-") as work:
+        try:
+            _, problems = inspect_package(path, sample, work)
+        except FormatError as exc:
+            return _from_format_error(exc)
+        except HarnessError as exc:
+            return [Finding("error", str(path), str(exc).removeprefix(f"{path}: "))]
+    inside = f"{path}!{PREDICTION_NAME}"
+    return [Finding("error", f"{inside}:{p.line}" if p.line else inside, p.reason) for p in problems]
+
+
 def check_path(path: Path, sample: Path | None = None) -> list[Finding]:
-    """Dispatch on what `path` is: a run folder, a dataset root, or a prediction file."""
+    """Dispatch on what `path` is: a submission package, a run folder, a dataset root, or a prediction file."""
     if not path.exists():
         raise HarnessError(f"{path}: no such file or folder")
-    if path.is_file():
-        return [Finding("error", f"{p.path}:{p.line}" if p.line else p.path, p.reason)
-                for p in validate_submission(path, sample)]
+    if is_zip_file(path):
+        return check_package(path, sample)
+    if not path.is_dir():
+        # validate_submission refuses a FIFO, a device or an oversized file without reading it.
+        return _from_problems(validate_submission(path, sample))
     if (path / "config.yaml").is_file() or (path / "metrics.jsonl").is_file():
         return check_run(path, sample)
     return check_dataset(path)

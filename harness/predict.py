@@ -126,10 +126,44 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tup
     cfg = load_config(run.config_file)
     set_threads(cfg.runtime.threads)
     model = build_model(cfg.temporal_config())
-    report = load_state(model, load_weights(run.best_weights), source=str(run.best_weights), strict=True)
-    del report
-    stats = NormStats.load(run.path / "norm_stats.npz")
+    try:
+        load_state(model, load_weights(run.best_weights), source=str(run.best_weights), strict=True)
+    except (RuntimeError, ValueError, KeyError) as exc:  # shapes or names of another model
+        raise PredictError(f"{run.best_weights}: does not fit the run's model ({_one_line(exc)})") from None
+    stats = load_norm_stats(run.path / "norm_stats.npz")
     return cfg, model.eval().to(device), stats
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def load_norm_stats(path: Path) -> NormStats:
+    """A run's normalisation statistics: a bounded .npz of plain float arrays (never pickled objects).
+
+    Raises:
+        PredictError: the file is not a regular file, too large, not an .npz, holds object arrays or lacks a key.
+    """
+    import zipfile
+
+    from submissions.errors import FormatError
+    from submissions.limits import check_regular_file
+
+    try:
+        check_regular_file(path, "normalisation statistics", 256 << 20)
+        # np.load refuses object arrays (allow_pickle=False is its default): no pickled code runs.
+        return NormStats.load(path)
+    except FormatError as exc:
+        p = exc.problems[0]
+        raise PredictError(f"{p.path}: {p.reason}") from None
+    except ValueError as exc:
+        raise PredictError(f"{path}: refusing to load: {_one_line(exc)} (a statistics file holds plain float "
+                           "arrays; nothing in it was run)") from None  # fmt: skip
+    except KeyError as exc:
+        raise PredictError(f"{path}: not the statistics of a run (no array {exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise PredictError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
 
 
 def predict_videos(run_dir: str | Path, cache: CacheLike, videos: Iterable[str], device: str = "cpu",
@@ -178,9 +212,18 @@ def save_predictions(path: str | Path, preds: dict[str, np.ndarray]) -> Path:
 
 
 def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
-    """Read what `save_predictions` wrote."""
-    with np.load(path) as z:
-        return {k: z[k].astype(np.float64) for k in z.files}
+    """Read what `save_predictions` wrote (plain arrays only: `np.load` refuses pickled objects).
+
+    Raises:
+        PredictError: the file is not a readable .npz of arrays.
+    """
+    import zipfile
+
+    try:
+        with np.load(path) as z:
+            return {k: z[k].astype(np.float64) for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise PredictError(f"{path}: not a readable .npz of predictions ({_one_line(exc)})") from None
 
 
 def write_video_outputs(out_dir: str | Path, video: str, preds: np.ndarray, fps: float | None = None) -> list[Path]:
@@ -229,11 +272,17 @@ def find_encoder_weights(run_dir: str | Path) -> Path | None:
     """
     import json
 
+    from submissions.limits import read_text_bounded
+
     run = Path(run_dir)
     summary = run / "summary.json"
     if summary.is_file():
-        recorded = json.loads(summary.read_text(encoding="utf-8")).get("encoder_weights")
-        if recorded and Path(recorded).is_file():
+        try:
+            data = json.loads(read_text_bounded(summary, "run summary", 16 << 20))
+        except json.JSONDecodeError as exc:
+            raise PredictError(f"{summary}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        recorded = data.get("encoder_weights") if isinstance(data, dict) else None
+        if isinstance(recorded, str) and recorded and Path(recorded).is_file():
             return Path(recorded)
     for up in (run, *run.parents[:3]):
         p = up / "stage1" / "finetune" / "best.safetensors"
@@ -294,7 +343,10 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
     from models.registry import build_model
 
     vit = build_model(cfg.vit_config())
-    vit.load_state_dict(load_weights(weights))
+    try:
+        vit.load_state_dict(load_weights(weights))
+    except (RuntimeError, ValueError, KeyError) as exc:  # a readable file of another model
+        raise PredictError(f"{weights}: not the weights of the run's stage-1 encoder ({_one_line(exc)})") from None
     stat = weights.stat()
     fhash = stable_hash({"weights": str(weights.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                          "encoder": cfg.to_dict()["encoder"]})  # fmt: skip

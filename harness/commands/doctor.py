@@ -12,16 +12,17 @@ from harness.doctor import check_path
 from harness.tables import print_table
 
 NAME = "doctor"
-HELP = "Check a dataset root, a run folder or a submission file and list every problem found."
+HELP = "Check a dataset root, a run folder, a submission file or package (.zip) and list every problem found."
 EXAMPLES = [
     "harness doctor /data/Aff-Wild2",
     "harness doctor runs/demo/fold0 --sample DATA/VA_test_set_sample.txt",
     "harness doctor predictions.csv --sample VA_test_set_sample.txt",
+    "harness doctor submission.zip --sample VA_test_set_sample.txt",
 ]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="dataset root, run folder, or prediction file")
+    p.add_argument("path", help="dataset root, run folder, prediction file, or submission package (.zip)")
     p.add_argument("--sample", help="the organisers' sample file, to validate predictions against")
 
 

@@ -24,6 +24,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vggish", help="VGGish weights for a raw video, when the run uses VGGish features")
     p.add_argument("--no-faces", action="store_true", help="raw video: skip face detection (audio-driven)")
     p.add_argument("--pad", action="store_true", help="repeat a video's last prediction where the sample needs more")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out that is not an earlier output of this command")  # fmt: skip
+
+
+def check_out(out: str, video: bool, force: bool) -> None:
+    """Refuse an `--out` that exists and is not an earlier output of `harness predict` (unless `force`).
+
+    A split's output is a submission file (its first line is the submission header); a video's output is a
+    folder holding `work/` (the intermediate features) or nothing.
+
+    Args:
+        out: the `--out` path.
+        video: predicting one raw video (a folder), not a split (a file).
+        force: replace it anyway (a folder in place of a file is still refused).
+
+    Raises:
+        HarnessError: naming the path and the way out.
+    """
+    from pathlib import Path
+
+    from submissions.errors import HarnessError
+    from submissions.formats import SUBMISSION_HEADER
+
+    p = Path(out)
+    if not (p.exists() or p.is_symlink()):
+        return
+    if video:
+        if not p.is_dir():
+            raise HarnessError(f"{p}: exists and is not a folder; a video's predictions go to a folder")
+        if force or not any(p.iterdir()) or (p / "work").is_dir():
+            return
+        raise HarnessError(f"{p}: a folder this command did not write (no work/ inside); refusing to write into it "
+                           "(pass --force to write into it anyway)")  # fmt: skip
+    if p.is_dir():
+        raise HarnessError(f"{p}: is a folder; give the path of the submission file to write")
+    if force:
+        return
+    try:
+        with open(p, "rb") as fh:
+            first = fh.readline(256).decode("utf-8", "replace").strip() if p.is_file() else ""
+    except OSError:
+        first = ""
+    if first.lstrip("\ufeff").replace(" ", "") != SUBMISSION_HEADER:
+        raise HarnessError(f"{p}: exists and is not a submission file; refusing to replace it (pass --force to "
+                           "replace it)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from submissions.errors import HarnessError
 
     console = Console()
+    check_out(args.out, bool(args.video), args.force)
     if args.video:
         from harness.predict import predict_video_file
 

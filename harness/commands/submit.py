@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
-
 from submissions.package import package_submission
 
 NAME = "submit"
@@ -20,10 +18,16 @@ EXAMPLES = [
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_or_pred", help="run folder (uses predictions/submission.csv) or a prediction file")
     p.add_argument("--sample", required=True, help="the organisers' sample file (frame list of the test set)")
-    p.add_argument("--out", required=True, help="zip file to write")
+    p.add_argument("--out", required=True, help="zip file to write (must end in .zip)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out file that is not a package this command wrote")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    pkg = package_submission(args.run_or_pred, args.sample, args.out, extra={"command": " ".join(sys.argv)})
-    Console().print(f"[green]packaged[/] {pkg.path} ({pkg.manifest['files']})")
+    pkg = package_submission(args.run_or_pred, args.sample, args.out, extra={"command": " ".join(sys.argv)},
+                             force=args.force)  # fmt: skip
+    print(f"packaged {pkg.path}")
+    for name, digest in sorted(pkg.manifest["files"].items()):
+        print(f"  {name}  sha256 {digest}")
+    print(f"  manifest.json  (source {pkg.manifest['source']}, sample {pkg.manifest['sample_file']})")
     return 0

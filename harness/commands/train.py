@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 NAME = "train"
 HELP = "Train stage 1 (MAE + hierarchical fine-tuning + features) and/or stage 2 (BDCA) with DeepSpeed; resumable."
@@ -31,19 +32,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fold", type=int, default=0, help="fold for stage 2: 0 = official split, 1..k = CV (default 0)")
     p.add_argument("--model", help="temporal model instead of the config's (bdca, bdca_no_dw, concat, ...)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="train stage 2 even if the folder holds a finished run")
+    p.add_argument("--force", action="store_true",
+                   help="train stage 2 even if the folder holds a finished run; use an --out folder that holds "
+                   "other files")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+RUN_MARKERS = ("run.json", "config.yaml", "metrics.jsonl", "stage1", "checkpoints")
+"""Names whose presence marks a folder as a run folder this command wrote."""
 
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an `--out` that is a file, or a non-empty folder that is not a run folder (unless `force`).
+
+    Args:
+        out: the run folder.
+        force: write into a folder that holds other files.
+
+    Raises:
+        HarnessError: naming the folder and the way out.
+    """
+    from submissions.errors import HarnessError
+
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not out.is_dir():
+        raise HarnessError(f"{out}: exists and is not a folder; --out names the run folder")
+    if force or any((out / m).exists() for m in RUN_MARKERS) or not any(out.iterdir()):
+        return
+    raise HarnessError(f"{out}: a folder that holds no run (no run.json or config.yaml); refusing to write into it "
+                       "(pass --force to use it anyway)")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.config import config_from_args
     from harness.data import open_dataset
     from harness.engine import init_distributed
 
+    check_out(Path(args.out), args.force)
     cfg = config_from_args(args)
     if args.model:
         cfg = cfg.replace(**{"model.name": args.model})
