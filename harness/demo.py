@@ -86,16 +86,28 @@ def _face_check(corpus: Path, layout, out: Path, console: Console) -> dict[str, 
     return {"frames": rep.frames, "found": found, "shown": shown}
 
 
-def _scores_from_tables(cfg: Config, folds_report, ablation_reports) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
+def _with_ci(scores: dict[str, float], ci) -> dict[str, float | None]:
+    """Scores plus `<metric>_ci_low` / `<metric>_ci_high` (the run's video-bootstrap interval; None without one)."""
+    out: dict[str, float | None] = dict(scores)
+    for m in ("ccc_v", "ccc_a", "p_va"):
+        iv = ci[m] if ci is not None else None
+        out[f"{m}_ci_low"] = iv.low if iv is not None and iv.defined else None
+        out[f"{m}_ci_high"] = iv.high if iv is not None and iv.defined else None
+    return out
+
+
+def _scores_from_tables(cfg: Config, folds_report, ablation_reports) -> dict[str, dict[str, float | None]]:
+    """scores.json's run entries: each run's reported ccc_v, ccc_a, p_va and their interval bounds."""
+    out: dict[str, dict[str, float | None]] = {}
     for r in folds_report.results:
-        out[f"{cfg.name}/fold{r.fold}/{r.model}"] = {k: float(r.reported[k]) for k in ("ccc_v", "ccc_a", "p_va")}
+        out[f"{cfg.name}/fold{r.fold}/{r.model}"] = _with_ci(
+            {k: float(r.reported[k]) for k in ("ccc_v", "ccc_a", "p_va")}, folds_report.interval(r))
     for rep in ablation_reports:
         for r in rep.results:
             feat = r.record.get("features", {}).get("visual", cfg.features.visual)
             tag = r.model if feat == cfg.features.visual else f"{r.model}_{feat}"
-            out[f"{cfg.name}/table{rep.name}/fold{r.fold}/{tag}"] = {
-                k: float(r.reported[k]) for k in ("ccc_v", "ccc_a", "p_va")}
+            out[f"{cfg.name}/table{rep.name}/fold{r.fold}/{tag}"] = _with_ci(
+                {k: float(r.reported[k]) for k in ("ccc_v", "ccc_a", "p_va")}, rep.interval(r))
     return out
 
 
@@ -197,14 +209,17 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
     run0 = run_dir_for(exp, cfg, 0)
     with _stage(console, res, "5/5 submission, score, report"):
         zip_path = package_submission(run0, layout.sample_file, out / "submission.zip").path
-        test = score_files(run0 / "predictions" / "submission.csv", layout.test_labels_dir).total
-        res.scores[f"{cfg.name}/test/{cfg.model.name}"] = {"ccc_v": test.ccc_v, "ccc_a": test.ccc_a, "p_va": test.p_va}
+        scored = score_files(run0 / "predictions" / "submission.csv", layout.test_labels_dir)
+        test, ci = scored.total, scored.bootstrap()
+        res.scores[f"{cfg.name}/test/{cfg.model.name}"] = _with_ci(
+            {"ccc_v": test.ccc_v, "ccc_a": test.ccc_a, "p_va": test.p_va}, ci)
         oracle = manifest.oracle["Test"].p_va
         res.scores[f"{cfg.name}/test/oracle_fraction"] = {"p_va": test.p_va / oracle}
         import polars as pl
 
-        print_table(pl.DataFrame({"submission": [str(zip_path)], "CCC_V": [test.ccc_v], "CCC_A": [test.ccc_a],
-                                  "P_VA": [test.p_va], "oracle P_VA": [oracle],
+        cell = {m: ci[m].cell() if ci else f"{getattr(test, m):.3f}" for m in ("ccc_v", "ccc_a", "p_va")}
+        print_table(pl.DataFrame({"submission": [str(zip_path)], "CCC_V": [cell["ccc_v"]], "CCC_A": [cell["ccc_a"]],
+                                  "P_VA": [cell["p_va"]], "oracle P_VA": [oracle],
                                   "fraction of oracle": [test.p_va / oracle]}),
                     title="Test split, scored from the packaged submission", console=console)
         res.files.update(_plots(cfg, layout, cache, run0, out, fps))

@@ -172,3 +172,18 @@ def test_run_stats_match_the_saved_predictions(experiment):
     assert stats.videos == len(preds) and stats.names == cluster_stats(labels, preds).names
     assert set(stats.names) <= {cluster_of(v) for v in preds}
     assert stats.estimate[2] == pytest.approx(res.reported["p_va"], abs=1e-5)
+
+
+def test_demo_scores_carry_interval_bounds_beside_the_unchanged_scores(experiment):
+    from harness.demo import _scores_from_tables
+
+    _, _, cfg, _, t1, reports, _ = experiment
+    scores = _scores_from_tables(cfg, t1, list(reports.values()))
+    fold0 = scores[f"{cfg.name}/fold0/{cfg.model.name}"]
+    res = t1.results[0]
+    assert {k: fold0[k] for k in ("ccc_v", "ccc_a", "p_va")} == {k: float(res.reported[k]) for k in
+                                                                  ("ccc_v", "ccc_a", "p_va")}  # fmt: skip
+    ci = t1.interval(res)
+    assert fold0["p_va_ci_low"] == ci.p_va.low and fold0["p_va_ci_high"] == ci.p_va.high
+    assert set(fold0) == {f"{m}{s}" for m in ("ccc_v", "ccc_a", "p_va") for s in ("", "_ci_low", "_ci_high")}
+    assert f"{cfg.name}/tableIV/fold1/audio_only" in scores
