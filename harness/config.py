@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -41,6 +42,12 @@ AUDIO_DIMS: dict[str, int] = {"vggish": 128, "mfcc": 39, "egemaps": 23}
 """Per-frame width of each audio feature in the cache (paper III.C)."""
 
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+MAX_SEED = 2**32 - 1
+"""Largest seed (numpy's and DataLoader's seeds are 32-bit)."""
+
+MAX_CONFIG_INT = 2**63 - 1
+"""Largest integer of any config field (beyond it a value is absurd and overflows torch and numpy)."""
 
 UNHASHED_SECTIONS = ("name", "runtime", "experiment")
 """Parts of a config that do not change a trained model (logging, worker count, which folds to run)."""
@@ -267,7 +274,7 @@ class ExperimentConfig:
 
     folds: tuple[int, ...]
     k: int = _spec(ge=2)
-    fold_seed: int
+    fold_seed: int = _spec(ge=0, le=MAX_SEED)
     ablation_models: tuple[str, ...]
     ablation_folds: tuple[int, ...]
     table3: bool
@@ -309,7 +316,7 @@ class Config:
     """
 
     name: str
-    seed: int
+    seed: int = _spec(ge=0, le=MAX_SEED)
     features: FeaturesConfig
     encoder: EncoderConfig
     stage1: Stage1Config
@@ -437,15 +444,130 @@ def config_path(name_or_path: str | Path) -> Path:
     return named
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""Largest config file read (the paper's config is about 6 kB)."""
+
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of mappings and lists a config may have (the configs use 4 levels)."""
+
+MAX_YAML_NODES = 100_000
+"""Most nodes a config may hold once its aliases are expanded: an alias bomb (aliases of aliases) is refused here,
+before anything is built from it."""
+
+MAX_BASE_CHAIN = 8
+"""Longest chain of `base:` inheritance."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a nesting depth bound and an alias-expansion budget (see `load_yaml_text`)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # Composing recurses once per nesting level: bounding it here refuses a 10,000-deep document before
+        # Python's recursion limit turns it into a RecursionError.
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"{self.name}:{mark.line + 1}: nesting deeper than {MAX_YAML_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node, source: str) -> int:
+    """Nodes of the document once every alias is expanded, without expanding anything (memoised by node).
+
+    Raises:
+        ConfigError: more than `MAX_YAML_NODES` nodes, or an alias that contains itself.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(f"{source}:{node.start_mark.line + 1}: an alias refers to a node that "
+                              "contains it (a recursive structure)")  # fmt: skip
+        active.add(key)
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            n += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(key)
+        if n > MAX_YAML_NODES:
+            raise ConfigError(f"{source}:{node.start_mark.line + 1}: expands to more than {MAX_YAML_NODES:,} "
+                              "values (aliases of aliases: a YAML bomb?); refusing it")  # fmt: skip
+        sizes[key] = n
+        return n
+
+    return size(root)
+
+
+def load_yaml_text(text: str, source: str = "<yaml>") -> Any:
+    """Parse YAML with the safe loader, refusing nesting beyond `MAX_YAML_DEPTH` and alias expansion beyond
+    `MAX_YAML_NODES` nodes before any Python object is built.
+
+    Args:
+        text: the document.
+        source: its file name, for messages.
+
+    Raises:
+        ConfigError: not valid YAML, too deep, or too large once expanded; the message names the file and line.
+    """
+    loader = None
+    try:
+        loader = _BoundedLoader(text)  # the reader checks the characters here already
+        loader.name = source
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, source)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{where}: not valid YAML ({what})") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"{source}: a value cannot be read ({' '.join(str(exc).split())[:120]})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _read_config_text(path: Path) -> str:
+    """The text of a config file: a bounded regular file (not a FIFO or a folder) in UTF-8."""
+    from submissions.errors import FormatError
+    from submissions.limits import read_bounded
+
+    try:
+        data = read_bounded(path, "config file", MAX_CONFIG_BYTES)
+    except FormatError as exc:
+        raise ConfigError(str(exc.problems[0]).rsplit(" [", 1)[0]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise ConfigError(f"{path}: `base` chain loops: {chain}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if len(seen) >= MAX_BASE_CHAIN:
+        raise ConfigError(f"{path}: `base` chain longer than {MAX_BASE_CHAIN} files")
+    data = load_yaml_text(_read_config_text(path), str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -453,6 +575,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base = data.pop("base", None)
     if base is None:
         return data
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: `base` must name a config (demo, quick, ...) or a .yaml file, got {base!r}")
     base_path = Path(base) if Path(base).suffix in {".yaml", ".yml"} else None
     if base_path is not None and not base_path.is_absolute():
         base_path = path.parent / base_path
@@ -481,9 +605,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"override {text!r} must look like section.key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+        value = load_yaml_text(raw, f"--set {key}") if raw.strip() else ""
+    except ConfigError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
     return key, value
 
 
@@ -543,6 +667,14 @@ def _where(path: str) -> str:
     return path or "<top>"
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """`repr(value)` cut to `limit` characters (a hostile value never fills a message)."""
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -585,15 +717,24 @@ def _check_value(value: Any, tp: Any, path: str) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{_where(path)}: expected an integer, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{_where(path)}: expected an integer, got {type(value).__name__} {_short(value)}")
+        if abs(value) > MAX_CONFIG_INT:
+            raise ConfigError(f"{_where(path)}: {_short(value)} is out of range (an integer in this config is at most "
+                              f"{MAX_CONFIG_INT} in size)")  # fmt: skip
         return value
     if tp is float:
         # PyYAML reads `1e-3` (no dot) as a string (YAML 1.1); accept it as the number it plainly is.
         if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
-            return float(value)
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{_where(path)}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
+            raise ConfigError(f"{_where(path)}: expected a number, got {type(value).__name__} {_short(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{_where(path)}: {_short(value)} is not a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{_where(path)}: expected a string, got {type(value).__name__} {value!r}")
