@@ -24,11 +24,19 @@ from rich.console import Console
 from rich.panel import Panel
 
 from harness.config import Config, load_config
+from harness.progress import StepProgress, format_duration, overall_eta
 from harness.resources import peak_rss, reset_peak_rss
 from harness.tables import print_table
 from submissions.atomic import atomic_write_text
 
 DEMO_ROOT = Path("demo_runs")
+
+STAGE_SHARES = {
+    "quick": (16.5, 3.6, 31.3, 38.1, 9.2),  # seconds of a quick demo on the 2-core CPU (loaded by other work)
+    "demo": (122.0, 41.0, 491.0, 142.0, 12.0),  # the full demo's seconds from the README (13 min 28 s in all)
+}
+"""Expected seconds of the five stages (corpus, preprocess, stage 1 + folds, ablations, report) per config: only
+their shares matter, for the overall ETA (`overall_eta`), which scales them to the measured pace."""
 
 
 @dataclass
@@ -44,13 +52,26 @@ class DemoResult:
     peak_rss_mib: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _stage(console: Console, res: DemoResult, name: str):
-    """A context manager printing the stage and recording its wall time and peak memory."""
+def _stage(console: Console, res: DemoResult, name: str, shares: tuple[float, ...] | None = None):
+    """A context manager printing the stage (with the demo's overall ETA) and recording its wall time and peak memory.
+
+    Args:
+        console: where to print.
+        res: the result whose timings it adds to.
+        name: the stage's name.
+        shares: every stage's expected seconds, in order (`STAGE_SHARES`); None prints no ETA.
+    """
     from contextlib import contextmanager
 
     @contextmanager
     def cm():
         console.rule(f"[bold]{name}")
+        if shares and res.timings:
+            done = list(res.timings)
+            elapsed = sum(res.timings.values())
+            eta = overall_eta({str(i): s for i, s in enumerate(shares)}, [str(i) for i in range(len(done))], elapsed)
+            console.print(f"demo: {len(done)} of {len(shares)} stages done in {format_duration(elapsed)}; overall "
+                          f"ETA about {format_duration(eta)} more (from the stages' expected shares)", highlight=False)
         reset_peak_rss()  # the stage's own peak, not an earlier stage's (where Linux allows the reset)
         t0 = time.perf_counter()
         yield
@@ -59,6 +80,16 @@ def _stage(console: Console, res: DemoResult, name: str):
         console.print(f"[dim]{name}: {res.timings[name]:.1f} s, peak RSS {res.peak_rss_mib[name]['self']:.0f} MiB[/]")
 
     return cm()
+
+
+def _run_done(bar: StepProgress):
+    """An `on_result` callback counting finished stage-2 runs on `bar` (with the run's name and score)."""
+
+    def done(r) -> None:
+        p = r.reported.get("p_va", float("nan"))
+        bar.advance(info=f"{r.model} fold {r.fold}: P_VA {p:.3f}" + (" (reused)" if r.skipped else ""))
+
+    return done
 
 
 def demo_config(quick: bool, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -75,7 +106,9 @@ def _face_check(corpus: Path, layout, out: Path, console: Console) -> dict[str, 
     if entry is None:
         return None
     try:
-        rep = extract_crops(entry.raw_video, out / "face_check", video_name=entry.name, stride=2)
+        with StepProgress(f"face check {entry.name}", console=console, unit="frames", plain_interval_s=5.0) as bar:
+            rep = extract_crops(entry.raw_video, out / "face_check", video_name=entry.name, stride=2,
+                                progress=lambda done, total: bar.update(done, total))
     except FaceError as exc:
         console.print(f"[yellow]face check skipped[/]: {exc}")
         return None
@@ -111,7 +144,8 @@ def _scores_from_tables(cfg: Config, folds_report, ablation_reports) -> dict[str
     return out
 
 
-def _plots(cfg: Config, layout, cache, run_dir: Path, out: Path, fps: float) -> dict[str, Path]:
+def _plots(cfg: Config, layout, cache, run_dir: Path, out: Path, fps: float,
+           gates: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, Path]:  # fmt: skip
     from harness.data import load_labels
     from harness.plots import plot_curves, plot_gates, plot_histograms, plot_traces
     from harness.predict import load_predictions
@@ -137,29 +171,84 @@ def _plots(cfg: Config, layout, cache, run_dir: Path, out: Path, fps: float) -> 
         recs = [r for r in recs if "epoch" in r]
         keys = [k for k in ("train_loss", "val_p_va", "p_va", "lr") if any(k in r for r in recs)]
         files["curves"] = plot_curves(out / "plots" / "curves_fold0.png", recs, keys=keys or ("train_loss",))
-    gates = _gates(run_dir, cache, labelled[0].name if labelled else None)
-    if gates is not None:
-        files["gates"] = plot_gates(out / "plots" / "gates_test.png", gates, fps=fps,
-                                    title=f"BDCA dynamic weights on {labelled[0].name}")
+    video = labelled[0].name if labelled else None
+    if video is not None and gates and video in gates:  # the whole video, windowed and averaged as predictions
+        n = gates[video]["visual"].shape[0]
+        files["gates"] = plot_gates(out / "plots" / "gates_test.png", gates[video], fps=fps,
+                                    title=f"BDCA dynamic weights over all {n} frames of test video {video}")
     return files
 
 
-def _gates(run_dir: Path, cache, video: str | None) -> dict[str, np.ndarray] | None:
-    """The BDCA gate values over one video's first window (None when the model has no gates)."""
-    if video is None:
-        return None
+def gate_traces(model, visual: np.ndarray, audio: np.ndarray, length: int, stride: int,
+                batch: int = 16) -> dict[str, np.ndarray] | None:  # fmt: skip
+    """BDCA's gates at every frame of one video: the windows of prediction, overlaps averaged as predictions are.
+
+    Args:
+        model: a temporal model exposing `last_gates` after each forward (None for models without gates).
+        visual: (N, Dv) normalised visual features.
+        audio: (N, Da) normalised audio features.
+        length: window length.
+        stride: window stride.
+        batch: windows per forward.
+
+    Returns:
+        stream ("visual", "audio") -> (N, 2) gates (G_0 original, G_1 cross-attended; rows sum to 1), or None when
+        the model has no gates.
+    """
     import torch
 
+    from harness.predict import average_windows, predict_arrays
+    from harness.windows import window_starts
+
+    per_batch: list[dict[str, np.ndarray] | None] = []
+
+    def forward(v: torch.Tensor, a: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            out = model(v, a, pad)
+        g = getattr(model, "last_gates", None)
+        per_batch.append(None if not g else {k: t.float().cpu().numpy() for k, t in g.items()})
+        return out.float().cpu()
+
+    model.eval()
+    predict_arrays(forward, visual, audio, length, stride, batch)  # the same windows and batches as prediction
+    if not per_batch or any(g is None for g in per_batch):
+        return None
+    starts = window_starts(visual.shape[0], length, stride)
+    return {k: average_windows(visual.shape[0], starts, length, np.concatenate([g[k] for g in per_batch]))
+            for k in per_batch[0]}  # fmt: skip
+
+
+def _video_gates(run_dir: Path, cache, videos: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """video -> its gate traces (`gate_traces`) from a stage-2 run's best weights; {} when the model has no gates."""
     from harness.data import load_video_streams
     from harness.predict import load_trained
 
     cfg, model, stats = load_trained(run_dir)
-    visual, audio = load_video_streams(cache, video, cfg.features, stats)
-    T = min(cfg.windows.length, visual.shape[0])
-    with torch.inference_mode():
-        model(torch.from_numpy(visual[None, :T]).float(), torch.from_numpy(audio[None, :T]).float(), None)
-    g = getattr(model, "last_gates", None)
-    return None if not g else {k: v[0].float().numpy() for k, v in g.items()}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for video in videos:
+        visual, audio = load_video_streams(cache, video, cfg.features, stats)
+        g = gate_traces(model, visual, audio, cfg.windows.length, cfg.windows.stride)
+        if g is None:
+            return {}
+        out[video] = g
+    return out
+
+
+def gate_stats(traces: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Mean and std over every frame of the given videos of each stream's weight on cross-attended features (G_1).
+
+    Args:
+        traces: video -> stream -> (N, 2) gates (`gate_traces`).
+
+    Returns:
+        stream -> {"mean", "std", "frames"}; the original features' weight G_0 = 1 - G_1 has the same std.
+    """
+    streams = sorted({s for g in traces.values() for s in g})
+    out: dict[str, dict[str, float]] = {}
+    for s in streams:
+        g1 = np.concatenate([g[s][:, 1] for g in traces.values() if s in g])
+        out[s] = {"mean": float(g1.mean()), "std": float(g1.std()), "frames": float(g1.size)}
+    return out
 
 
 def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
@@ -180,17 +269,21 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
     corpus = out / "corpus"
     size = "small" if quick else "default"
 
-    with _stage(console, res, f"1/5 corpus ({size}, seed {seed})"):
-        manifest = make_corpus(corpus, seed=seed, size=size)
+    shares = STAGE_SHARES.get(cfg.name)
+    with _stage(console, res, f"1/5 corpus ({size}, seed {seed})", shares):
+        with StepProgress("corpus", console=console, unit="frames") as bar:
+            manifest = make_corpus(corpus, seed=seed, size=size, progress=bar.on_progress)
         res.oracle = {k: v.p_va for k, v in manifest.oracle.items()}
         console.print(f"{len(manifest.videos)} videos; oracle P_VA ceiling on the test split: "
                       f"{manifest.oracle['Test'].p_va:.3f}")
     layout = AffWild2Layout.discover(corpus)
     fps = float(np.median([v.fps for v in manifest.videos]))
 
-    with _stage(console, res, "2/5 preprocess (audio features; face check)"):
+    with _stage(console, res, "2/5 preprocess (audio features; face check)", shares):
         console.print("[yellow]VGGish off[/]: its weights are not available offline; audio = MFCC 39 + eGeMAPS 23")
-        results = preprocess(corpus, out, PreprocessConfig(faces=True, detect=False))
+        with StepProgress("preprocess", console=console, unit="videos") as bar:
+            results = preprocess(corpus, out, PreprocessConfig(faces=True, detect=False),
+                                 progress=lambda video, done, total: bar.update(done, total, info=video))
         bad = [r for r in results if r.error]
         for r in bad:
             console.print(f"[red]{r.video}[/]: {r.error}")
@@ -200,14 +293,18 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
 
     cache = FeatureCache(out / "features")
     exp = out / "experiments"
-    with _stage(console, res, "3-4/5 stage 1 (MAE pre-train, fine-tune, features) and stage 2 folds"):
-        folds_report = run_folds(cfg, layout, cache, exp, console=console)
-    with _stage(console, res, "4/5 ablations (Tables IV and III)"):
-        ablation_reports = run_ablation(cfg, layout, cache, exp, console=console)
+    with (_stage(console, res, "3-4/5 stage 1 (MAE pre-train, fine-tune, features) and stage 2 folds", shares),
+          StepProgress("stage-2 folds", len(cfg.experiment.folds), console=console, unit="runs") as bar):
+        folds_report = run_folds(cfg, layout, cache, exp, console=console, on_result=_run_done(bar))
+    n_ablation = len(cfg.experiment.ablation_folds) * (
+        len(cfg.experiment.ablation_models) + (2 if cfg.experiment.table3 else 0))  # Table III: 2 visual features
+    with (_stage(console, res, "4/5 ablations (Tables IV and III)", shares),
+          StepProgress("ablation runs", n_ablation, console=console, unit="runs") as bar):
+        ablation_reports = run_ablation(cfg, layout, cache, exp, console=console, on_result=_run_done(bar))
     res.scores.update(_scores_from_tables(cfg, folds_report, ablation_reports))
 
     run0 = run_dir_for(exp, cfg, 0)
-    with _stage(console, res, "5/5 submission, score, report"):
+    with _stage(console, res, "5/5 submission, score, report", shares):
         zip_path = package_submission(run0, layout.sample_file, out / "submission.zip").path
         scored = score_files(run0 / "predictions" / "submission.csv", layout.test_labels_dir)
         test, ci = scored.total, scored.bootstrap()
@@ -222,12 +319,21 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
                                   "P_VA": [cell["p_va"]], "oracle P_VA": [oracle],
                                   "fraction of oracle": [test.p_va / oracle]}),
                     title="Test split, scored from the packaged submission", console=console)
-        res.files.update(_plots(cfg, layout, cache, run0, out, fps))
+        # The fold-0 model's gates over every test video: the gate plot and per-stream statistics in scores.json.
+        cached = set(cache.videos())
+        gates = _video_gates(run0, cache, [e.name for e in layout.test if e.name in cached])
+        for stream, st in gate_stats(gates).items():
+            res.scores[f"gates/{cfg.name}/fold0/{stream}"] = st
+        res.files.update(_plots(cfg, layout, cache, run0, out, fps, gates))
         res.files["submission"] = zip_path
         for rep in [folds_report, *ablation_reports]:
             for f in rep.files:
                 res.files[f"table {rep.name} ({f.suffix[1:]})"] = f
-        scores_path = atomic_write_text(out / "scores.json", json.dumps(res.scores, indent=1, sort_keys=True))
+        from harness.fingerprint import platform_fingerprint
+
+        # The platform the arithmetic ran on, beside the scores: the CI check is exact only against the same one.
+        scores_path = atomic_write_text(out / "scores.json", json.dumps(
+            {**res.scores, "platform": platform_fingerprint()}, indent=1, sort_keys=True))
         res.files["scores"] = scores_path
     # After the last stage, so that its seconds and peak are in the file too.
     atomic_write_text(out / "timings.json", json.dumps({**res.timings, "peak_rss_mib": res.peak_rss_mib}, indent=1))

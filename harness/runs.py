@@ -253,7 +253,9 @@ class RunDir:
 
     def write_final(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Append the final record (replacing an earlier one) and write summary.json."""
-        rec = {"event": FINAL_EVENT, **record}
+        from harness.fingerprint import platform_fingerprint
+
+        rec = {"event": FINAL_EVENT, **record, "platform": platform_fingerprint()}
         self.write_metrics([r for r in self.read_metrics() if r.get("event") != FINAL_EVENT] + [rec])
         self.write_json("summary.json", rec)
         return rec

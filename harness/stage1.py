@@ -42,6 +42,7 @@ from harness.data import (
     read_crop,
 )
 from harness.engine import FitResult, Forward, barrier, fit, init_distributed, load_weights, set_threads
+from harness.fingerprint import platform_fingerprint
 from harness.folds import stage1_reserved
 from harness.progress import StepProgress
 from harness.runs import RunDir
@@ -423,7 +424,7 @@ def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, res
         if info.is_main:
             run.write_json("summary.json", {"feature_hash": h_ft, "feature_hash_mae": h_mae, "finetune": best,
                                             "finetune_videos": tuned, "videos": len(videos),
-                                            "timings": timings})  # fmt: skip
+                                            "timings": timings, "platform": platform_fingerprint()})  # fmt: skip
         return Stage1Result(h_ft, weights, videos, False, tuned, best, timings)
     finally:
         if info.is_main:

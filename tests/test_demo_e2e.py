@@ -8,8 +8,9 @@ import zipfile
 
 import pytest
 
-from harness.commands.leaderboard import check, load_scores
+from harness.commands.leaderboard import check, load_platform, load_scores
 from harness.demo import run_demo
+from harness.fingerprint import same_platform
 from submissions.formats import validate_submission
 from submissions.leaderboard import load_recorded
 from submissions.package import verify_package
@@ -36,8 +37,12 @@ def test_demo_quick_end_to_end_and_leaderboard(tmp_path):
     # The scores CI guards: the quick demo's folds and ablations against the recorded leaderboard.
     scores = load_scores(res.files["scores"])
     recorded = load_recorded()
-    guarded = [k for k in recorded["scores"] if k.startswith("quick/")]
+    guarded = [k for k in recorded["quick"]["scores"] if k.startswith("quick/")]
     assert guarded, "the recorded leaderboard guards no quick-demo score"
-    df, ok = check(scores)
-    assert ok, df.filter(~df["ok"])
-    assert set(json.loads(res.files["scores"].read_text())) >= {"quick/fold0/bdca", "quick/test/bdca"}
+    platform = load_platform(res.files["scores"])
+    assert platform is not None and {"cpu_model", "aten_capability", "torch", "mkl", "threads"} <= set(platform)
+    df, result = check(scores, platform=platform)
+    # Exact (1e-6 both ways) on the platform that recorded; within the measured band on any other.
+    assert result.mode == ("exact" if same_platform(platform, recorded["quick"]["platform"]) else "band")
+    assert not result.absent and result.ok, df.filter(~df["ok"])
+    assert set(json.loads(res.files["scores"].read_text())) >= {"quick/fold0/bdca", "quick/test/bdca", "platform"}

@@ -74,7 +74,8 @@ def test_leaderboard_check_and_show(tmp_path, capsys):
     assert main(["leaderboard", "--scores", str(scores), "--out", str(tmp_path / "lb")]) == 0
     assert "demo/fold0" in (tmp_path / "lb.md").read_text()
     rec = tmp_path / "rec.json"
-    rec.write_text(json.dumps({"tolerance": 0.01, "scores": {"demo/fold0/p_va": 0.6}}))
+    rec.write_text(json.dumps({"fixture": {"scores": {}}, "quick": {"platform": {}, "scores": {"demo/fold0/p_va": 0.6},
+                                                                     "levels": {}}}))
     assert main(["leaderboard", "--check", "--scores", str(scores), "--recorded", str(rec)]) == 1
 
 

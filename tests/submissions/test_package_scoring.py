@@ -14,7 +14,10 @@ from submissions.atomic import DiskFullError, atomic_open, atomic_write_text
 from submissions.errors import FormatError, HarnessError
 from submissions.formats import image_location, write_annotation, write_per_video, write_submission
 from submissions.leaderboard import (
-    compare_recorded,
+    BAND_FACTOR,
+    EXACT,
+    check_recorded,
+    level_spread,
     fixture_scores,
     leaderboard,
     load_recorded,
@@ -163,18 +166,52 @@ def test_paper_tables_and_leaderboard():
     assert df.filter(df["name"] == "ours")["delta"][0] == pytest.approx(-0.007)
 
 
-def test_recorded_leaderboard_guards_fixture_and_flags_drops(tmp_path):
-    rec = load_recorded()
-    now = fixture_scores()
-    assert all(c.ok for c in compare_recorded(now, rec, prefix="fixture/"))
+PLAT = {"machine": "x86_64", "cpu_vendor": "AuthenticAMD", "cpu_model": "AMD EPYC", "aten_capability": "avx2",
+        "torch": "2.14.1", "numpy": "2.4", "mkl": "2024.2", "onednn": "3.12.0", "threads": 1, "device": "cpu"}
+
+
+def test_recorded_fixture_holds_to_1e_9():
+    res = check_recorded(fixture_scores(), load_recorded())
+    assert res.mode == "fixture" and res.ok and len(res.rows) == 3
+    moved = {**fixture_scores(), "fixture/p_va": fixture_scores()["fixture/p_va"] + 1e-8}
+    assert not check_recorded(moved, load_recorded()).ok
+
+
+def test_recorded_check_is_exact_on_the_recording_platform_and_banded_elsewhere(tmp_path):
     path = tmp_path / "rec.json"
-    record_scores({"quick/bdca/p_va": 0.7}, path, tolerance=0.02)
-    worse = compare_recorded({"quick/bdca/p_va": 0.67}, load_recorded(path))
-    assert not worse[0].ok and worse[0].delta == pytest.approx(-0.03)
-    within = compare_recorded({"quick/bdca/p_va": 0.69}, load_recorded(path))
-    assert within[0].ok
-    missing = compare_recorded({}, load_recorded(path))
-    assert not missing[0].ok
+    fx = fixture_scores()
+    levels = {"default": {"quick/a/p_va": 0.68, "quick/b/p_va": 0.5}, "avx2": {"quick/a/p_va": 0.7, "quick/b/p_va": 0.5}}
+    record_scores({"quick/a/p_va": 0.7, "quick/b/p_va": 0.5, **fixture_scores()}, PLAT, path, levels=levels)
+    rec = load_recorded(path)
+    assert level_spread(rec["quick"]) == pytest.approx({"quick/a/p_va": 0.02, "quick/b/p_va": 0.0})
+    # Same platform: 1e-6 both ways, so a rise is flagged as much as a drop.
+    up = check_recorded({**fx, "quick/a/p_va": 0.7 + 2e-6, "quick/b/p_va": 0.5}, rec, PLAT)
+    assert up.mode == "exact" and not up.ok and [r.ok for r in up.rows[3:]] == [False, True]
+    assert check_recorded({**fx, "quick/a/p_va": 0.7 + 5e-7, "quick/b/p_va": 0.5}, rec, PLAT).ok
+    # Another platform: each key within BAND_FACTOR x its spread (at least EXACT); the reason names the field.
+    other = {**PLAT, "aten_capability": "avx512", "cpu_vendor": "GenuineIntel"}
+    res = check_recorded({**fx, "quick/a/p_va": 0.7 - 0.05, "quick/b/p_va": 0.5}, rec, other)
+    assert res.mode == "band" and res.ok and "aten_capability: avx2 != avx512" in res.reason
+    assert res.rows[3].allowed == pytest.approx(BAND_FACTOR * 0.02) and res.rows[4].allowed == EXACT
+    assert not check_recorded({**fx, "quick/a/p_va": 0.7 - 0.07, "quick/b/p_va": 0.5}, rec, other).ok
+    assert not check_recorded({**fx, "quick/a/p_va": 0.7, "quick/b/p_va": 0.5 + 1e-5}, rec, other).ok
+    # No fingerprint: the band, and the reason says why.
+    assert "no platform fingerprint in the scores" in check_recorded({**fx, "quick/a/p_va": 0.7}, rec, None).reason
+    # Keys the scores lack are listed, not failed (a full demo's scores.json has no quick keys).
+    part = check_recorded({**fx, "quick/a/p_va": 0.7}, rec, PLAT)
+    assert part.ok and part.absent == ["quick/b/p_va"]
+    nan = check_recorded({**fx, "quick/a/p_va": float("nan"), "quick/b/p_va": 0.5}, rec, PLAT)
+    assert not nan.ok
+
+
+def test_load_recorded_names_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(HarnessError, match="bad.json"):
+        load_recorded(bad)
+    bad.write_text('{"tolerance": 0.05, "scores": {}}')
+    with pytest.raises(HarnessError, match="bad.json: error: needs a 'fixture'"):
+        load_recorded(bad)
 
 
 def test_atomic_write_uses_ordinary_permissions(tmp_path):
