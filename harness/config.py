@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import yaml
 
-from models.configs import MAEConfig, TemporalConfig, ViTConfig
+from models.configs import MAEConfig, ResNetConfig, TemporalConfig, ViTConfig
 from models.errors import ModelConfigError
 from preprocessing.cache import config_hash as _stable_hash
 from submissions.errors import HarnessError
@@ -48,6 +48,10 @@ MAX_SEED = 2**32 - 1
 
 MAX_CONFIG_INT = 2**63 - 1
 """Largest integer of any config field (beyond it a value is absurd and overflows torch and numpy)."""
+
+BASELINE_ROW = "baseline"
+"""The row of `experiment.ablation_models` that trains the challenge baseline (`baseline` section) instead of a
+temporal model; it also gives Table I's "Baseline" row (fold 0)."""
 
 UNHASHED_SECTIONS = ("name", "runtime", "experiment")
 """Parts of a config that do not change a trained model (logging, worker count, which folds to run)."""
@@ -247,6 +251,31 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class BaselineConfig:
+    """The challenge baseline (Tables I and IV's "Baseline" row): a per-frame ResNet on face crops, no audio.
+
+    Args:
+        name: registered per-frame network (`resnet50_va`: ResNet-50 with a linear valence/arousal head).
+        weights: torchvision's ImageNet `resnet50` weights file (`resnet50-11ad3fa6.pth` or `resnet50-0676ba61.pth`:
+            a state dict saved with torch.save), never downloaded; None trains from random initialisation.
+        frames_per_video: training frames per training video (evenly spaced labelled frames with a face); None
+            takes every one.
+        val_frames_per_video: validation frames per video for choosing the best epoch; None takes every one.
+        hflip: probability of a horizontal flip of a training crop.
+        loop: the training phase.
+        params: `ResNetConfig` fields to override (img_size, width, layers, head_dropout).
+    """
+
+    name: str
+    weights: str | None
+    frames_per_video: int | None = _spec(ge=1)
+    val_frames_per_video: int | None = _spec(ge=1)
+    hflip: float = _spec(ge=0.0, le=1.0)
+    loop: LoopConfig
+    params: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class DeepSpeedSection:
     """How DeepSpeed runs the loops.
 
@@ -267,7 +296,8 @@ class ExperimentConfig:
         folds: folds `harness folds` trains: 0 is the official split, 1..k the cross-validation folds.
         k: number of cross-validation folds.
         fold_seed: seed of the video-to-fold assignment.
-        ablation_models: Table IV's temporal models.
+        ablation_models: Table IV's rows: temporal models, and `baseline` for the challenge baseline (which also
+            gives Table I's Baseline row on fold 0).
         ablation_folds: folds the ablations (Tables III and IV) run on.
         table3: also run Table III (visual-only on features without vs with fine-tuning).
     """
@@ -310,6 +340,7 @@ class Config:
         windows: stage-2 windows.
         model: the stage-2 temporal model.
         stage2: the stage-2 training phase.
+        baseline: the challenge baseline row.
         deepspeed: ZeRO stage and precision.
         experiment: folds and ablations.
         runtime: workers, progress bars.
@@ -323,6 +354,7 @@ class Config:
     windows: WindowsConfig
     model: ModelConfig
     stage2: LoopConfig
+    baseline: BaselineConfig
     deepspeed: DeepSpeedSection
     experiment: ExperimentConfig
     runtime: RuntimeConfig
@@ -349,6 +381,14 @@ class Config:
         enc = {k: v for k, v in self.encoder.params}
         cfg = get_config(self.encoder.mae_name, **enc, **dict(self.stage1.mae.params))
         assert isinstance(cfg, MAEConfig)
+        return cfg
+
+    def baseline_config(self) -> ResNetConfig:
+        """The challenge baseline's per-frame network config."""
+        from models.registry import get_config
+
+        cfg = get_config(self.baseline.name, **dict(self.baseline.params))
+        assert isinstance(cfg, ResNetConfig)
         return cfg
 
     def temporal_config(self, model_name: str | None = None) -> TemporalConfig:
@@ -655,11 +695,13 @@ _PARAM_SECTIONS: dict[tuple[type, str], tuple[type, frozenset[str]]] = {
         frozenset(f.name for f in dataclasses.fields(ViTConfig)),  # the encoder's fields come from `encoder`
     ),
     (ModelConfig, "params"): (TemporalConfig, frozenset({"fusion", "visual_dim", "audio_dim"})),
+    (BaselineConfig, "params"): (ResNetConfig, frozenset()),
 }
 _FLAT_PARAM_OWNERS = {
     EncoderConfig: ("name", "checkpoint"),
     ModelConfig: ("name",),
     MAEStageConfig: ("loop", "frames_per_video"),
+    BaselineConfig: ("name", "weights", "frames_per_video", "val_frames_per_video", "hflip", "loop"),
 }
 
 
@@ -833,7 +875,7 @@ def _check_cross(cfg: Config) -> None:
             "windows would get no prediction"
         )
     for key, loop in (("stage1.mae.loop", cfg.stage1.mae.loop), ("stage1.finetune", cfg.stage1.finetune),
-                      ("stage2", cfg.stage2)):  # fmt: skip
+                      ("stage2", cfg.stage2), ("baseline.loop", cfg.baseline.loop)):  # fmt: skip
         if loop.schedule.warmup_start_lr > loop.schedule.lr:
             raise ConfigError(f"{key}.schedule.warmup_start_lr: {loop.schedule.warmup_start_lr} exceeds lr")
         if loop.schedule.min_lr > loop.schedule.lr:
@@ -844,9 +886,13 @@ def _check_cross(cfg: Config) -> None:
     temporal = list_models("temporal")
     if cfg.model.name not in temporal:
         raise ConfigError(f"model.name: {cfg.model.name!r} is not a temporal model ({', '.join(temporal)})")
-    bad = [m for m in cfg.experiment.ablation_models if m not in temporal]
+    bad = [m for m in cfg.experiment.ablation_models if m not in temporal and m != BASELINE_ROW]
     if bad:
-        raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)})")
+        raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)}) "
+                          f"nor {BASELINE_ROW!r}")  # fmt: skip
+    if cfg.baseline.name not in list_models("resnet"):
+        raise ConfigError(f"baseline.name: {cfg.baseline.name!r} is not a registered per-frame network "
+                          f"({', '.join(list_models('resnet'))})")  # fmt: skip
     for key in ("folds", "ablation_folds"):
         folds = getattr(cfg.experiment, key)
         out = [f for f in folds if not 0 <= f <= cfg.experiment.k]
@@ -857,8 +903,9 @@ def _check_cross(cfg: Config) -> None:
         ("encoder", lambda: cfg.vit_config()),
         ("stage1.mae", lambda: cfg.mae_config()),
         ("model", lambda: cfg.temporal_config()),
+        ("baseline", lambda: cfg.baseline_config()),
         *((f"experiment.ablation_models ({m})", lambda m=m: cfg.temporal_config(m))
-          for m in cfg.experiment.ablation_models),
+          for m in cfg.experiment.ablation_models if m != BASELINE_ROW),
     ):  # fmt: skip
         try:
             build()
