@@ -164,3 +164,48 @@ def test_shape_errors() -> None:
         CrossModalAttention(8, 6)(torch.randn(1, 3, 8), torch.randn(1, 3, 5))
     with pytest.raises(ValueError, match="differ"):
         BDCA(8, 8)(torch.randn(1, 3, 8), torch.randn(1, 4, 8))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_gates_respond_to_their_input(seed: int) -> None:
+    """At the default initialisation the gates move with the input: frame to frame, and when either stream changes.
+
+    Measured over seeds 0-4: the visual G_1 varies over frames with std 0.13-0.21; tripling the visual stream moves
+    it by 0.14-0.18 on average, replacing the audio stream (its keys and values) by 0.05-0.10; the audio gates by
+    0.26-0.35. The bounds below are about half of the smallest.
+    """
+    torch.manual_seed(seed)
+    bdca = BDCA(16, 16).eval()
+    g = _gen(seed)
+    x_v, x_a = torch.relu(torch.randn(2, 40, 16, generator=g)), torch.relu(torch.randn(2, 40, 16, generator=g))
+    other_a = torch.relu(torch.randn(2, 40, 16, generator=g)) * 3
+    with torch.no_grad():
+        _, base = bdca(x_v, x_a)
+        _, new_audio = bdca(x_v, other_a)
+        _, new_visual = bdca(x_v * 3, x_a)
+    assert base["visual"][..., 1].std().item() > 0.06  # not one value for every frame
+    assert (new_visual["visual"] - base["visual"]).abs().mean().item() > 0.07
+    assert (new_audio["visual"] - base["visual"]).abs().mean().item() > 0.02  # through VDAA's keys and values
+    assert (new_audio["audio"] - base["audio"]).abs().mean().item() > 0.1
+
+
+def test_gates_learn_to_select_either_side() -> None:
+    """A gate that cannot move fails: trained on two kinds of frames, it opens for one and closes for the other."""
+    torch.manual_seed(0)
+    dw = DynamicWeight(16, temperature=0.5)
+    g = _gen(0)
+    x = torch.relu(torch.randn(1, 64, 16, generator=g))
+    x_att = torch.relu(torch.randn(1, 64, 16, generator=g))
+    x_att[:, :32, :8] += 1.0  # kind A: take the cross-attended features
+    x_att[:, 32:, 8:] += 1.0  # kind B: keep the original ones
+    target = torch.cat([torch.ones(32), torch.zeros(32)])
+    opt = torch.optim.Adam(dw.parameters(), lr=0.05)
+    for _ in range(100):
+        _, gates = dw(x, x_att)
+        loss = ((gates[0, :, 1] - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        g1 = dw(x, x_att)[1][0, :, 1]
+    assert g1[:32].min().item() > 0.9 and g1[32:].max().item() < 0.1
