@@ -71,7 +71,8 @@ def _stage(console: Console, res: DemoResult, name: str, shares: tuple[float, ..
             elapsed = sum(res.timings.values())
             eta = overall_eta({str(i): s for i, s in enumerate(shares)}, [str(i) for i in range(len(done))], elapsed)
             console.print(f"demo: {len(done)} of {len(shares)} stages done in {format_duration(elapsed)}; overall "
-                          f"ETA about {format_duration(eta)} more (from the stages' expected shares)", highlight=False)
+                          f"ETA about {format_duration(eta)} more (from the stages' expected shares)", highlight=False,
+                          soft_wrap=True)
         reset_peak_rss()  # the stage's own peak, not an earlier stage's (where Linux allows the reset)
         t0 = time.perf_counter()
         yield
@@ -272,7 +273,8 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
     shares = STAGE_SHARES.get(cfg.name)
     with _stage(console, res, f"1/5 corpus ({size}, seed {seed})", shares):
         with StepProgress("corpus", console=console, unit="frames") as bar:
-            manifest = make_corpus(corpus, seed=seed, size=size, progress=bar.on_progress)
+            manifest = make_corpus(corpus, seed=seed, size=size,
+                                   progress=lambda done, total, what: bar.update(done, total, info=what))
         res.oracle = {k: v.p_va for k, v in manifest.oracle.items()}
         console.print(f"{len(manifest.videos)} videos; oracle P_VA ceiling on the test split: "
                       f"{manifest.oracle['Test'].p_va:.3f}")
