@@ -246,13 +246,9 @@ def _display(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _display_paired(paired: pl.DataFrame) -> pl.DataFrame:
-    """The shown paired table: each difference with its interval and verdict."""
-    from harness.tables import ci_cells
+    from harness.tables import paired_display
 
-    renamed = paired.rename({f"d_{c}{e}": f"{c}{e}" for c, _ in SCORES for e in ("", "_low", "_high")})
-    shown = ci_cells(renamed, tuple(c for c, _ in SCORES), digits=3, bound_digits=3)
-    cols = ["comparison", *(x for c, _ in SCORES for x in (c, f"{c}_verdict")), "note"]
-    return shown.select(cols).rename({c: f"d {c}" for c, _ in SCORES} | {f"{c}_verdict": f"{c}?" for c, _ in SCORES})
+    return paired_display(paired)
 
 
 def _json_safe(obj: Any) -> Any:

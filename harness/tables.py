@@ -81,6 +81,20 @@ def ci_cells(df: pl.DataFrame, metrics: tuple[str, ...], digits: int = 3, bound_
     return out.drop([c for m in metrics for c in (f"{m}_low", f"{m}_high") if c in out.columns])
 
 
+def paired_display(paired: pl.DataFrame) -> pl.DataFrame:
+    """A paired-differences table as shown: per score `d <score>` (difference with its interval) and `<score>?`
+    (the verdict), from columns `d_<score>`, `d_<score>_low`, `d_<score>_high`, `<score>_verdict`.
+
+    Args:
+        paired: comparison, d_*, *_verdict and note columns (`harness.experiments.PAIRED_SCHEMA`).
+    """
+    scores = ("valence", "arousal", "average")
+    renamed = paired.rename({f"d_{c}{e}": f"{c}{e}" for c in scores for e in ("", "_low", "_high")})
+    shown = ci_cells(renamed, scores, digits=3, bound_digits=3)
+    cols = ["comparison", *(x for c in scores for x in (c, f"{c}_verdict")), "note"]
+    return shown.select(cols).rename({c: f"d {c}" for c in scores} | {f"{c}_verdict": f"{c}?" for c in scores})
+
+
 def save_table(df: pl.DataFrame, stem: str | Path) -> tuple[Path, Path]:
     """Write `stem.csv` and `stem.md` atomically; return both paths."""
     stem = Path(stem)

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 from rich.console import Console
 
-from harness.tables import print_table, save_table
+from harness.tables import ci_cells, paired_display, print_table, save_table
 from submissions.errors import HarnessError
 from submissions.leaderboard import (
     RECORDED_PATH,
@@ -32,21 +32,143 @@ EXAMPLES = [
 ]
 
 
-def load_scores(path: str | Path) -> dict[str, float]:
-    """Flat scores `{key: value}` from a scores.json (or a run folder holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "scores.json"
+METRICS = ("ccc_v", "ccc_a", "p_va")
+
+
+def _read_json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise HarnessError(f"no scores file at {path}; run `harness demo`, `folds` or `ablate` first") from exc
-    except json.JSONDecodeError as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HarnessError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: expected a JSON object of scores")
+    return data
+
+
+def resolve_source(path: str | Path) -> tuple[str, Path]:
+    """What a leaderboard source is: ("scores", scores.json), ("run", run folder) or ("experiment", folder).
+
+    Accepted: a scores.json file; a folder holding one (a demo's output); a stage-2 run folder such as a fold
+    folder (`summary.json`, e.g. `RUN/folds/fold0` or `harness train --out`); an experiment folder (`folds/`,
+    `ablation/`, as `harness folds` and `ablate` write).
+
+    Args:
+        path: the file or folder given on the command line.
+
+    Raises:
+        HarnessError: the path is none of these (the message says what was looked for).
+    """
+    path = Path(path)
+    if path.is_file():
+        return "scores", path
+    if path.is_dir():
+        if (path / "scores.json").is_file():
+            return "scores", path / "scores.json"
+        if (path / "summary.json").is_file():
+            return "run", path
+        if (path / "folds").is_dir() or (path / "ablation").is_dir():
+            return "experiment", path
+        raise HarnessError(
+            f"{path}: not a leaderboard source: no scores.json (a demo's folder), no summary.json (a run or fold "
+            "folder, e.g. RUN/folds/fold0) and no folds/ or ablation/ (an experiment folder); a run that has not "
+            "finished has no summary.json yet")
+    raise HarnessError(f"{path}: no such file or folder; give a scores.json, a demo's folder, a run or fold folder, "
+                       "or an experiment folder")
+
+
+def group_of(key: str) -> str:
+    """The leaderboard group of a scores.json key: oracle, test, ablation (tables III and IV) or validation."""
+    parts = key.split("/")
+    if any("oracle" in p for p in parts):
+        return "oracle"
+    if "test" in parts:
+        return "test"
+    if any(p.startswith("table") for p in parts):
+        return "ablation"
+    return "validation"
+
+
+def _bounds(val: dict) -> dict[str, tuple[float, float]] | None:
+    out = {m: (val.get(f"{m}_ci_low"), val.get(f"{m}_ci_high")) for m in METRICS}
+    out = {m: (float(lo), float(hi)) for m, (lo, hi) in out.items() if lo is not None and hi is not None}
+    return out or None
+
+
+def _run_entries(run: Path, name: str, group: str | None = None) -> list[Entry]:
+    """A finished run's rows: its validation score and, when it has one, its test score (with its interval)."""
+    rec = _read_json(run / "summary.json")
+    ci_file = run / "bootstrap.json"
+    ci = _read_json(ci_file) if ci_file.is_file() else {}
+    bounds = {m: (ci[m]["low"], ci[m]["high"]) for m in METRICS
+              if isinstance(ci.get(m), dict) and ci[m].get("low") is not None}  # fmt: skip
+    out = []
+    for split in ("val", "test"):
+        s = rec.get(split)
+        if not isinstance(s, dict) or "p_va" not in s:
+            continue
+        on = "test" if split == "test" else "validation"
+        nan = float("nan")
+        out.append(Entry(f"{name} ({on})", float(s.get("ccc_v", nan)), float(s.get("ccc_a", nan)), float(s["p_va"]),
+                         str(run), group or on, bounds if ci.get("on") == on and bounds else None))  # fmt: skip
+    if not out:
+        raise HarnessError(f"{run / 'summary.json'}: holds no validation or test score")
+    return out
+
+
+def load_entries(path: str | Path) -> list[Entry]:
+    """Leaderboard rows, grouped, with their intervals where the source has them (`resolve_source`).
+
+    Args:
+        path: a scores.json, a folder holding one, a run or fold folder, or an experiment folder.
+    """
+    kind, where = resolve_source(path)
+    if kind == "scores":
+        data = _read_json(where)
+        return [Entry(k, float(v.get("ccc_v", float("nan"))), float(v.get("ccc_a", float("nan"))), float(v["p_va"]),
+                      "this run", group_of(k), _bounds(v))
+                for k, v in sorted(data.items()) if isinstance(v, dict) and "p_va" in v]  # fmt: skip
+    if kind == "run":
+        rec = _read_json(where / "summary.json")
+        return _run_entries(where, f"fold{rec.get('fold', '?')}/{rec.get('model', where.name)}")
+    out = []
+    for summary in sorted(where.glob("folds/fold*/summary.json")):
+        rec = _read_json(summary)
+        out += _run_entries(summary.parent, f"{summary.parent.name}/{rec.get('model', '?')}")
+    for summary in sorted(where.glob("ablation/*/fold*/summary.json")):
+        out += _run_entries(summary.parent, f"{summary.parent.name}/{summary.parent.parent.name}", "ablation")
+    if not out:
+        raise HarnessError(f"{where}: an experiment folder without finished runs (no */summary.json)")
+    return out
+
+
+def paired_tables(path: str | Path) -> dict[str, list[dict]]:
+    """The paired differences of Tables IV and III written beside a source (`table_<name>.json`), by table."""
+    kind, where = resolve_source(path)
+    base = where.parent if kind == "scores" else where
+    out = {}
+    for folder in (base, base / "experiments"):
+        for name in ("IV", "III"):
+            f = folder / f"table_{name}.json"
+            if name not in out and f.is_file():
+                paired = _read_json(f).get("paired")
+                if isinstance(paired, list) and paired:
+                    out[name] = paired
+    return out
+
+
+def load_scores(path: str | Path) -> dict[str, float]:
+    """Flat scores `{key/metric: value}` from any leaderboard source (`resolve_source`)."""
+    kind, where = resolve_source(path)
     flat: dict[str, float] = {}
-    for key, val in data.items():
+    if kind != "scores":
+        for e in load_entries(where):
+            flat.update({f"{e.name}/{m}": float(getattr(e, m)) for m in METRICS})
+        return flat
+    for key, val in _read_json(where).items():
         if isinstance(val, dict):
-            for m in ("ccc_v", "ccc_a", "p_va"):
+            for m in METRICS:
                 if m in val:
                     flat[f"{key}/{m}"] = float(val[m])
         elif isinstance(val, int | float):
@@ -57,7 +179,7 @@ def load_scores(path: str | Path) -> dict[str, float]:
 def entries_from_scores(scores: dict[str, float]) -> list[Entry]:
     keys = sorted({k.rsplit("/", 1)[0] for k in scores if k.endswith("/p_va")})
     return [Entry(k, scores.get(f"{k}/ccc_v", float("nan")), scores.get(f"{k}/ccc_a", float("nan")),
-                  scores[f"{k}/p_va"], "this run") for k in keys]
+                  scores[f"{k}/p_va"], "this run", group_of(k)) for k in keys]
 
 
 def load_platform(path: str | Path) -> dict | None:
@@ -160,8 +282,16 @@ def run(args: argparse.Namespace) -> int:
         console.print("[green]OK[/]" if res.ok else "[red]REGRESSION[/]: "
                       + ", ".join(r.key for r in res.rows if not r.ok), soft_wrap=True)
         return 0 if res.ok else 1
-    df = leaderboard(entries_from_scores(scores), table=args.table)
-    print_table(df, title=f"Beside the paper's Table {args.table}", console=console, highlight="ours")
+    entries = load_entries(src) if src else entries_from_scores(scores)
+    df = leaderboard(entries, table=args.table)
+    shown = ci_cells(df, ("valence", "arousal", "average"))
+    print_table(shown, title=f"Ours by group, then the paper's Table {args.table}", console=console, highlight="ours")
+    console.print("[low, high]: 95% percentile bootstrap over video clusters, where the source holds one",
+                  style="dim", markup=False, highlight=False, soft_wrap=True)
+    for name, rows in (paired_tables(src).items() if src else []):
+        paired = pl.DataFrame(rows, infer_schema_length=None)
+        print_table(paired_display(paired), title=f"Table {name}: paired differences (row - against; resolved: the "
+                    "interval excludes 0)", console=console)  # fmt: skip
     if args.out:
         save_table(df.drop("ours"), args.out)
     return 0

@@ -187,3 +187,65 @@ def test_demo_scores_carry_interval_bounds_beside_the_unchanged_scores(experimen
     assert fold0["p_va_ci_low"] == ci.p_va.low and fold0["p_va_ci_high"] == ci.p_va.high
     assert set(fold0) == {f"{m}{s}" for m in ("ccc_v", "ccc_a", "p_va") for s in ("", "_ci_low", "_ci_high")}
     assert f"{cfg.name}/tableIV/fold1/audio_only" in scores
+
+
+def _leaderboard_text(capsys, *args: str) -> str:
+    assert main(["leaderboard", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_leaderboard_reads_a_fold_folder_an_experiment_folder_and_a_scores_file(experiment, tmp_path, capsys):
+    from harness.commands.leaderboard import load_entries, resolve_source
+
+    _, _, cfg, out, t1, _, _ = experiment
+    fold0 = run_dir_for(out, cfg, 0)
+    assert resolve_source(fold0) == ("run", fold0) and resolve_source(out) == ("experiment", out)
+    rows = {e.name: e for e in load_entries(fold0)}
+    assert set(rows) == {"fold0/bdca (validation)", "fold0/bdca (test)"}  # fold 0 has test labels here
+    test_row = rows["fold0/bdca (test)"]
+    ci = t1.interval(t1.results[0])
+    assert test_row.group == "test" and test_row.bounds["p_va"] == (ci.p_va.low, ci.p_va.high)
+    assert rows["fold0/bdca (validation)"].bounds is None  # the run's interval is of its reported (test) score
+    text = _leaderboard_text(capsys, str(fold0))
+    assert f"{ci.p_va.estimate:.3f} [" in text and "paper Table II" in text
+
+    groups = {e.group for e in load_entries(out)}
+    assert groups == {"test", "validation", "ablation"}
+    text = _leaderboard_text(capsys, str(out), "--out", str(tmp_path / "lb"))
+    assert "Table IV: paired differences" in text and "Concat w/o BDCA - BDCA w/o DW" in text
+    md = (tmp_path / "lb.md").read_text()
+    assert "| group |" in md and "fold1/audio_only (validation)" in md
+
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps({
+        "quick/fold0/bdca": {"ccc_v": 0.5, "ccc_a": 0.6, "p_va": 0.55, "ccc_v_ci_low": 0.4, "ccc_v_ci_high": 0.6,
+                             "ccc_a_ci_low": 0.5, "ccc_a_ci_high": 0.7, "p_va_ci_low": 0.45, "p_va_ci_high": 0.65},
+        "quick/test/bdca": {"ccc_v": 0.4, "ccc_a": 0.5, "p_va": 0.45},
+        "quick/tableIV/fold0/concat": {"ccc_v": 0.3, "ccc_a": 0.4, "p_va": 0.35},
+        "quick/test/oracle_fraction": {"p_va": 0.7},
+        "face_check": {"detected_fraction": 1.0},
+        "platform": {"cpu_model": "x"},
+    }))  # fmt: skip
+    entries = {e.name: e for e in load_entries(scores)}
+    assert {k: e.group for k, e in entries.items()} == {
+        "quick/fold0/bdca": "validation", "quick/test/bdca": "test", "quick/tableIV/fold0/concat": "ablation",
+        "quick/test/oracle_fraction": "oracle"}  # fmt: skip
+    text = _leaderboard_text(capsys, str(scores))
+    assert "0.550 [0.45, 0.65]" in text
+    order = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")]
+    first = [g for g in order if g]
+    assert first[:4] == ["test", "validation", "ablation", "oracle"]  # grouped, ours first
+
+
+def test_leaderboard_names_what_it_looked_for(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["leaderboard", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "no summary.json (a run or fold folder" in err and "scores.json" in err
+
+
+def test_leaderboard_never_cuts_a_row_name_off_a_terminal(experiment, capsys):
+    _, _, _, out, *_ = experiment
+    text = _leaderboard_text(capsys, str(out))
+    assert "…" not in text and "fold1/bdca_no_dw (validation)" in text
+    assert "8th ABAW baseline (Kollias et al. 2025)" in text
