@@ -22,6 +22,9 @@ from models.errors import CheckpointError, CheckpointShapeError, ModelError
 EXPANSION = 4
 """Output channels of a bottleneck block as a multiple of its inner width (ResNet-50's 4)."""
 
+RESNET50 = (64, (3, 4, 6, 3))
+"""(width, layers) of ResNet-50, the only shape torchvision's ImageNet weights fit."""
+
 IMAGENET_CLASSIFIER = ("fc.weight", "fc.bias")
 """Keys of torchvision's 1000-way ImageNet classifier, which the valence/arousal head replaces."""
 
@@ -206,9 +209,13 @@ def load_imagenet_weights(model: ResNetVA, state: dict[str, torch.Tensor], sourc
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:4])}"
                          f"{', ...' if len(unexpected) > 4 else ''})")  # fmt: skip
+        c = model.config
+        if (c.width, c.layers) != RESNET50:
+            parts.append(f"ImageNet ResNet-50 weights need width 64 and layers (3, 4, 6, 3); this network has width "
+                         f"{c.width} and layers {c.layers}")  # fmt: skip
         raise CheckpointError(
-            f"{source}: not torchvision's resnet50 ImageNet weights (a state dict of conv1, bn1, layer1-4, fc): "
-            + "; ".join(parts)
+            f"{source}: not torchvision's resnet50 ImageNet weights (a state dict of conv1, bn1, layer1-4, fc), or "
+            "not this network's: " + "; ".join(parts)
         )
     for k, v in theirs.items():
         if tuple(v.shape) != tuple(own[k].shape):
