@@ -283,7 +283,7 @@ def train_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold, run_d
         barrier()
         show = cfg.runtime.progress if progress is None else progress
         t0 = time.perf_counter()
-        evaluate = (_frame_evaluator(val_items, crop_transform(size, 0.0, False), cfg.runtime.eval_batch)
+        evaluate = (_frame_evaluator(val_items, crop_transform(size, 0.0, False), cfg.stage1.extract_batch)
                     if len(val_items) >= 2 else None)  # fmt: skip
         result = fit(model, FrameDataset(items, crop_transform(size, b.hflip, True)), frame_loss, b.loop,
                      cfg.deepspeed, run, seed=cfg.seed, evaluate=evaluate, resume=resume,
@@ -318,7 +318,8 @@ def _finish(cfg: Config, layout: Any, cache: Any, fold: Fold, run: RunDir, items
     model = build_model(cfg.baseline_config())
     model.load_state_dict(load_weights(run.best_weights))
     forward = module_forward(model)
-    size, batch, workers = cfg.baseline_config().img_size, cfg.runtime.eval_batch, cfg.runtime.num_workers
+    # Frames per forward as stage 1's feature extraction: small convolutions run faster on larger batches.
+    size, batch, workers = cfg.baseline_config().img_size, cfg.stage1.extract_batch, cfg.runtime.num_workers
     transform = crop_transform(size, 0.0, False)
     fill = no_face_prediction(model, [it.path for it in items], transform, batch, workers)
     notes: list[str] = []
