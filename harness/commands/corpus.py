@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from harness.progress import StepProgress
 from preprocessing.corpus import PRESETS, CorpusManifest, make_corpus
 
 NAME = "corpus"
@@ -33,30 +33,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def summary_table(manifest: CorpusManifest, title: str) -> Table:
-    """The end-of-run table: per split counts and the oracle's CCC ceiling (fits an 80-column terminal)."""
+    """The end-of-run table: per split counts and the largest share one video carries (fits 80 columns).
+
+    Args:
+        manifest: the corpus manifest.
+        title: the table's title.
+
+    Returns:
+        The rich table.
+    """
     table = Table(
         title=title,
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         padding=(0, 1),
         collapse_padding=True,
-        caption="oracle: CCC of the labels vs the clean latent (see oracle_meaning in corpus_manifest.json)",
+        caption="largest video: the biggest share of the split's scored frames one raw video carries "
+        "(both people of a two-person video together)",
     )
-    headers = (
-        "split",
-        "videos",
-        "people",
-        "frames",
-        "faces\nmissing",
-        "-5\nframes",
-        "oracle\nCCC_V",
-        "oracle\nCCC_A",
-        "oracle\nP_VA",
-    )
+    headers = ("split", "videos", "people", "frames", "faces\nmissing", "-5\nframes", "two-\nperson", "largest\nvideo")
     for col in headers:
         table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
+    shares = manifest.max_video_share()
     for split, row in manifest.summary().items():
-        o = manifest.oracle.get(split)
+        share = shares.get(split)
         table.add_row(
             split,
             str(row["videos"]),
@@ -64,29 +64,54 @@ def summary_table(manifest: CorpusManifest, title: str) -> Table:
             str(row["frames"]),
             str(row["missing_faces"]),
             str(row["unannotated"]),
-            *((f"{o.ccc_v:.4f}", f"{o.ccc_a:.4f}", f"{o.p_va:.4f}") if o else ("-", "-", "-")),
+            str(row["two_person"]),
+            f"{share:.1%}" if share is not None and split != "all" else "-",
             end_section=split == "Test",
         )
+    return table
+
+
+def ceilings_table(manifest: CorpusManifest) -> Table:
+    """Per split: the oracle's CCC and the visual-only and audio-only ceilings (fits 80 columns).
+
+    Args:
+        manifest: the corpus manifest; ceilings it lacks (older manifests) print as "-".
+
+    Returns:
+        The rich table.
+    """
+    table = Table(
+        title="Ceilings: the best CCC each kind of predictor could reach",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+        caption="oracle: the clean latent; visual / audio: ideal readers of the face / the voice alone "
+        "(definitions: oracle_meaning in corpus_manifest.json)",
+    )
+    table.add_column("split", justify="left", no_wrap=True)
+    groups = (("oracle", manifest.oracle), ("visual", manifest.oracle_visual), ("audio", manifest.oracle_audio))
+    for name, _ in groups:
+        table.add_column(f"{name}\nV / A", justify="right", no_wrap=True)
+        table.add_column(f"{name}\nP_VA", justify="right", no_wrap=True)
+    for split in manifest.summary():
+        cells: list[str] = []
+        for _, scores in groups:
+            o = scores.get(split)
+            cells += [f"{o.ccc_v:.3f}/{o.ccc_a:.3f}", f"{o.p_va:.3f}"] if o else ["-", "-"]
+        table.add_row(split, *cells, end_section=split == "Test")
     return table
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
     start = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]corpus[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("frames"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(f"{args.size} seed {args.seed}", total=None)
+    label = f"corpus {args.size} seed {args.seed}"
+    # A bar in a terminal, a line every few seconds off one (CI logs): rendering is counted in frames.
+    with StepProgress(label, console=console, unit="frames", plain_interval_s=5.0, transient=False) as bar:
 
         def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"{args.size} seed {args.seed}: {what}")
+            bar.update(done, total, info=what)
 
         manifest = make_corpus(
             args.out, seed=args.seed, size=args.size, progress=progress, workers=args.workers, force=args.force
@@ -99,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
             f"generator {manifest.generator_version})",
         )
     )
+    console.print(ceilings_table(manifest))
     s = manifest.summary()["all"]
     console.print(
         f"{s['two_person']} two-person video(s), {s['no_audio']} without an audio track; "
-        f"oracle = labels vs the clean latent (see corpus_manifest.json: oracle_meaning). Done in {elapsed:.1f} s."
+        f"see corpus_manifest.json (oracle_meaning) for what each ceiling assumes. Done in {elapsed:.1f} s."
     )
     return 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from harness.progress import StepProgress
 from preprocessing.crops import extract_crops, lock_crops
 from preprocessing.faces.detectors import DEFAULT_DETECTOR, DETECTORS, get_detector
 from submissions.locking import release_lock
@@ -61,15 +61,7 @@ def _extract(args: argparse.Namespace) -> int:
     options = {"input_size": args.input_size} if args.detector == "scrfd" else {}
     detector = get_detector(args.detector, weights=args.detector_weights, weights_dir=args.weights_dir, **options)
     console = Console()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(args.name or args.video, total=None)
+    with StepProgress(args.name or str(args.video), console=console, unit="frames", plain_interval_s=5.0) as bar:
         report = extract_crops(
             args.video,
             args.out,
@@ -77,7 +69,7 @@ def _extract(args: argparse.Namespace) -> int:
             detector=detector,
             stride=args.stride,
             two_person=args.two_person,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(done, total),
         )
     table = Table(
         title=f"{report.video}: {report.frames} frames" + (" (already done, skipped)" if report.skipped else "")

@@ -7,9 +7,9 @@ import argparse
 import polars as pl
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
 
 from harness.preprocess import PreprocessConfig, preprocess
+from harness.progress import StepProgress
 from harness.tables import print_table
 
 NAME = "preprocess"
@@ -47,10 +47,9 @@ def run(args: argparse.Namespace) -> int:
                            input_size=args.input_size,
                            audio=not args.no_audio, vggish=args.vggish, encoder=args.encoder,
                            encoder_config=args.encoder_config)
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("videos", total=None)
+    with StepProgress("preprocess", console=console, unit="videos") as bar:
         results = preprocess(args.input, args.out, cfg, strict=args.strict,
-                             progress=lambda v, i, n: bar.update(task, completed=i, total=n, description=v))
+                             progress=lambda v, i, n: bar.update(i, n, info=v))
     df = pl.DataFrame([
         {"video": r.video, "frames": r.frames, "fps": r.fps, "audio track": "yes" if r.has_audio else "no",
          "faces found": "-" if r.with_face is None else f"{r.with_face}/{r.with_face + r.without_face}",
