@@ -178,7 +178,10 @@ def run_interval(res: Stage2Result, layout: Any) -> tuple[ClusterStats | None, B
         return None, None
     ci = bootstrap_ci(stats)
     doc = {"on": res.reported_on, "videos": stats.videos, "frames": stats.frames, **ci.as_dict()}
-    atomic_write_text(res.run_dir / "bootstrap.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    path = res.run_dir / "bootstrap.json"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:  # a rerun leaves a finished run untouched
+        atomic_write_text(path, text)
     return stats, ci
 
 
