@@ -1,0 +1,81 @@
+"""Shrinking a demo or experiment folder: the DeepSpeed checkpoints of finished runs are most of its bytes.
+
+A run folder keeps `checkpoints/` so that an interrupted run resumes from its last epoch. Once the run has its final
+record (`metrics.jsonl` ends with `{"event": "final"}`), a rerun reuses it from the final record and
+`best.safetensors` alone, so its checkpoints can go without losing anything a rerun needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from submissions.errors import HarnessError
+
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class CleanReport:
+    """What `clean_checkpoints` found (and removed, unless a dry run).
+
+    Args:
+        removed: the checkpoint folders of finished runs.
+        kept: checkpoint folders of runs without a final record (interrupted: `--resume` needs them).
+        freed_bytes: bytes in `removed`.
+        total_bytes: bytes under the root before cleaning.
+    """
+
+    removed: list[Path]
+    kept: list[Path]
+    freed_bytes: int
+    total_bytes: int
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            p = Path(dirpath) / f
+            if not p.is_symlink():
+                total += p.stat().st_size
+    return total
+
+
+def run_is_finished(run: Path) -> bool:
+    """Whether `run/metrics.jsonl` ends with the final record (`harness.runs.RunDir.write_final`)."""
+    try:
+        lines = [x for x in (run / METRICS).read_text(encoding="utf-8").splitlines() if x.strip()]
+        return bool(lines) and json.loads(lines[-1]).get("event") == "final"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def clean_checkpoints(root: Path, dry_run: bool = False) -> CleanReport:
+    """Remove the `checkpoints/` folders of every finished run under `root`.
+
+    Args:
+        root: a demo, experiment or run folder.
+        dry_run: only report what would go.
+
+    Raises:
+        HarnessError: `root` is not a folder.
+    """
+    if not root.is_dir():
+        raise HarnessError(f"{root}: error: not a folder")
+    total = _size(root)
+    removed, kept, freed = [], [], 0
+    # Sorted walk: the report lists folders in the same order on every machine.
+    for ckpt in sorted(p for p in root.rglob(CHECKPOINTS) if p.is_dir() and not p.is_symlink()):
+        if run_is_finished(ckpt.parent):
+            freed += _size(ckpt)
+            removed.append(ckpt)
+            if not dry_run:
+                shutil.rmtree(ckpt)
+        else:
+            kept.append(ckpt)
+    return CleanReport(removed, kept, freed, total)
