@@ -7,10 +7,17 @@ rendered in any order, in parallel, and still come out the same.
 Every size carries every feature: at least one two-person video, one video without an audio track, and in every
 split at least one video with unannotated (-5) stretches, one with frames that show no face, one with occlusions
 and one with silent stretches.
+
+A size may also bound how much of a split one video carries (`SizePreset.max_video_share`): the video bootstrap
+behind every confidence interval resamples raw videos, so a split dominated by one video gives an interval that
+means little. The planner shortens the longest videos of a split until none carries more than that share of the
+split's scored frames (a two-person video counts its frames twice, as the scorer does, and counts as one video,
+as the bootstrap does); `video_shares` measures it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -39,6 +46,10 @@ class SizePreset:
         two_person_size: (width, height) of two-person videos.
         face_px: (smallest, largest) face width in pixels (2.2 x the interocular distance).
         two_person: how many videos show two annotated people.
+        two_person_duration_s: (shortest, longest) length of two-person videos in seconds; None: `duration_s`.
+            Their frames count twice in a split's score, so a shorter range keeps their share in line.
+        max_video_share: the largest share of a split's scored frames one raw video may carry (both people of a
+            two-person video together); the planner shortens the longest videos to meet it. None: no bound.
     """
 
     n_videos: int
@@ -47,12 +58,25 @@ class SizePreset:
     two_person_size: tuple[int, int]
     face_px: tuple[float, float]
     two_person: int
+    two_person_duration_s: tuple[float, float] | None = None
+    max_video_share: float | None = None
 
 
 PRESETS: dict[str, SizePreset] = {
     "small": SizePreset(7, (4.0, 6.0), ((256, 256), (256, 192)), (320, 192), (60.0, 150.0), 2),
     "medium": SizePreset(12, (10.0, 20.0), ((320, 240), (256, 256)), (320, 240), (72.0, 150.0), 2),
-    "default": SizePreset(24, (20.0, 60.0), ((320, 240), (256, 256)), (320, 240), (72.0, 150.0), 3),
+    # 48 videos of 12-28 s (two-person ones 6-13 s, counted twice): about the 960 s of the 24 videos of 20-60 s
+    # this size had before, with 10 test videos instead of 5 and none above 15 % of its split.
+    "default": SizePreset(
+        48,
+        (12.0, 28.0),
+        ((320, 240), (256, 256)),
+        (320, 240),
+        (72.0, 150.0),
+        3,
+        two_person_duration_s=(6.0, 13.0),
+        max_video_share=0.15,
+    ),
 }
 """small: tests (seconds to build); medium: quick experiments; default: the demo."""
 
@@ -208,7 +232,8 @@ def plan_corpus(seed: int, size: str, n_clips: int) -> list[VideoSpec]:
                 # Two people side by side are two different faces (and face each other).
                 person = replace(person, clip=(persons[0].clip + 1) % n_clips, mirror=not persons[0].mirror)
             persons.append(person)
-        n_frames = round(float(rng.uniform(*p.duration_s)) * FPS)
+        lengths = p.two_person_duration_s if is_two and p.two_person_duration_s else p.duration_s
+        n_frames = round(float(rng.uniform(*lengths)) * FPS)
         feats = {name: (int(rng.integers(1, 3)) if features[name][i] else 0) for name in FEATURES}
         videos.append(
             VideoSpec(
@@ -227,4 +252,94 @@ def plan_corpus(seed: int, size: str, n_clips: int) -> list[VideoSpec]:
                 seed=(seed, 0xC0DE, i),
             )
         )
+    if p.max_video_share is not None:
+        videos = cap_video_shares(videos, p.max_video_share, _shortest_frames(p))
     return videos
+
+
+def _shortest_frames(p: SizePreset) -> int:
+    return round(min(p.duration_s[0], (p.two_person_duration_s or p.duration_s)[0]) * FPS)
+
+
+def _weight(v: VideoSpec) -> int:
+    # Scored frames: every annotated person of a video is scored on every frame.
+    return v.n_frames * len(v.persons)
+
+
+def frame_shares(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, float]]:
+    """Share of its split's scored frames that each raw video carries.
+
+    Args:
+        rows: one (split, raw video name, scored frames) per raw video, where scored frames = frames x annotated
+            people (the scorer scores each person of a two-person video on every frame, and the video bootstrap
+            draws both people together as one cluster).
+
+    Returns:
+        split -> raw video name -> share in [0, 1]; the shares of a split sum to 1. Splits in `SPLITS` order first,
+        then any other split met; a split without frames is left out.
+    """
+    totals: dict[str, int] = {}
+    rows = list(rows)
+    for split, _, weight in rows:
+        totals[split] = totals.get(split, 0) + weight
+    order = [s for s in SPLITS if s in totals] + sorted(s for s in totals if s not in SPLITS)
+    return {split: {n: w / totals[split] for s, n, w in rows if s == split} for split in order if totals[split] > 0}
+
+
+def video_shares(plan: list[VideoSpec]) -> dict[str, dict[str, float]]:
+    """`frame_shares` of a plan: split -> raw video name -> its share of the split's scored frames."""
+    return frame_shares((v.split, v.name, _weight(v)) for v in plan)
+
+
+def max_video_share(plan: list[VideoSpec]) -> dict[str, float]:
+    """The largest share of a split's scored frames that one raw video carries, per split (see `frame_shares`).
+
+    Args:
+        plan: the videos of a corpus (from `plan_corpus`).
+
+    Returns:
+        split -> the largest share in (0, 1].
+    """
+    return {split: max(shares.values()) for split, shares in video_shares(plan).items()}
+
+
+def cap_video_shares(plan: list[VideoSpec], cap: float, min_frames: int) -> list[VideoSpec]:
+    """The plan with its longest videos shortened so that no video carries more than `cap` of its split.
+
+    Pure and deterministic: it only trims `n_frames` (every random draw of the plan happens before, and a video's
+    per-frame content is drawn later from its own seed), so the rest of the plan is unchanged. Each pass trims the
+    largest video of a split to the share the others leave it; trimming lowers the split's total, so passes repeat
+    until every share fits.
+
+    Args:
+        plan: the videos of a corpus.
+        cap: the largest share allowed, in (0, 1).
+        min_frames: no video is trimmed below this length.
+
+    Returns:
+        The trimmed plan, same order; `max_video_share` of it is <= cap for every split.
+
+    Raises:
+        CorpusSpecError: when the cap is outside (0, 1), or a split holds too few videos to meet it without a
+            video shorter than `min_frames`.
+    """
+    if not 0.0 < cap < 1.0:
+        raise CorpusSpecError(f"max_video_share must lie in (0, 1), got {cap}")
+    frames = [v.n_frames for v in plan]
+    for split in SPLITS:
+        members = [i for i, v in enumerate(plan) if v.split == split]
+        while members:
+            weights = {i: frames[i] * len(plan[i].persons) for i in members}
+            total = sum(weights.values())
+            big = min(members, key=lambda i: (-weights[i], i))  # the largest; the lower index breaks ties
+            if weights[big] <= cap * total:
+                break
+            # w <= cap * (others + w)  <=>  w <= cap * others / (1 - cap); the floors keep it on the safe side.
+            allowed = int(cap * (total - weights[big]) / (1.0 - cap)) // len(plan[big].persons)
+            if allowed < min_frames:
+                raise CorpusSpecError(
+                    f"{split}: {len(members)} video(s) cannot keep each video within {cap:.0%} of the split "
+                    f"without one shorter than {min_frames} frames; plan more videos per split"
+                )
+            frames[big] = allowed
+    return [v if v.n_frames == n else replace(v, n_frames=n) for v, n in zip(plan, frames, strict=True)]

@@ -18,7 +18,22 @@ from preprocessing.corpus.labels import (
     stretches_mask,
     va_trajectories,
 )
-from preprocessing.corpus.spec import PRESETS, SPLITS, CorpusSpecError, plan_corpus, split_counts
+from preprocessing.corpus.spec import (
+    FPS as PLAN_FPS,
+)
+from preprocessing.corpus.spec import (
+    PRESETS,
+    SPLITS,
+    CorpusSpecError,
+    PersonSpec,
+    VideoSpec,
+    cap_video_shares,
+    frame_shares,
+    max_video_share,
+    plan_corpus,
+    split_counts,
+    video_shares,
+)
 from preprocessing.corpus.voice import (
     SAMPLE_RATE,
     VoiceParams,
@@ -208,8 +223,10 @@ def test_plan_covers_every_feature_in_every_split(size: str) -> None:
     names = [n for v in plan for n in v.annotation_names]
     assert len(set(names)) == len(names)
     for v in plan:
-        lo, hi = preset.duration_s
-        assert lo * 25 - 1 <= v.n_frames <= hi * 25 + 1
+        lo, hi = preset.two_person_duration_s if v.two_person and preset.two_person_duration_s else preset.duration_s
+        # The share cap only ever shortens a video, never below the shortest length of the preset.
+        floor = min(preset.duration_s[0], (preset.two_person_duration_s or preset.duration_s)[0])
+        assert (floor if preset.max_video_share else lo) * 25 - 1 <= v.n_frames <= hi * 25 + 1
         assert v.width % 2 == 0 and v.height % 2 == 0
         for p in v.persons:
             assert p.face_px <= 0.38 * max(v.width, v.height) + 1e-9
@@ -223,3 +240,123 @@ def test_plan_is_a_function_of_the_seed() -> None:
         plan_corpus(0, "huge", 2)
     with pytest.raises(CorpusSpecError, match="at least 3 videos"):
         split_counts(2)
+
+
+SHARE_CAP = PRESETS["default"].max_video_share
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_default_plan_has_power_for_every_seed(seed: int) -> None:
+    # Issue 13 item 5: no raw video carries more than 15 % of a split's scored frames (the planner enforces it, so
+    # no slack), the test split has >= 10 videos, and the rendered total stays near the 960 s of the old plan.
+    plan = plan_corpus(seed, "default", n_clips=2)
+    shares = max_video_share(plan)
+    assert set(shares) == set(SPLITS)
+    assert all(share <= SHARE_CAP for share in shares.values()), shares
+    assert sum(v.split == "Test" for v in plan) >= 10
+    assert 800 <= sum(v.n_frames for v in plan) / PLAN_FPS <= 1100
+    two = [v for v in plan if v.two_person]
+    assert {v.split for v in two} >= {"Train", "Test"}
+    for split in SPLITS:
+        vids = [v for v in plan if v.split == split]
+        for feature in ("unannotated", "no_face", "occlusion", "silent"):
+            assert any(v.features[feature] for v in vids), (seed, split, feature)
+    assert [v.audio for v in plan].count("absent") == 1
+
+
+def test_default_plan_numbers() -> None:
+    plan = plan_corpus(0, "default", n_clips=2)
+    assert split_counts(48) == {"Train": 28, "Validation": 10, "Test": 10}
+    shares = video_shares(plan)
+    for split, by_video in shares.items():
+        assert sum(by_video.values()) == pytest.approx(1.0)
+        assert len(by_video) == split_counts(48)[split]
+    # Both people of a two-person video are one entry, weighted twice.
+    two = next(v for v in plan if v.two_person and v.split == "Test")
+    test_frames = sum(v.n_frames * len(v.persons) for v in plan if v.split == "Test")
+    assert shares["Test"][two.name] == pytest.approx(2 * two.n_frames / test_frames)
+
+
+def test_small_and_medium_plans_are_unchanged() -> None:
+    # The CI's guarded quick-demo scores come from the small corpus: these are its videos before the share cap
+    # existed (generator 1.0.0), and the cap must leave them alone.
+    small = plan_corpus(0, "small", n_clips=2)
+    assert [(v.name, v.split, v.n_frames, v.two_person, v.audio) for v in small] == [
+        ("001-25-256x192", "Validation", 126, False, "present"),
+        ("002-25-320x192", "Train", 147, True, "present"),
+        ("003-25-256x192", "Train", 148, False, "absent"),
+        ("004-25-256x256", "Train", 134, False, "present"),
+        ("005-25-320x192", "Test", 115, True, "present"),
+        ("006-25-256x192", "Train", 113, False, "present"),
+        ("007-25-256x256", "Train", 110, False, "present"),
+    ]
+    assert PRESETS["small"].max_video_share is None and PRESETS["medium"].max_video_share is None
+    assert max_video_share(small)["Test"] == 1.0  # one test video: the small corpus is for tests, not for CIs
+
+
+def _video(i: int, split: str, n_frames: int, persons: int) -> VideoSpec:
+    person = PersonSpec("S", 0, False, (1.0, 1.0, 1.0), 80.0, 120.0, 1.0)
+    return VideoSpec(
+        index=i,
+        name=f"{i:03d}",
+        split=split,
+        fps=25,
+        n_frames=n_frames,
+        width=320,
+        height=240,
+        persons=(person,) * persons,
+        audio="present",
+        features=dict.fromkeys(("unannotated", "no_face", "occlusion", "silent"), 0),
+        annotation_sd=0.05,
+        snr_db=10.0,
+        seed=(0, i),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    videos=st.lists(
+        st.tuples(st.sampled_from(SPLITS), st.integers(100, 2000), st.integers(1, 2)), min_size=1, max_size=30
+    ),
+    cap=st.floats(0.05, 0.9),
+)
+def test_cap_video_shares_meets_the_cap_or_says_why(videos: list[tuple[str, int, int]], cap: float) -> None:
+    plan = [_video(i, split, n, k) for i, (split, n, k) in enumerate(videos)]
+    try:
+        capped = cap_video_shares(plan, cap, min_frames=50)
+    except CorpusSpecError as exc:
+        assert "plan more videos" in str(exc)
+        # Every video stays >= min_frames, so the largest one is always left at least
+        # cap * min_frames * (people of the others) / (1 - cap) frames-times-people: with two-person videos at
+        # most, a split of P people can always be met when cap * (P - 2) > 2 * (1 - cap). It raised, so some
+        # split must fail that.
+        people = {s: sum(len(v.persons) for v in plan if v.split == s) for s in SPLITS}
+        assert any(n > 0 and not cap * (n - 2) > 2 * (1 - cap) + 1e-9 for n in people.values()), people
+        return
+    assert all(share <= cap + 1e-12 for share in max_video_share(capped).values())
+    for before, after in zip(plan, capped, strict=True):
+        assert after.n_frames <= before.n_frames and after.n_frames >= min(50, before.n_frames)
+        assert (after.name, after.split, after.persons, after.seed) == (
+            before.name,
+            before.split,
+            before.persons,
+            before.seed,
+        )
+    if all(share <= cap for share in max_video_share(plan).values()):
+        assert capped == plan  # a plan that already fits is left alone
+
+
+def test_cap_video_shares_trims_only_the_dominant_video() -> None:
+    plan = [_video(0, "Test", 1000, 2)] + [_video(i, "Test", 300, 1) for i in range(1, 10)]
+    assert max_video_share(plan)["Test"] == pytest.approx(2000 / 4700)
+    capped = cap_video_shares(plan, 0.15, min_frames=100)
+    assert [v.n_frames for v in capped[1:]] == [300] * 9
+    # 2 n <= 0.15 (2 n + 2700)  ->  n <= 238.2
+    assert capped[0].n_frames == 238
+    assert max_video_share(capped)["Test"] <= 0.15
+    with pytest.raises(CorpusSpecError, match="Test: 3 video"):
+        cap_video_shares(plan[:3], 0.15, min_frames=100)
+    with pytest.raises(CorpusSpecError, match="in \\(0, 1\\)"):
+        cap_video_shares(plan, 1.0, min_frames=100)
+    assert frame_shares([("Test", "a", 0)]) == {}  # a split without scored frames has no shares
