@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from preprocessing.corpus import grid
+from preprocessing.corpus.ceilings import ceiling_scores, modality_views
 from preprocessing.corpus.manifest import (
     GENERATOR_VERSION,
     MANIFEST_FILE,
@@ -71,11 +72,13 @@ class VideoResult:
         entry: its manifest entry.
         labels: annotation name -> (N, 2) labels as written.
         clean: annotation name -> (N, 2) clean latent.
+        views: what the ideal one-modality readers predict (`ceilings.modality_views`).
     """
 
     entry: VideoEntry
     labels: dict[str, np.ndarray]
     clean: dict[str, np.ndarray]
+    views: dict[str, dict[str, np.ndarray]]
 
 
 def build_video(spec: VideoSpec, root: Path, clips_dir: Path | None = None) -> VideoResult:
@@ -138,6 +141,7 @@ def build_video(spec: VideoSpec, root: Path, clips_dir: Path | None = None) -> V
         entry=entry,
         labels={tr.name: tr.labels for tr in script.persons},
         clean={tr.name: tr.clean for tr in script.persons},
+        views=modality_views(script),
     )
 
 
@@ -151,6 +155,11 @@ def oracle_scores(results: list[VideoResult]) -> dict[str, OracleScore]:
         s = score_va(labels, clean)
         out[split] = OracleScore(round(s.ccc_v, 6), round(s.ccc_a, 6), round(s.p_va, 6), s.frames)
     return out
+
+
+def _modality_ceilings(results: list[VideoResult]) -> dict[str, dict[str, OracleScore]]:
+    ceilings = ceiling_scores([(r.entry.split, r.labels, r.views, r.clean) for r in results], SPLITS)
+    return {"oracle_visual": ceilings["visual"], "oracle_audio": ceilings["audio"]}
 
 
 def is_complete(root: Path, manifest: CorpusManifest) -> bool:
@@ -279,6 +288,7 @@ def make_corpus(
         sample_rate=SAMPLE_RATE,
         videos=tuple(r.entry for r in ordered),
         oracle=oracle_scores(ordered),
+        **_modality_ceilings(ordered),
         sources=tuple(SourceEntry(c.name, c.sha256, c.landmark_source, c.quiet) for c in clips),
     )
     write_manifest(root, manifest)

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preprocessing.corpus.spec import frame_shares
 from submissions.atomic import atomic_write_text
 from submissions.errors import HarnessError
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 """Bump whenever the same seed would give a different corpus; an existing corpus of another version is rebuilt."""
 
 MANIFEST_FILE = "corpus_manifest.json"
@@ -30,7 +31,18 @@ ORACLE_MEANING = (
     "`annotation_noise_sd`, Gaussian-filtered with sigma 0.15 s), clipped to [-1, 1] and rounded to 3 decimals. "
     "A model that recovered the latent exactly from the media would score this; beating it means fitting the "
     "annotation noise. It is a ceiling, not a promise: the rendering nuisances listed under `noise` can hide part "
-    "of the latent."
+    "of the latent. "
+    "`oracle_visual` and `oracle_audio` score, the same way, ideal readers of one modality "
+    "(preprocessing.corpus.ceilings). Visual: where the mouth is in view (no lower-face patch) it reads valence as "
+    "the smile the face is rendered with, V - I + smile jitter (I = w x y, the interaction share that needs the "
+    "voice's brightness y); where the eyes are in view it reads arousal exactly from the eye opening. Audio: on the "
+    "frames where the person's own voice sounds (never in silent stretches or in the video without a track; in a "
+    "two-person video only in that person's turns, and the reader is told whose voice it hears) it reads arousal "
+    "exactly from the prosody and valence exactly from the breathiness, a faint but exact function of V. Between "
+    "seen frames both interpolate linearly, beyond them they hold the nearest value, and a person a modality never "
+    "sees gets the Train split's mean clean value. Pose, light, compression and background noise are ignored, as "
+    "for the oracle. They are what ideal reading of one modality allows on this corpus (a model beats one only by "
+    "fitting the annotation noise or guessing hidden stretches better than a straight line); they are not targets."
 )
 
 NOISE = {
@@ -172,7 +184,10 @@ class CorpusManifest:
         videos: every raw video, in corpus order.
         oracle: split name ("Train", "Validation", "Test", "all") -> the oracle's score.
         sources: the GRID clips the faces come from.
-        oracle_meaning: what the oracle score is, in words.
+        oracle_visual: split name -> the ideal face-only reader's score (see `oracle_meaning`); empty in
+            manifests written before generator 1.1.0.
+        oracle_audio: split name -> the ideal voice-only reader's score (see `oracle_meaning`); empty likewise.
+        oracle_meaning: what the oracle and the two modality ceilings are, in words.
         noise: the noise the generator adds, in words.
     """
 
@@ -183,6 +198,8 @@ class CorpusManifest:
     videos: tuple[VideoEntry, ...]
     oracle: dict[str, OracleScore]
     sources: tuple[SourceEntry, ...]
+    oracle_visual: dict[str, OracleScore] = field(default_factory=dict)
+    oracle_audio: dict[str, OracleScore] = field(default_factory=dict)
     oracle_meaning: str = ORACLE_MEANING
     noise: dict[str, str] = field(default_factory=lambda: dict(NOISE))
 
@@ -224,6 +241,17 @@ class CorpusManifest:
             }
         return out
 
+    def video_shares(self) -> dict[str, dict[str, float]]:
+        """Split -> raw video -> its share of the split's scored frames (see `spec.frame_shares`).
+
+        Both people of a two-person video count together, as the video bootstrap draws them.
+        """
+        return frame_shares((v.split, v.name, v.frames * len(v.persons)) for v in self.videos)
+
+    def max_video_share(self) -> dict[str, float]:
+        """Split -> the largest share of its scored frames that one raw video carries."""
+        return {split: max(shares.values()) for split, shares in self.video_shares().items()}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
         return asdict(self)
@@ -264,6 +292,8 @@ class CorpusManifest:
             videos=videos,
             oracle={k: OracleScore(**v) for k, v in d["oracle"].items()},
             sources=tuple(SourceEntry(**{**s, "quiet_frames": tuple(s["quiet_frames"])}) for s in d["sources"]),
+            oracle_visual={k: OracleScore(**v) for k, v in d.get("oracle_visual", {}).items()},
+            oracle_audio={k: OracleScore(**v) for k, v in d.get("oracle_audio", {}).items()},
             oracle_meaning=d.get("oracle_meaning", ORACLE_MEANING),
             noise=dict(d.get("noise", NOISE)),
         )

@@ -21,9 +21,11 @@ from preprocessing.corpus import (
     plan_corpus,
     read_manifest,
 )
+from preprocessing.corpus.ceilings import ceiling_scores, modality_views
 from preprocessing.corpus.grid import load_clips
 from preprocessing.corpus.labels import skewness
 from preprocessing.corpus.render import script_video
+from preprocessing.corpus.spec import max_video_share
 from preprocessing.corpus.writer import label_path
 from submissions.formats import parse_location, read_annotation
 from submissions.metrics import score_va
@@ -166,8 +168,18 @@ def test_manifest_oracle_is_what_it_claims(corpus: tuple[Path, CorpusManifest]) 
     # Re-derive the clean latent from the seed (pure, no rendering) and score the label files against it.
     clips = load_clips()
     labels, clean = {s: [] for s in SPLIT_DIRS}, {s: [] for s in SPLIT_DIRS}
-    for spec in plan_corpus(m.seed, m.size, len(clips)):
+    per_video = []
+    plan = plan_corpus(m.seed, m.size, len(clips))
+    for spec in plan:
         script = script_video(spec, clips)
+        per_video.append(
+            (
+                spec.split,
+                {tr.name: tr.labels for tr in script.persons},
+                modality_views(script),
+                {tr.name: tr.clean for tr in script.persons},
+            )
+        )
         for tr in script.persons:
             written = read_annotation(label_path(root, spec.split, tr.name))
             assert np.array_equal(written, tr.labels)
@@ -179,6 +191,18 @@ def test_manifest_oracle_is_what_it_claims(corpus: tuple[Path, CorpusManifest]) 
         assert m.oracle[split].frames == s.frames
     assert 0.5 < m.oracle["all"].p_va < 1.0
     assert "clean latent" in m.oracle_meaning
+    # The modality ceilings are what the ideal readers of the scripts score, for every split and "all".
+    ceilings = ceiling_scores(per_video)
+    assert m.oracle_visual == ceilings["visual"] and m.oracle_audio == ceilings["audio"]
+    assert set(m.oracle_visual) == set(m.oracle_audio) == set(m.oracle) == {*SPLIT_DIRS, "all"}
+    for split in m.oracle:
+        assert m.oracle_visual[split].frames == m.oracle_audio[split].frames == m.oracle[split].frames
+        assert 0.0 < m.oracle_audio[split].p_va < 1.0 and 0.0 < m.oracle_visual[split].p_va < 1.0
+    assert "oracle_visual" in m.oracle_meaning and "whose voice" in m.oracle_meaning
+    # A manifest written before the ceilings existed still reads, with none.
+    old = {k: v for k, v in m.to_dict().items() if k not in ("oracle_visual", "oracle_audio")}
+    assert CorpusManifest.from_dict(old).oracle_audio == {} and CorpusManifest.from_dict(old).oracle == m.oracle
+    assert m.max_video_share() == max_video_share(plan)
     summary = m.summary()
     assert summary["all"]["two_person"] == 2 and summary["all"]["no_audio"] == 1
     assert summary["all"]["unannotated"] > 0 and summary["all"]["missing_faces"] > 0
@@ -302,5 +326,5 @@ def test_cli_reuses_and_prints_the_summary(corpus: tuple[Path, CorpusManifest], 
     root, _ = corpus
     assert main(["corpus", "make", "--out", str(root), "--size", "small", "--seed", "0"]) == 0
     out = capsys.readouterr().out
-    for word in ("Train", "Validation", "Test", "oracle", "missing", "P_VA", "reused"):
+    for word in ("Train", "Validation", "Test", "oracle", "missing", "P_VA", "reused", "visual", "audio", "largest"):
         assert word in out
