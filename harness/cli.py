@@ -19,7 +19,15 @@ import harness.commands as commands_pkg
 from submissions.errors import FormatError, HarnessError
 
 
-def _command_modules() -> list[ModuleType]:
+def _command_modules(only: str | None = None) -> list[ModuleType]:
+    """The command modules; with `only`, just that command's module when it exists (the others are not imported:
+    some import scipy or torch at start-up, seconds that a refused input should not wait for)."""
+    if only and not only.startswith(("-", "_")):
+        name = only.replace("-", "_")
+        if any(info.name == name for info in pkgutil.iter_modules(commands_pkg.__path__)):
+            mod = importlib.import_module(f"harness.commands.{name}")
+            if getattr(mod, "NAME", None) == only and hasattr(mod, "run"):
+                return [mod]
     mods = []
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
@@ -30,15 +38,19 @@ def _command_modules() -> list[ModuleType]:
     return mods
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, one subparser per command module."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser, one subparser per command module.
+
+    Args:
+        only: build just this command's subparser (when it names a command); None builds them all.
+    """
     parser = argparse.ArgumentParser(
         prog="harness",
         description="BDCA audio-visual valence/arousal: preprocess, train, predict, score and submit (ABAW).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for mod in sorted(_command_modules(), key=lambda m: m.NAME):
+    for mod in sorted(_command_modules(only), key=lambda m: m.NAME):
         p = sub.add_parser(
             mod.NAME,
             help=mod.HELP,
@@ -86,7 +98,8 @@ def error_lines(exc: HarnessError) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `harness` console script; returns the process exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

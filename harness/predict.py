@@ -328,6 +328,14 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
     if weights is None or not weights.is_file():
         raise PredictError(f"{run_dir}: cannot find the stage-1 encoder weights; pass --encoder PATH "
                            "(stage1/finetune/best.safetensors of the run that made its features)")  # fmt: skip
+    from models.registry import build_model
+
+    vit = build_model(cfg.vit_config())
+    try:
+        # Read before the slow preprocessing, so a corrupt or foreign encoder file is named at once.
+        vit.load_state_dict(load_weights(weights))
+    except (RuntimeError, ValueError, KeyError) as exc:  # a readable file of another model
+        raise PredictError(f"{weights}: not the weights of the run's stage-1 encoder ({_one_line(exc)})") from None
     work = Path(out_dir) / "work"
     results = preprocess(video, work, PreprocessConfig(faces=faces, vggish=vggish, detector=detector), strict=True)
     fps = results[0].fps if results else None
@@ -340,13 +348,6 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
 
     one = SimpleNamespace(train=[], validation=[], test=[entry])
 
-    from models.registry import build_model
-
-    vit = build_model(cfg.vit_config())
-    try:
-        vit.load_state_dict(load_weights(weights))
-    except (RuntimeError, ValueError, KeyError) as exc:  # a readable file of another model
-        raise PredictError(f"{weights}: not the weights of the run's stage-1 encoder ({_one_line(exc)})") from None
     stat = weights.stat()
     fhash = stable_hash({"weights": str(weights.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                          "encoder": cfg.to_dict()["encoder"]})  # fmt: skip

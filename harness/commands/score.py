@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from pathlib import Path
 
 import polars as pl
 from rich.console import Console
 
 from harness.tables import print_table
 from submissions.bootstrap import RESAMPLES, SEED, BootstrapCI
-from submissions.scoring import score_files
+from submissions.scoring import ScoreReport, score_files
 
 NAME = "score"
 HELP = "Score predictions (single file or per-video folder) against annotation files: CCC_V, CCC_A, P_VA."
@@ -38,8 +40,30 @@ def ci_note(ci: BootstrapCI) -> str:
             f" {ci.resamples} resamples, seed {ci.seed}")
 
 
+def score_path(pred: str, labels: str) -> ScoreReport:
+    """Score a prediction file, a per-video folder, or a `harness submit` package (checked, then its predictions).
+
+    Args:
+        pred: what to score.
+        labels: the folder of annotation files.
+    """
+    import tempfile
+
+    from submissions.package import PREDICTION_NAME, inspect_package, is_zip_file
+
+    if not is_zip_file(pred):
+        return score_files(pred, labels)
+    with tempfile.TemporaryDirectory(prefix="harness-score-") as work:
+        _, problems = inspect_package(pred, None, work)  # safe extraction, manifest and checksums
+        if problems:
+            from submissions.errors import FormatError
+
+            raise FormatError([dataclasses.replace(p, path=f"{pred}!{PREDICTION_NAME}") for p in problems])
+        return score_files(Path(work) / PREDICTION_NAME, labels)
+
+
 def run(args: argparse.Namespace) -> int:
-    report = score_files(args.pred, args.labels)
+    report = score_path(args.pred, args.labels)
     ci = report.bootstrap(resamples=args.resamples, seed=args.seed)
     if args.json:
         out = report.as_dict() if args.per_video else {"total": report.total.as_dict(), "videos": report.videos}

@@ -65,16 +65,20 @@ def check_out(out: Path, force: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from harness.config import config_from_args
-    from harness.data import open_dataset
-    from harness.engine import init_distributed
 
+    # The output folder and the config are checked before torch and DeepSpeed are imported: a refused input is
+    # answered in a second.
     check_out(Path(args.out), args.force)
     cfg = config_from_args(args)
     if args.model:
         cfg = cfg.replace(**{"model.name": args.model})
+
+    from rich.console import Console
+
+    from harness.data import open_dataset
+    from harness.engine import init_distributed
+
     layout, cache = open_dataset(args.data, args.cache)
     progress = False if args.no_progress else None
     out = Path(args.out)
