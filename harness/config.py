@@ -473,10 +473,10 @@ def config_path(name_or_path: str | Path) -> Path:
         ConfigError: when neither exists.
     """
     p = Path(name_or_path)
-    if p.suffix in {".yaml", ".yml"} or p.is_file():
-        if not p.is_file():
+    if p.suffix in {".yaml", ".yml"} or (p.exists() and not p.is_dir()):
+        if not p.exists():
             raise ConfigError(f"{p}: config file not found")
-        return p
+        return p  # a folder or a FIFO is refused by the reader, with what it is
     named = CONFIG_DIR / f"{name_or_path}.yaml"
     if not named.is_file():
         known = ", ".join(sorted(f.stem for f in CONFIG_DIR.glob("*.yaml")))
