@@ -300,6 +300,9 @@ class ExperimentConfig:
             gives Table I's Baseline row on fold 0).
         ablation_folds: folds the ablations (Tables III and IV) run on.
         table3: also run Table III (visual-only on features without vs with fine-tuning).
+        seeds: stage-2 seeds: every (fold, row) is trained once per seed and the tables show the mean over seeds
+            ± their std beside the interval. Empty: the config's `seed` alone (`Config.stage2_seeds`), so that
+            the seed is never typed twice. Stage 1 (the shared encoder) always uses `seed`.
     """
 
     folds: tuple[int, ...]
@@ -308,6 +311,7 @@ class ExperimentConfig:
     ablation_models: tuple[str, ...]
     ablation_folds: tuple[int, ...]
     table3: bool
+    seeds: tuple[int, ...] = _spec(ge=0, le=MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -369,6 +373,11 @@ class Config:
     def visual_dim(self) -> int:
         """Width of the visual features: the encoder's CLS width."""
         return self.encoder.vit.embed_dim
+
+    @property
+    def stage2_seeds(self) -> tuple[int, ...]:
+        """The stage-2 seeds the experiment commands train: `experiment.seeds`, or the config's `seed` alone."""
+        return self.experiment.seeds or (self.seed,)
 
     def vit_config(self) -> ViTConfig:
         """The stage-1 valence/arousal ViT's config."""
@@ -886,6 +895,8 @@ def _check_cross(cfg: Config) -> None:
     temporal = list_models("temporal")
     if cfg.model.name not in temporal:
         raise ConfigError(f"model.name: {cfg.model.name!r} is not a temporal model ({', '.join(temporal)})")
+    if len(set(cfg.experiment.seeds)) != len(cfg.experiment.seeds):
+        raise ConfigError(f"experiment.seeds: a seed listed twice in {list(cfg.experiment.seeds)}")
     bad = [m for m in cfg.experiment.ablation_models if m not in temporal and m != BASELINE_ROW]
     if bad:
         raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)}) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import polars as pl
@@ -58,27 +59,51 @@ def print_table(df: pl.DataFrame, title: str | None = None, console: Console | N
     print_rich(rich_table(df, title, **kw), console or Console())
 
 
-def ci_cells(df: pl.DataFrame, metrics: tuple[str, ...], digits: int = 3, bound_digits: int = 2) -> pl.DataFrame:
-    """Replace each score column `m` (with `m_low`, `m_high` beside it) by cells like `0.690 [0.61, 0.75]`.
+def score_cell(estimate: float, low: float, high: float, std: float = float("nan"), digits: int = 3,
+               bound_digits: int = 2) -> str:  # fmt: skip
+    """`0.690 [0.61, 0.75]`, or with a spread over seeds `0.690 ± 0.012 [0.61, 0.75]`.
 
-    A row without bounds shows the score alone; a row without a score shows `-`. The bound columns are dropped.
+    The score alone without bounds, `-` without a score; the `± std` part only where std is finite (several seeds).
 
     Args:
-        df: the rows.
-        metrics: score columns that have `_low`/`_high` companions.
-        digits: digits of the score.
+        estimate: the score (the mean over seeds).
+        low: lower bound (NaN: none).
+        high: upper bound (NaN: none).
+        std: standard deviation over seeds (NaN: one seed).
+        digits: digits of the score and the std.
         bound_digits: digits of the bounds.
     """
     from submissions.bootstrap import Interval
 
+    text = Interval(estimate, low, high).cell(digits, bound_digits)
+    if not (math.isfinite(estimate) and math.isfinite(std)):
+        return text
+    head = f"{estimate:.{digits}f}"
+    return f"{head} ± {std:.{digits}f}{text[len(head):]}"
+
+
+def ci_cells(df: pl.DataFrame, metrics: tuple[str, ...], digits: int = 3, bound_digits: int = 2) -> pl.DataFrame:
+    """Replace each score column `m` (with `m_low`, `m_high` beside it) by cells like `0.690 [0.61, 0.75]`; where
+    an `m_std` column holds a finite std over seeds, `0.690 ± 0.012 [0.61, 0.75]` (`score_cell`).
+
+    A row without bounds shows the score alone; a row without a score shows `-`. The bound (and std) columns are
+    dropped.
+
+    Args:
+        df: the rows.
+        metrics: score columns that have `_low`/`_high` (and optionally `_std`) companions.
+        digits: digits of the score.
+        bound_digits: digits of the bounds.
+    """
+
     def cell(row: dict, m: str) -> str:
         nan = float("nan")
-        val = [nan if row.get(k) is None else float(row[k]) for k in (m, f"{m}_low", f"{m}_high")]
-        return Interval(*val).cell(digits, bound_digits)
+        val = [nan if row.get(k) is None else float(row[k]) for k in (m, f"{m}_low", f"{m}_high", f"{m}_std")]
+        return score_cell(*val, digits=digits, bound_digits=bound_digits)
 
     rows = list(df.iter_rows(named=True))
     out = df.with_columns(pl.Series(m, [cell(r, m) for r in rows], dtype=pl.Utf8) for m in metrics)
-    return out.drop([c for m in metrics for c in (f"{m}_low", f"{m}_high") if c in out.columns])
+    return out.drop([c for m in metrics for c in (f"{m}_low", f"{m}_high", f"{m}_std") if c in out.columns])
 
 
 def paired_display(paired: pl.DataFrame) -> pl.DataFrame:

@@ -10,10 +10,12 @@ EXAMPLES = [
     "harness ablate --config demo --data corpus/ --out runs/folds",
     "harness ablate --config quick --data corpus/ --out runs/quick --folds 0 --no-table3",
     "harness ablate --config demo --data corpus/ --out runs/folds --models bdca,concat",
+    "harness ablate --config demo --data corpus/ --out runs/folds --seeds 0,1 --no-table3",
 ]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from harness.commands.folds import add_seeds_argument
     from harness.config import add_config_arguments
 
     add_config_arguments(p)
@@ -21,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", help="feature cache root (default: DATA/features)")
     p.add_argument("--out", required=True, help="experiment folder (shared with `harness folds`)")
     p.add_argument("--folds", help="comma-separated folds (default: the config's experiment.ablation_folds)")
+    add_seeds_argument(p)
     p.add_argument("--models", help="comma-separated Table IV models (default: experiment.ablation_models)")
     p.add_argument("--no-table3", action="store_true", help="skip Table III")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
@@ -30,13 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.commands.folds import parse_folds, run_printer
+    from harness.commands.folds import parse_folds, run_printer, with_seeds
     from harness.config import config_from_args
     from harness.data import open_dataset
     from harness.engine import init_distributed
     from harness.experiments import run_ablation
 
-    cfg = config_from_args(args)
+    cfg = with_seeds(config_from_args(args), args.seeds)
     layout, cache = open_dataset(args.data, args.cache)
     main = init_distributed().is_main
     console = Console() if main else None
