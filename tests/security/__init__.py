@@ -1,0 +1,1 @@
+"""Hostile inputs: files that must run no code and exhaust nothing (issue 20)."""
