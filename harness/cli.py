@@ -92,7 +92,8 @@ def error_lines(exc: HarnessError) -> list[str]:
     text = str(exc).strip() or type(exc).__name__
     m = _LOCATION.match(text)
     if m:
-        return [f"{m['where']}: error: {_one_line(m['what'])}"]
+        # Some messages carry the severity already ("path: error: ..."): print it once.
+        return [f"{m['where']}: error: {_one_line(m['what']).removeprefix('error: ')}"]
     return [f"harness: error: {_one_line(text)}"]
 
 
