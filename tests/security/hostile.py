@@ -17,6 +17,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -74,7 +75,7 @@ def run_case(argv: list[str], timeout: float = 120.0, cwd: Path = REPO) -> Outco
         timeout: seconds before the process is killed (the outcome then has rc 124).
         cwd: working folder.
     """
-    out_path = cwd / f".hostile-{os.getpid()}-{time.monotonic_ns()}"
+    out_path = Path(tempfile.gettempdir()) / f"hostile-{os.getpid()}-{time.monotonic_ns()}"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
     env["COLUMNS"] = "80"  # where rich used to wrap messages
     env.setdefault("PYTHONPATH", str(REPO))
