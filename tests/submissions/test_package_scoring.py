@@ -162,7 +162,9 @@ def test_paper_tables_and_leaderboard():
     from submissions.leaderboard import Entry
 
     df = leaderboard([Entry("ours", 0.6, 0.65, 0.625, "run")])
-    assert df["name"].to_list()[:2] == ["BDCA", "ours"]
+    # Ours first (their own group), then the paper's rows of Table II sorted by P_VA, BDCA on top.
+    assert df["name"].to_list()[:2] == ["ours", "BDCA"]
+    assert df["group"].to_list()[:2] == ["validation", "paper Table II"] and df["rank"].to_list()[:2] == [1, 1]
     assert df.filter(df["name"] == "ours")["delta"][0] == pytest.approx(-0.007)
 
 
