@@ -18,6 +18,7 @@ from torch import nn
 
 from models.configs import ResNetConfig
 from models.errors import CheckpointError, CheckpointShapeError, ModelError
+from models.vit import check_image_batch
 
 EXPANSION = 4
 """Output channels of a bottleneck block as a multiple of its inner width (ResNet-50's 4)."""
@@ -113,12 +114,7 @@ class ResNetVA(nn.Module):
         Raises:
             ModelError: on any other shape.
         """
-        c = self.config
-        if x.ndim != 4 or tuple(x.shape[1:]) != (c.in_chans, c.img_size, c.img_size):
-            raise ModelError(
-                f"the ResNet takes images of shape (B, {c.in_chans}, {c.img_size}, {c.img_size}), got {tuple(x.shape)}"
-            )
-        return x.shape[0]
+        return check_image_batch(x, self.config.in_chans, self.config.img_size, "the ResNet")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled frame feature: (B, C, S, S) -> (B, feature_dim)."""

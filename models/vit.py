@@ -51,6 +51,23 @@ def init_vit_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+
+def check_image_batch(x: torch.Tensor, in_chans: int, img_size: int, what: str) -> int:
+    """The batch size of an image batch, after checking it is (B, in_chans, img_size, img_size).
+
+    Args:
+        x: the batch.
+        in_chans: channels the model takes.
+        img_size: height and width the model takes.
+        what: the model, for the message ("the ViT").
+
+    Raises:
+        ModelError: on any other shape.
+    """
+    if x.ndim != 4 or tuple(x.shape[1:]) != (in_chans, img_size, img_size):
+        raise ModelError(f"{what} takes images of shape (B, {in_chans}, {img_size}, {img_size}), got {tuple(x.shape)}")
+    return x.shape[0]
+
 class ViTEncoder(nn.Module):
     """The encoder: patch embedding, fixed sin-cos positions, CLS token, timm blocks, final LayerNorm."""
 
@@ -86,12 +103,7 @@ class ViTEncoder(nn.Module):
         Raises:
             ModelError: on any other shape.
         """
-        c = self.config
-        if x.ndim != 4 or tuple(x.shape[1:]) != (c.in_chans, c.img_size, c.img_size):
-            raise ModelError(
-                f"the ViT takes images of shape (B, {c.in_chans}, {c.img_size}, {c.img_size}), got {tuple(x.shape)}"
-            )
-        return x.shape[0]
+        return check_image_batch(x, self.config.in_chans, self.config.img_size, "the ViT")
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Patch tokens plus positions, with the CLS token prepended: (B, C, H, W) -> (B, 1+N, D)."""
