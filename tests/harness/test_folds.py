@@ -137,6 +137,10 @@ def test_tables_beside_the_paper_and_resumable(corpus, tmp_path):
     assert df.filter(pl.col("row") == "Mean")["average"][0] == pytest.approx(sum(ours) / 2, abs=1e-4)
     assert df["on"].to_list()[:2] == ["test", "validation"]  # fold 0 has test labels here; CV folds score held-out
     assert "Table I" in (out / "table_I.md").read_text()
+    # One seed (the config's): today's run folders, no seed level, no ± in the table, no std.
+    assert [r.run_dir for r in t1.results] == [out / "folds" / "fold0", out / "folds" / "fold1"]
+    assert not list(out.rglob("seed*")) and "±" not in (out / "table_I.md").read_text()
+    assert df["seeds"].to_list()[:2] == ["0", "0"] and all(math.isnan(x) for x in df["average_std"].to_list())
 
     reports = {r.name: r for r in run_ablation(cfg, layout, cache, out)}
     iv = pl.read_csv(out / "table_IV.csv")
