@@ -84,3 +84,20 @@ def test_recorded_check_passes_on_another_machines_arithmetic(first_run, tmp_pat
     assert main(["leaderboard", "--check", "--scores", str(other / "scores.json")]) == 0
     out = capsys.readouterr().out
     assert "mode: band" in out and "aten_capability" in out
+
+
+@pytest.mark.slow
+def test_a_cleaned_demo_reruns_without_training_and_gives_the_same_scores(first_run, tmp_path):
+    """`harness clean` drops only what a rerun does not need: the rerun trains nothing and writes the same scores."""
+    import shutil
+
+    from harness.clean import clean_checkpoints
+
+    copy = tmp_path / "copy"
+    shutil.copytree(first_run, copy)
+    rep = clean_checkpoints(copy)
+    assert rep.removed and not rep.kept and rep.freed_bytes > rep.total_bytes / 2
+    before = (copy / "scores.json").read_text()
+    run_quick_demo(copy)
+    assert (copy / "scores.json").read_text() == before
+    assert not list(copy.rglob("checkpoints")), "a run trained again after clean"

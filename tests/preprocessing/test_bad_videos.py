@@ -383,7 +383,7 @@ def test_strict_stops_at_the_first_bad_video(tmp_path: Path, capsys: pytest.Capt
     out = tmp_path / "out"
     assert main(["preprocess", str(src), "--out", str(out), "--no-faces", "--strict"]) == 2
     err = "".join(capsys.readouterr().err.split())  # rich wraps long lines (and long paths)
-    assert "b_bad.mp4:notavideo" in err and "re-encodeit" in err
+    assert "b_bad.mp4:error:notavideo" in err and "re-encodeit" in err
     cache = FeatureCache(out / "features")
     assert cache.videos() == ["a_good"]  # done before the bad one; nothing after it
     # Without --strict the same folder finishes, with exit status 1 and the bad one listed.
