@@ -47,7 +47,11 @@ def run_quick_demo(out: Path, level: str | None = None, extra_env: Mapping[str, 
     Raises:
         HarnessError: the demo failed (its last lines of output are in the message).
     """
-    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    # Not the caller's kernel cap, nor its torch.distributed rendezvous (an in-process run sets RANK, MASTER_PORT...:
+    # a child reading them would try to join the caller's process group on a port that is taken).
+    dropped = {"ATEN_CPU_CAPABILITY", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+               "MASTER_PORT"}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     if level is not None:
         env["ATEN_CPU_CAPABILITY"] = level
     env.update(extra_env or {})
