@@ -24,6 +24,7 @@ from typing import IO
 
 import polars as pl
 
+from harness.childenv import child_env
 from submissions.atomic import atomic_write_text
 from submissions.errors import HarnessError
 from submissions.leaderboard import table_markdown
@@ -329,8 +330,8 @@ def _run_locked(out_dir: Path, select: str | None, extra_args: list[str] | None,
     load_start = _load()
     before = measure_peaks(set())
     t0 = time.perf_counter()
-    env = {**os.environ, "BDCA_BENCH": "1", "BDCA_BENCH_PROFILE_DIR": str(out_dir.resolve()),
-           PARTIAL_ENV: str(partial.resolve())}  # fmt: skip
+    env = child_env({"BDCA_BENCH": "1", "BDCA_BENCH_PROFILE_DIR": str(out_dir.resolve()),
+                     PARTIAL_ENV: str(partial.resolve())})  # fmt: skip
     subprocess.run(cmd, check=False, env=env)
     wall = time.perf_counter() - t0
     # Largest resident set of any finished child so far: the pytest process that ran the suite (KiB on Linux).

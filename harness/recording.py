@@ -8,7 +8,6 @@ RNGs, loaded kernels) leaks into the recording; `ATEN_CPU_CAPABILITY` is read by
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.childenv import child_env
 from harness.fingerprint import native_aten_levels
 from submissions.errors import HarnessError
 from submissions.leaderboard import fixture_scores, record_scores
@@ -47,13 +47,8 @@ def run_quick_demo(out: Path, level: str | None = None, extra_env: Mapping[str, 
     Raises:
         HarnessError: the demo failed (its last lines of output are in the message).
     """
-    # Not the caller's kernel cap, nor its torch.distributed rendezvous (an in-process run sets RANK, MASTER_PORT...:
-    # a child reading them would try to join the caller's process group on a port that is taken).
-    dropped = {"ATEN_CPU_CAPABILITY", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-               "MASTER_PORT"}  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    if level is not None:
-        env["ATEN_CPU_CAPABILITY"] = level
+    # Not the caller's kernel cap (the child's level is `level`), nor its torch.distributed rendezvous.
+    env = child_env({"ATEN_CPU_CAPABILITY": level} if level is not None else None, drop=("ATEN_CPU_CAPABILITY",))
     env.update(extra_env or {})
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--quick", "--out", str(out)], env=env,
                           capture_output=True, text=True, timeout=timeout_s, check=False)  # fmt: skip

@@ -11,13 +11,14 @@ other's peak. Used by `tests/harness/test_stage2_memory.py` (an assertion) and `
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from harness.childenv import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER_MODEL = (
@@ -216,7 +217,7 @@ def measure(root: Path, videos: int, frames: int, visual_dim: int, length: int =
     overrides = settings(visual_dim, length, micro_batch, epochs, threads, extra)
     cmd = [sys.executable, "-m", "tests.harness._stage2_rss", str(data), str(root / f"run_{mode}"), mode, *overrides]
     # A fresh single process: not the rank, world or port of a pytest process that already initialised gloo.
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env = child_env()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.bench import PARTIAL_FILE, bench_fingerprint, prepare_partial
+from harness.childenv import child_env
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +83,7 @@ def suite(tmp_path: Path) -> Path:
 
 
 def _env(calls: Path, gate: Path) -> dict[str, str]:
-    return {**os.environ, "TINY_BENCH_CALLS": str(calls), "TINY_BENCH_GATE": str(gate), "COLUMNS": "200"}
+    return child_env({"TINY_BENCH_CALLS": str(calls), "TINY_BENCH_GATE": str(gate), "COLUMNS": "200"})
 
 
 def _bench(suite: Path, out: Path) -> list[str]:

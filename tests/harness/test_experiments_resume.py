@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 import torch
 
+from harness.childenv import child_env
 from harness.config import Config, load_config
 from harness.engine import load_weights
 from harness.experiments import run_dir_for
@@ -40,13 +41,10 @@ OVERRIDES = stage2_settings(
 )  # fmt: skip
 SCORE_COLUMNS = ["valence", "arousal", "average",  # and their bootstrap bounds (from the same predictions)
                  *(f"{c}_{e}" for c in ("valence", "arousal", "average") for e in ("low", "high"))]
-DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 def _env() -> dict[str, str]:
-    """This process's environment for a child, less any torch.distributed rendezvous an earlier in-process run set
-    (`init_distributed`): the child must pick a free port of its own, not one this process holds."""
-    return {**{k: v for k, v in os.environ.items() if k not in DIST_VARS}, "COLUMNS": "200"}
+    return child_env({"COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ it is certainly still running when the second one starts (a deterministic overla
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.childenv import child_env
 from harness.cli import main
 from harness.preprocess import PreprocessConfig, preprocess
 from preprocessing.crops import CROPS_DIR, LOCK_FILE, MANIFEST, CropsLockedError
@@ -50,7 +50,7 @@ def test_second_faces_run_on_the_same_folder_is_turned_away(
     lock = out / CROPS_DIR / LOCK_FILE
     cmd = [sys.executable, "-m", "harness.cli", "faces", str(video), "--out", str(out), *ARGS]
     with open(log, "wb") as fh:
-        first = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=os.environ.copy())
+        first = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=child_env())
     try:
         deadline = time.monotonic() + 60
         # The pid is written into the lock file only after the lock is taken, and stays until the run ends.

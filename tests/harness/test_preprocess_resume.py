@@ -8,7 +8,6 @@ audio, faces on (SCRFD at 160 px, stride 2).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.childenv import child_env
 from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preprocess
 from preprocessing.cache import MANIFEST as FEATURES_MANIFEST
 from preprocessing.cache import CacheLockedError, FeatureCache
@@ -56,7 +56,7 @@ def _start(src: Path, out: Path, log: Path) -> subprocess.Popen:
     with open(log, "wb") as fh:
         return subprocess.Popen(
             [sys.executable, "-m", "harness.cli", "preprocess", str(src), "--out", str(out), *CLI_ARGS],
-            cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
+            cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=child_env({"COLUMNS": "200"}),
         )  # fmt: skip
 
 

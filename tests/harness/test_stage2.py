@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.childenv import child_env
 from harness.config import load_config
 from harness.data import VISUAL_MASK, NormStats, WindowDataset, compute_norm_stats, load_labels, normalised_streams
 from harness.stage2 import stage2_loss, train_stage2
@@ -168,7 +168,7 @@ def test_two_process_zero2_matches_one_process(corpus, tmp_path):
         "--cache", str(layout.root / "cache"), "--out", str(tmp_path / "two"), "--no-progress",
         *[a for s in [*common, "stage2.grad_accum=1"] for a in ("--set", s)],
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env = child_env()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
