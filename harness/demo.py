@@ -338,7 +338,9 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
         res.files["submission"] = zip_path
         for rep in [folds_report, *ablation_reports]:
             for f in rep.files:
-                res.files[f"table {rep.name} ({f.suffix[1:]})"] = f
+                # Named by file, not by suffix: Tables III and IV write a table and its paired differences in
+                # each format, and one name per suffix kept only the last of the two.
+                res.files[f"table {rep.name} ({f.name})"] = f
         from harness.fingerprint import platform_fingerprint
 
         # The platform the arithmetic ran on, beside the scores: the CI check is exact only against the same one.
