@@ -53,6 +53,10 @@ BASELINE_ROW = "baseline"
 """The row of `experiment.ablation_models` that trains the challenge baseline (`baseline` section) instead of a
 temporal model; it also gives Table I's "Baseline" row (fold 0)."""
 
+NO_REFINE_ROW = "no_refine"
+"""The row of `experiment.ablation_models` that trains the config's model without label refinement
+(`data.refine_labels=false`): what refinement adds is the paired difference of this row and the model's own."""
+
 UNHASHED_SECTIONS = ("name", "runtime", "experiment")
 """Parts of a config that do not change a trained model (logging, worker count, which folds to run)."""
 
@@ -238,6 +242,21 @@ class WindowsConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """How training labels are prepared.
+
+    Args:
+        refine_labels: give training frames whose V/A is -5 but whose expression is annotated a refined target
+            (`harness.refine`, paper IV.A after [29]); validation and test scoring never see refined labels.
+        refine_tau: frames over which a refined target moves from the neighbouring annotated V/A to the
+            expression class's mean V/A (the weight of the neighbours is exp(-distance / refine_tau)).
+    """
+
+    refine_labels: bool
+    refine_tau: float = _spec(gt=0.0, le=1e6)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The stage-2 temporal model: a registered name plus `TemporalConfig` field overrides.
 
@@ -342,6 +361,7 @@ class Config:
         encoder: the stage-1 ViT.
         stage1: MAE pre-training, fine-tuning, extraction.
         windows: stage-2 windows.
+        data: how training labels are prepared (label refinement).
         model: the stage-2 temporal model.
         stage2: the stage-2 training phase.
         baseline: the challenge baseline row.
@@ -356,6 +376,7 @@ class Config:
     encoder: EncoderConfig
     stage1: Stage1Config
     windows: WindowsConfig
+    data: DataConfig
     model: ModelConfig
     stage2: LoopConfig
     baseline: BaselineConfig
@@ -897,10 +918,14 @@ def _check_cross(cfg: Config) -> None:
         raise ConfigError(f"model.name: {cfg.model.name!r} is not a temporal model ({', '.join(temporal)})")
     if len(set(cfg.experiment.seeds)) != len(cfg.experiment.seeds):
         raise ConfigError(f"experiment.seeds: a seed listed twice in {list(cfg.experiment.seeds)}")
-    bad = [m for m in cfg.experiment.ablation_models if m not in temporal and m != BASELINE_ROW]
+    rows = (BASELINE_ROW, NO_REFINE_ROW)
+    bad = [m for m in cfg.experiment.ablation_models if m not in temporal and m not in rows]
     if bad:
         raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)}) "
-                          f"nor {BASELINE_ROW!r}")  # fmt: skip
+                          f"nor {BASELINE_ROW!r} or {NO_REFINE_ROW!r}")  # fmt: skip
+    if NO_REFINE_ROW in cfg.experiment.ablation_models and not cfg.data.refine_labels:
+        raise ConfigError(f"experiment.ablation_models: {NO_REFINE_ROW!r} compares a model with and without label "
+                          "refinement, but data.refine_labels is false (set it true, or drop the row)")
     if cfg.baseline.name not in list_models("resnet"):
         raise ConfigError(f"baseline.name: {cfg.baseline.name!r} is not a registered per-frame network "
                           f"({', '.join(list_models('resnet'))})")  # fmt: skip
@@ -916,7 +941,7 @@ def _check_cross(cfg: Config) -> None:
         ("model", lambda: cfg.temporal_config()),
         ("baseline", lambda: cfg.baseline_config()),
         *((f"experiment.ablation_models ({m})", lambda m=m: cfg.temporal_config(m))
-          for m in cfg.experiment.ablation_models if m != BASELINE_ROW),
+          for m in cfg.experiment.ablation_models if m not in rows),
     ):  # fmt: skip
         try:
             build()

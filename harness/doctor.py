@@ -15,7 +15,7 @@ import numpy as np
 
 from preprocessing.affwild2 import AffWild2Layout, LayoutError
 from submissions.errors import FormatError, HarnessError, Problem
-from submissions.formats import read_annotation, read_sample_locations, validate_submission
+from submissions.formats import read_annotation, read_expr_annotation, read_sample_locations, validate_submission
 from submissions.limits import MAX_PREDICTION_BYTES, read_text_bounded
 from submissions.metrics import annotated_mask
 from submissions.package import is_zip_file
@@ -41,7 +41,8 @@ def _from_format_error(exc: FormatError) -> list[Finding]:
 
 
 def check_dataset(root: Path) -> list[Finding]:
-    """Every problem of an Aff-Wild2 root: layout, annotations, crops against labels, the sample file."""
+    """Every problem of an Aff-Wild2 root: layout, V/A and expression annotations, crops against labels, the sample
+    file."""
     try:
         layout = AffWild2Layout.discover(root)
     except LayoutError as exc:
@@ -56,6 +57,12 @@ def check_dataset(root: Path) -> list[Finding]:
                                    f"{e.name.removesuffix('_left').removesuffix('_right')}.mp4|.avi)"))
             if e.crops_dir is None:
                 out.append(Finding("warning", e.name, f"{split}: no cropped_aligned/{e.name} folder"))
+            classes = None
+            if e.expr_annotation is not None:
+                try:
+                    classes = read_expr_annotation(e.expr_annotation)
+                except FormatError as exc:
+                    out.extend(_from_format_error(exc))
             if e.annotation is None:
                 continue
             try:
@@ -63,6 +70,10 @@ def check_dataset(root: Path) -> list[Finding]:
             except FormatError as exc:
                 out.extend(_from_format_error(exc))
                 continue
+            if classes is not None and classes.shape[0] != labels.shape[0]:
+                out.append(Finding("warning", str(e.expr_annotation), f"{classes.shape[0]} expression lines for "
+                                   f"{labels.shape[0]} V/A lines ({e.annotation.name}): lengths differ (reconciled "
+                                   "to the video's frames, -1 padding)"))  # fmt: skip
             if not annotated_mask(labels).any():
                 out.append(Finding("warning", str(e.annotation), "every frame is -5 (unannotated): "
                                    "the video adds nothing to training or scoring"))

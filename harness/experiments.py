@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from harness.config import BASELINE_ROW, Config
+from harness.config import BASELINE_ROW, NO_REFINE_ROW, Config
 from harness.stage2 import Stage2Result, train_stage2
 from submissions.atomic import atomic_write_text
 from submissions.bootstrap import (
@@ -70,8 +70,10 @@ PAPER_NAMES_IV = {
     "bdca_no_dw": "BDCA w/o DW",
     "bdca": "BDCA",
     BASELINE_ROW: "Baseline",
+    NO_REFINE_ROW: "BDCA w/o label refinement",
 }
-"""Our temporal model names (and the challenge baseline's row, `harness.baseline`) -> the paper's Table IV rows."""
+"""Our temporal model names (and the challenge baseline's row, `harness.baseline`, and the row without label
+refinement) -> the paper's Table IV rows (the paper has no row without refinement; ours says what it adds)."""
 
 TABLE3_ROWS = (("visual_mae", "MAE w/o FT"), ("visual", "MAE"))
 """Table III: (cached visual feature, the paper's row) for the visual-only model."""
@@ -192,6 +194,13 @@ def variant(cfg: Config, model: str | None = None, visual: str | None = None, se
     if seed is not None and seed != cfg.seed:
         changes["seed"] = seed
     return cfg.replace(**changes) if changes else cfg
+
+
+def without_refinement(cfg: Config) -> Config:
+    """The config of the row without label refinement: refinement off, and the row itself off the list (its run
+    folder's config.yaml then loads as it is)."""
+    rows = [m for m in cfg.experiment.ablation_models if m != NO_REFINE_ROW]
+    return cfg.replace(**{"data.refine_labels": False, "experiment.ablation_models": rows})
 
 
 def _maybe_stage1(cfg: Config, layout: Any, cache: Any, out: Path, resume: bool, progress: bool | None,
@@ -519,8 +528,10 @@ def _train_row(cfg: Config, layout: Any, cache: Any, out: Path, folds: Sequence[
 
                 r = train_baseline(variant(cfg, seed=s), layout, cache, f, where, resume=resume, progress=progress)
             else:
-                r = train_stage2(variant(cfg, model, visual, seed=s), layout, cache, f, where, resume=resume,
-                                 progress=progress, encoder_weights=encoder)  # fmt: skip
+                v = without_refinement(variant(cfg, None, visual, seed=s)) if model == NO_REFINE_ROW else \
+                    variant(cfg, model, visual, seed=s)  # fmt: skip
+                r = train_stage2(v, layout, cache, f, where, resume=resume, progress=progress,
+                                 encoder_weights=encoder)  # fmt: skip
             run = ExperimentRun.of(r, s, len(seeds), layout)
             runs[k].append(run)
             if on_result:

@@ -34,6 +34,7 @@ from harness.data import (
 from harness.engine import DistInfo, Forward, barrier, fit, init_distributed, set_threads
 from harness.folds import Fold, fold_split, stage1_reserved
 from harness.predict import predict_arrays, predict_videos, save_predictions
+from harness.refine import class_va_means, refine_labels, refined_frames
 from harness.runs import RunDir
 from submissions.scoring import score_predictions as score_predictions_va
 
@@ -130,6 +131,33 @@ def _labels_for(layout: Any, cache: CacheLike, names: Sequence[str], feature: st
     return out
 
 
+def training_labels(cfg: Config, layout: Any, labels: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """The training targets of a fold: the files' labels, refined where `data.refine_labels` is on.
+
+    Only the fold's training videos are read (their expression files and their labels give the class means), so
+    nothing of a validation or test video reaches the targets.
+
+    Args:
+        cfg: the config.
+        layout: the dataset layout (expression files by `entry(name).expr_annotation`).
+        labels: training video -> (N, 2) labels as read from the files.
+
+    Returns:
+        (video -> (N, 2) targets, label values refinement filled in).
+    """
+    if not cfg.data.refine_labels:
+        return dict(labels), 0
+    from preprocessing.affwild2 import load_expressions
+
+    classes = {v: load_expressions(layout.entry(v).expr_annotation, lab.shape[0]) for v, lab in labels.items()}
+    means = class_va_means((labels[v], classes[v]) for v in sorted(labels))
+    out, filled = {}, 0
+    for v in sorted(labels):
+        out[v] = refine_labels(labels[v], classes[v], means, cfg.data.refine_tau)
+        filled += refined_frames(labels[v], out[v])
+    return out, filled
+
+
 def _has_features(cache: CacheLike, video: str, cfg: Config) -> bool:
     names = [cfg.features.visual, VISUAL_MASK, *cfg.features.audio]
     have = cache.manifest(video).get("features", {})
@@ -204,7 +232,8 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
     from models.registry import build_model
 
     feature = cfg.features.visual
-    train_labels = _labels_for(layout, cache, fold.train, feature)
+    # Refined targets are for training only: validation (best epoch) and test are scored on the files' labels.
+    train_labels, refined = training_labels(cfg, layout, _labels_for(layout, cache, fold.train, feature))
     val_labels = _labels_for(layout, cache, fold.val, feature)
     stats_file = run.path / "norm_stats.npz"
     if info.is_main:
@@ -226,7 +255,7 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
         rec = _finish(cfg, layout, cache, fold, run, val_labels, result.best_epoch, extra,
                       {"init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
                        "steps_per_epoch": result.steps_per_epoch, "windows": len(train_set),
-                       "optimizer": result.extra.get("optimizer"), **more})  # fmt: skip
+                       "optimizer": result.extra.get("optimizer"), "refined_labels": refined, **more})  # fmt: skip
     barrier()
     if not info.is_main:
         rec = run.final_record() or {}

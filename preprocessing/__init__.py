@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     # dataset layout and cache
     "AffWild2Layout": "preprocessing.affwild2", "VideoEntry": "preprocessing.affwild2",
     "ReconcileReport": "preprocessing.affwild2", "LayoutError": "preprocessing.affwild2",
-    "reconcile_lengths": "preprocessing.affwild2",
+    "reconcile_lengths": "preprocessing.affwild2", "load_expressions": "preprocessing.affwild2",
     "FeatureCache": "preprocessing.cache", "CacheError": "preprocessing.cache",
     "CacheLockedError": "preprocessing.cache", "config_hash": "preprocessing.cache",
     # demo corpus

@@ -11,6 +11,12 @@ The official layout under one root (`discover` reads exactly this; nothing is gu
     VA_test_set_sample.txt                              the organisers' sample prediction file
                                                         (header `image_location,valence,arousal`)
     organiser/VA_Estimation_Challenge/Test_Set/<name>.txt   test labels, when present (the demo corpus keeps them)
+    annotations/EXPR_Classification_Challenge/Train_Set/<name>.txt       optional expression labels (header
+    annotations/EXPR_Classification_Challenge/Validation_Set/<name>.txt  `Neutral,...,Other`, a class 0-7 per
+                                                        frame, -1 = unannotated), read for label refinement
+
+The EXPR challenge splits its videos differently from the VA challenge: a video's expression file is looked up in
+both EXPR folders, whatever its VA split.
 
 Two-person videos: one raw video `<video>.mp4` holds two annotated people, named `<video>_left` and
 `<video>_right` everywhere else (crops, annotations, predictions). `raw_video_for` maps a name back to the shared
@@ -27,7 +33,7 @@ from typing import Literal
 import numpy as np
 
 from submissions.errors import HarnessError
-from submissions.formats import read_annotation
+from submissions.formats import EXPR_UNANNOTATED, read_annotation, read_expr_annotation
 from submissions.metrics import UNANNOTATED
 
 VIDEO_EXTENSIONS = (".mp4", ".avi")
@@ -36,6 +42,9 @@ VA_CHALLENGE = "VA_Estimation_Challenge"
 TRAIN_DIR = Path("annotations") / VA_CHALLENGE / "Train_Set"
 VALIDATION_DIR = Path("annotations") / VA_CHALLENGE / "Validation_Set"
 TEST_LABELS_DIR = Path("organiser") / VA_CHALLENGE / "Test_Set"
+EXPR_CHALLENGE = "EXPR_Classification_Challenge"
+EXPR_TRAIN_DIR = Path("annotations") / EXPR_CHALLENGE / "Train_Set"
+EXPR_VALIDATION_DIR = Path("annotations") / EXPR_CHALLENGE / "Validation_Set"
 TEST_LIST_FILE = "VA_test_set_release.txt"
 SAMPLE_FILE = "VA_test_set_sample.txt"
 CROPS_DIR = "cropped_aligned"
@@ -74,6 +83,7 @@ class VideoEntry:
         crops_dir: `cropped_aligned/<name>`, None when absent.
         annotation: the label file, None when absent (test set without organiser labels).
         person: 'left', 'right' or None.
+        expr_annotation: the expression label file (either EXPR split), None when absent.
     """
 
     name: str
@@ -81,6 +91,7 @@ class VideoEntry:
     crops_dir: Path | None
     annotation: Path | None
     person: Person
+    expr_annotation: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,24 @@ def _find_raw_videos(root: Path) -> dict[str, Path]:
     return {k: v[0] for k, v in found.items()}
 
 
+def _find_expr_files(root: Path) -> dict[str, Path]:
+    """Expression label files by video name, from both EXPR split folders.
+
+    Raises:
+        LayoutError: a name has a file in both folders.
+    """
+    found: dict[str, Path] = {}
+    clashes: list[str] = []
+    for folder in (root / EXPR_TRAIN_DIR, root / EXPR_VALIDATION_DIR):
+        for f in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+            if f.stem in found:
+                clashes.append(f"{found[f.stem]} and {f}")
+            found.setdefault(f.stem, f)
+    if clashes:
+        raise LayoutError(f"{root}: expression labels of one video in both EXPR splits: {'; '.join(clashes[:5])}")
+    return found
+
+
 def _read_name_list(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -220,6 +249,7 @@ class AffWild2Layout:
         sample_file = sample if sample.is_file() else None
         labels_dir = root / TEST_LABELS_DIR
         test_labels_dir = labels_dir if labels_dir.is_dir() else None
+        expr = _find_expr_files(root)
 
         def entry(name: str, annotation: Path | None) -> VideoEntry:
             crops = root / CROPS_DIR / name
@@ -229,6 +259,7 @@ class AffWild2Layout:
                 crops_dir=crops if crops.is_dir() else None,
                 annotation=annotation,
                 person=person_of(name),
+                expr_annotation=expr.get(name),
             )
 
         splits: dict[str, list[VideoEntry]] = {}
@@ -323,3 +354,31 @@ class AffWild2Layout:
         if n_frames is None:
             return labels, None
         return reconcile_lengths(labels, n_frames)
+
+    def expressions(self, entry: VideoEntry, n_frames: int) -> np.ndarray:
+        """An entry's (n_frames,) expression classes: -1 where unannotated, past the file's end or without a file.
+
+        Args:
+            entry: a video of any split.
+            n_frames: the frames the classes must cover (extra rows are dropped).
+        """
+        return load_expressions(entry.expr_annotation, n_frames)
+
+
+def load_expressions(path: Path | None, n_frames: int) -> np.ndarray:
+    """(n_frames,) int64 expression classes from an EXPR file (None: every frame -1), padded with -1 or cut at the
+    end to the decoded frame count, as `reconcile_lengths` does for V/A.
+
+    Args:
+        path: the expression label file, or None.
+        n_frames: the frames to cover.
+    """
+    if n_frames < 0:
+        raise LayoutError(f"n_frames must be >= 0, got {n_frames}")
+    out = np.full(n_frames, EXPR_UNANNOTATED, dtype=np.int64)
+    if path is None:
+        return out
+    classes = read_expr_annotation(path)
+    k = min(n_frames, classes.shape[0])
+    out[:k] = classes[:k]
+    return out

@@ -8,6 +8,9 @@ Pure parsers work on text and return arrays or problems; thin wrappers read and 
 - Submission file: header `image_location,valence,arousal`, rows `<video>/<00001.jpg>,v,a`, one per row of the
   organisers' sample file, each video a contiguous run of frames 1..N.
 - Per-video layout (ABAW2): a folder of `<video>.txt` files in the annotation format, one line per frame.
+- Expression annotation file `<video>.txt` (the EXPR challenge's, read beside V/A for label refinement): header
+  `Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other`, then one class index 0-7 per frame, -1 where the
+  frame has no expression annotation.
 
 Predictions in memory are `dict[video, np.ndarray (N, 2)]`, row k being frame k+1.
 """
@@ -33,6 +36,11 @@ from submissions.limits import (
 from submissions.metrics import UNANNOTATED
 
 ANNOTATION_HEADER = "valence,arousal"
+EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+"""Aff-Wild2's expression classes, in the order of the EXPR files' header (index = class)."""
+EXPR_HEADER = ",".join(EXPR_CLASSES)
+EXPR_UNANNOTATED = -1
+"""The class index of a frame without an expression annotation."""
 SUBMISSION_HEADER = "image_location,valence,arousal"
 _LOCATION_RE = r"^(?P<video>[^/\\]+)/(?P<frame>\d{5})\.jpg$"
 _LOCATION = re.compile(_LOCATION_RE)
@@ -164,6 +172,81 @@ def read_annotation_dir(folder: str | Path) -> Predictions:
     if problems:
         raise FormatError(problems)
     return out
+
+
+def parse_expr_annotation(text: str, path: str = "<expression annotation>") -> np.ndarray:
+    """Parse the text of an expression annotation file into an (N,) int64 array of class indices (-1 kept).
+
+    Args:
+        text: the whole file.
+        path: the file's name, for messages.
+
+    Raises:
+        FormatError: listing every bad line (header, column count, not an integer, outside -1..7).
+    """
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise FormatError([Problem(path, 0, f"empty file: expected the header {EXPR_HEADER!r}", "empty")])
+    header = lines[0].strip().lstrip("\ufeff").replace(" ", "")
+    if header.lower() != EXPR_HEADER.lower():
+        # Without the header a numeric first line would lose a frame silently.
+        raise FormatError([Problem(path, 1, f"header is {shorten(lines[0].strip())!r}, expected {EXPR_HEADER!r}",
+                                   "bad_header")])  # fmt: skip
+    values = np.empty(len(lines) - 1, dtype=np.int64)
+    problems: list[Problem] = []
+    top = len(EXPR_CLASSES) - 1
+    for i, line in enumerate(lines[1:]):
+        lineno = i + 2
+        if len(line) > MAX_LINE_CHARS:
+            problems.append(Problem(path, lineno, f"line of {len(line)} characters (at most {MAX_LINE_CHARS})",
+                                    "long_line"))  # fmt: skip
+            continue
+        cell = line.strip()
+        if "," in cell:
+            problems.append(Problem(path, lineno, f"expected 1 column (a class index), got {cell.count(',') + 1}",
+                                    "columns"))  # fmt: skip
+            continue
+        try:
+            c = int(cell)
+        except ValueError:
+            problems.append(Problem(path, lineno, f"not a class index: {shorten(cell)!r}", "non_numeric"))
+            continue
+        if c != EXPR_UNANNOTATED and not 0 <= c <= top:
+            problems.append(Problem(path, lineno, f"class {c} is outside 0..{top} and is not -1 (unannotated)",
+                                    "range"))  # fmt: skip
+            continue
+        values[i] = c
+    if problems:
+        raise FormatError(problems)
+    if values.shape[0] == 0:
+        raise FormatError([Problem(path, 0, "no frames after the header", "no_frames")])
+    return values
+
+
+def read_expr_annotation(path: str | Path) -> np.ndarray:
+    """Read an expression annotation file `<video>.txt` into an (N,) int64 array (-1 kept for unannotated)."""
+    text = read_text_bounded(path, "expression annotation file", MAX_ANNOTATION_BYTES)
+    return parse_expr_annotation(text, str(path))
+
+
+def format_expr_annotation(classes: np.ndarray) -> str:
+    """The text of an expression annotation file for an (N,) array of class indices (-1: unannotated)."""
+    classes = np.asarray(classes)
+    if classes.ndim != 1:
+        raise ValueError(f"expression classes must have shape (N,), got {classes.shape}")
+    if classes.size and (classes.min() < EXPR_UNANNOTATED or classes.max() >= len(EXPR_CLASSES)):
+        raise ValueError(f"expression classes must be -1..{len(EXPR_CLASSES) - 1}")
+    body = "\n".join(str(int(c)) for c in classes)
+    return f"{EXPR_HEADER}\n{body}\n"
+
+
+def write_expr_annotation(path: str | Path, classes: np.ndarray) -> Path:
+    """Write an expression annotation file atomically."""
+    with atomic_open(path) as fh:
+        fh.write(format_expr_annotation(classes))
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------------------------------------------

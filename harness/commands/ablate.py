@@ -40,11 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.experiments import run_ablation
 
     cfg = with_seeds(config_from_args(args), args.seeds)
+    if args.models:
+        # Through the config, so that the rows are checked like the config's own (names, `no_refine`'s switch).
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        cfg = cfg.replace(**{"experiment.ablation_models": models})
     layout, cache = open_dataset(args.data, args.cache)
     main = init_distributed().is_main
     console = Console() if main else None
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    reports = run_ablation(cfg, layout, cache, args.out, parse_folds(args.folds), models=models,
+    reports = run_ablation(cfg, layout, cache, args.out, parse_folds(args.folds),
                            table3=False if args.no_table3 else None, resume=args.resume,
                            progress=False if args.no_progress else None, console=console,
                            on_result=run_printer(console))  # fmt: skip

@@ -45,6 +45,7 @@ from preprocessing.corpus.writer import (
     crop_dir,
     label_path,
     video_path,
+    write_expressions,
     write_labels,
     write_notice,
     write_test_files,
@@ -81,6 +82,14 @@ class VideoResult:
     views: dict[str, dict[str, np.ndarray]]
 
 
+def _expr_counts(split: str, labels: np.ndarray, expr: np.ndarray | None) -> dict[str, int]:
+    """The manifest's expression counts of one person (a Test video has no expression file: zeros)."""
+    if expr is None or split == "Test":
+        return {"expr_unannotated_frames": 0, "refinable_frames": 0}
+    missing_va = labels[:, 0] == -5
+    return {"expr_unannotated_frames": int((expr < 0).sum()), "refinable_frames": int((missing_va & (expr >= 0)).sum())}
+
+
 def build_video(spec: VideoSpec, root: Path, clips_dir: Path | None = None) -> VideoResult:
     """Render one video and write its mp4, crops and label files.
 
@@ -107,6 +116,8 @@ def build_video(spec: VideoSpec, root: Path, clips_dir: Path | None = None) -> V
     persons = []
     for k, tr in enumerate(script.persons):
         write_labels(root, spec.split, tr.name, tr.labels)
+        if tr.expr is not None:
+            write_expressions(root, spec.split, tr.name, tr.expr)
         persons.append(
             PersonEntry(
                 name=tr.name,
@@ -121,6 +132,7 @@ def build_video(spec: VideoSpec, root: Path, clips_dir: Path | None = None) -> V
                 unannotated=tuple(tr.unannotated),
                 occluded=tuple(tr.occluded),
                 no_face=tuple(tr.no_face),
+                **_expr_counts(spec.split, tr.labels, tr.expr),
             )
         )
     entry = VideoEntry(

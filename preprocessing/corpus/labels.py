@@ -153,3 +153,71 @@ def stretches_mask(n_frames: int, stretches: list[tuple[int, int]]) -> np.ndarra
     for s, e in stretches:
         mask[max(0, s) : min(n_frames, e)] = True
     return mask
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Expression labels (the EXPR challenge's classes, drawn from the same affect as V/A)
+# ---------------------------------------------------------------------------------------------------------------
+
+EXPR_NEUTRAL_RADIUS = 0.3
+"""Below this distance from (0, 0) in the valence-arousal plane a frame is Neutral."""
+
+EXPR_SECTORS = ((-45.0, 45.0, 4), (45.0, 100.0, 6), (100.0, 135.0, 3), (135.0, 165.0, 1), (-150.0, -90.0, 5),
+                (-90.0, -45.0, 7))  # fmt: skip
+"""(from, to, class) sectors of the angle atan2(arousal, valence) in degrees; the rest (165..180, -180..-150) is
+Disgust (2). Classes index `submissions.formats.EXPR_CLASSES`: Happiness right of the origin, Surprise above it,
+Fear and Anger up-left, Disgust left, Sadness down-left, Other (calm, content) down-right, after the circumplex
+placement of the basic emotions. Our choice for the corpus, not a published mapping."""
+
+
+def expression_classes(clean: np.ndarray, fps: float) -> np.ndarray:
+    """The expression class of every frame, (N,) int64, from the clean affect smoothed over 0.2 s (annotators label
+    an expression as a whole, not frame by frame).
+
+    Args:
+        clean: (N, 2) clean valence and arousal.
+        fps: frame rate.
+    """
+    smooth = gaussian_filter1d(np.asarray(clean, dtype=np.float64), 0.2 * fps, axis=0, mode="nearest")
+    v, a = smooth[:, 0], smooth[:, 1]
+    angle = np.degrees(np.arctan2(a, v))
+    out = np.full(v.shape[0], 2, dtype=np.int64)  # Disgust, the sector left over
+    for lo, hi, cls in EXPR_SECTORS:
+        out[(angle >= lo) & (angle < hi)] = cls
+    out[np.hypot(v, a) < EXPR_NEUTRAL_RADIUS] = 0
+    return out
+
+
+def expression_labels(rng: np.random.Generator, clean: np.ndarray, fps: float,
+                      va_unannotated: list[tuple[int, int]], own_gap_share: float = 0.4) -> np.ndarray:  # fmt: skip
+    """The expression annotation of one person: classes, -1 in its own gaps, which overlap the V/A gaps only in part.
+
+    Inside each unannotated V/A stretch the expression is missing on one sub-stretch covering 30-60% of it (so the
+    rest is what label refinement can use); with probability `own_gap_share` one more gap of 0.6-3 s (at most a
+    fifth of the video) lies anywhere.
+
+    Args:
+        rng: random source (its own stream: drawing it changes nothing else of the corpus).
+        clean: (N, 2) clean valence and arousal.
+        fps: frame rate.
+        va_unannotated: the V/A annotation's -5 stretches, (start, end) half-open.
+        own_gap_share: probability of a gap of the expression annotation's own.
+
+    Returns:
+        (N,) int64 class indices, -1 where unannotated.
+    """
+    n = clean.shape[0]
+    out = expression_classes(clean, fps)
+    for s, e in va_unannotated:
+        length = e - s
+        if length <= 0:
+            continue
+        cut = max(1, round(rng.uniform(0.3, 0.6) * length))
+        start = s + int(rng.integers(0, length - cut + 1))
+        out[start : start + cut] = -1
+    if n > 1 and rng.random() < own_gap_share:
+        length = int(min(rng.uniform(0.6, 3.0) * fps, n / 5))
+        if length >= 1:
+            start = int(rng.integers(0, n - length + 1))
+            out[start : start + length] = -1
+    return out

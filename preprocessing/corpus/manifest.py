@@ -19,7 +19,7 @@ from preprocessing.corpus.spec import frame_shares
 from submissions.atomic import atomic_write_text
 from submissions.errors import HarnessError
 
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.2.0"
 """Bump whenever the same seed would give a different corpus; an existing corpus of another version is rebuilt."""
 
 MANIFEST_FILE = "corpus_manifest.json"
@@ -89,6 +89,9 @@ class PersonEntry:
         unannotated: -5 stretches.
         occluded: (start, end, "lower" | "whole") stretches; "whole" frames have no crop.
         no_face: stretches where the person is out of the picture.
+        expr_unannotated_frames: frames whose expression label is -1 (Train and Validation videos; 0 for Test,
+            which has no expression file).
+        refinable_frames: frames labelled -5 whose expression is known (what label refinement can give a target).
     """
 
     name: str
@@ -103,6 +106,8 @@ class PersonEntry:
     unannotated: tuple[Stretch, ...] = ()
     occluded: tuple[tuple[int, int, str], ...] = ()
     no_face: tuple[Stretch, ...] = ()
+    expr_unannotated_frames: int = 0
+    refinable_frames: int = 0
 
 
 @dataclass(frozen=True)

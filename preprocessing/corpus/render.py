@@ -22,7 +22,7 @@ from PIL import Image
 from preprocessing.corpus.cues import Cues, derive_cues
 from preprocessing.corpus.face import Expression, lighting_lut, place, similarity, warp_face
 from preprocessing.corpus.grid import SourceClip
-from preprocessing.corpus.labels import annotate, smooth_noise, stretches_mask, va_trajectories
+from preprocessing.corpus.labels import annotate, expression_labels, smooth_noise, stretches_mask, va_trajectories
 from preprocessing.corpus.spec import PersonSpec, VideoSpec
 from preprocessing.corpus.voice import (
     SAMPLE_RATE,
@@ -39,6 +39,9 @@ SHOWN, LOWER, WHOLE, ABSENT = 0, 1, 2, 3
 
 FACE_WIDTH_PER_IOD = 2.2
 """Face width (as a detector's box) per interocular distance."""
+
+EXPR_STREAM = 0xE4B2
+"""Seed-sequence entry of the expression labels' random streams (`[video seed, EXPR_STREAM, person]`)."""
 
 PAD = 128
 """Edge padding (pixels) around source frames, so small faces never show the frame border."""
@@ -67,6 +70,7 @@ class PersonTrack:
         unannotated: (start, end) frame ranges labelled -5.
         occluded: (start, end, "lower" | "whole") frame ranges.
         no_face: (start, end) frame ranges where the person is out of the picture.
+        expr: (N,) expression classes, -1 where the expression annotation has a gap (None until drawn).
     """
 
     spec: PersonSpec
@@ -85,6 +89,7 @@ class PersonTrack:
     unannotated: list[tuple[int, int]] = field(default_factory=list)
     occluded: list[tuple[int, int, str]] = field(default_factory=list)
     no_face: list[tuple[int, int]] = field(default_factory=list)
+    expr: np.ndarray | None = None
 
     @property
     def face_shown(self) -> np.ndarray:
@@ -259,6 +264,9 @@ def script_video(spec: VideoSpec, clips: list[SourceClip]) -> VideoScript:
         persons.append(
             _person_track(rng_person, spec, p, spec.annotation_names[k], speaking, taken, len(clips[p.clip].frames))
         )
+    # Expression labels from streams of their own, so that drawing them leaves every other draw as it was.
+    persons = [replace(tr, expr=expression_labels(np.random.default_rng([*spec.seed, EXPR_STREAM, k]), tr.clean, fps,
+                                                  tr.unannotated)) for k, tr in enumerate(persons)]  # fmt: skip
     # Voices: each person's speech plan drives their own mouth; the track mixes them over one background.
     mix = np.zeros(round(n * SAMPLE_RATE / fps))
     tracks = []

@@ -5,6 +5,8 @@
                                                               (a video's crop folder appears at once, by rename)
     annotations/VA_Estimation_Challenge/Train_Set/<name>.txt  header `valence,arousal`, -5 = unannotated
     annotations/VA_Estimation_Challenge/Validation_Set/<name>.txt
+    annotations/EXPR_Classification_Challenge/Train_Set/<name>.txt   expression classes 0-7, -1 = unannotated
+    annotations/EXPR_Classification_Challenge/Validation_Set/<name>.txt  (Train and Validation videos only)
     VA_test_set_release.txt                                   test names, one per line
     VA_test_set_sample.txt                                    `image_location,valence,arousal`, every test frame
     organiser/VA_Estimation_Challenge/Test_Set/<name>.txt     test labels, kept apart as the organisers do
@@ -27,14 +29,25 @@ from types import TracebackType
 import numpy as np
 from PIL import Image
 
-from preprocessing.affwild2 import CROPS_DIR, SAMPLE_FILE, TEST_LABELS_DIR, TEST_LIST_FILE, TRAIN_DIR, VALIDATION_DIR
+from preprocessing.affwild2 import (
+    CROPS_DIR,
+    EXPR_TRAIN_DIR,
+    EXPR_VALIDATION_DIR,
+    SAMPLE_FILE,
+    TEST_LABELS_DIR,
+    TEST_LIST_FILE,
+    TRAIN_DIR,
+    VALIDATION_DIR,
+)
 from submissions.atomic import atomic_open, atomic_write_bytes, atomic_write_text
-from submissions.formats import SUBMISSION_HEADER, image_location, write_annotation
+from submissions.formats import SUBMISSION_HEADER, image_location, write_annotation, write_expr_annotation
 
 VIDEOS_DIR = Path("videos") / "batch1"
 NOTICE_FILE = "NOTICE.md"
 JPEG_QUALITY = 90
 LABEL_DIRS = {"Train": TRAIN_DIR, "Validation": VALIDATION_DIR, "Test": TEST_LABELS_DIR}
+EXPR_DIRS = {"Train": EXPR_TRAIN_DIR, "Validation": EXPR_VALIDATION_DIR}
+"""Expression labels exist for the Train and Validation videos (the challenge releases no test labels)."""
 
 
 def video_path(root: Path, name: str) -> Path:
@@ -189,6 +202,14 @@ class CropWriter:
 def write_labels(root: Path, split: str, name: str, labels: np.ndarray) -> Path:
     """Write the (N, 2) labels of annotation name `name` into its split's folder."""
     return write_annotation(label_path(root, split, name), labels)
+
+
+def write_expressions(root: Path, split: str, name: str, classes: np.ndarray) -> Path | None:
+    """Write the (N,) expression classes of annotation name `name`; None (nothing written) for a Test video."""
+    folder = EXPR_DIRS.get(split)
+    if folder is None:
+        return None
+    return write_expr_annotation(root / folder / f"{name}.txt", classes)
 
 
 def write_test_files(root: Path, frames: dict[str, int]) -> tuple[Path, Path]:

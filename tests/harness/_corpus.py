@@ -12,7 +12,8 @@ import numpy as np
 
 from preprocessing.affwild2 import AffWild2Layout
 from preprocessing.cache import FeatureCache
-from submissions.formats import image_location, write_annotation
+from preprocessing.corpus.labels import expression_classes
+from submissions.formats import image_location, write_annotation, write_expr_annotation
 
 AUDIO = {"mfcc": 39, "egemaps": 23, "vggish": 128}
 
@@ -37,6 +38,7 @@ def make_corpus(
     crop_size: int = 32,
     pair: bool = True,
     seed: int = 0,
+    expr: bool = False,
 ) -> tuple[AffWild2Layout, FeatureCache]:
     """Write the corpus under `root` (layout) and `root/cache` (features); return both.
 
@@ -51,6 +53,8 @@ def make_corpus(
         crop_size: side of the crops.
         pair: make the first two training videos a `_left`/`_right` pair.
         seed: randomness.
+        expr: also write expression labels for the training and validation videos (classes from the curves, -1
+            on the first half of each -5 stretch), drawn without touching the other draws.
     """
     rng = np.random.default_rng(seed)
     wv = rng.normal(size=(2, visual_dim))
@@ -67,6 +71,8 @@ def make_corpus(
         "val": root / "annotations/VA_Estimation_Challenge/Validation_Set",
         "test": root / "organiser/VA_Estimation_Challenge/Test_Set",
     }
+    expr_folders = {"train": root / "annotations/EXPR_Classification_Challenge/Train_Set",
+                    "val": root / "annotations/EXPR_Classification_Challenge/Validation_Set"}  # fmt: skip
     cache = FeatureCache(root / "cache")
     sample_rows = []
     for split, vids in names.items():
@@ -78,6 +84,10 @@ def make_corpus(
             s = int(rng.integers(0, n - k + 1))
             labels[s : s + k] = -5.0
             write_annotation(folders[split] / f"{v}.txt", labels)
+            if expr and split != "test":
+                classes = expression_classes(lab, 25.0)
+                classes[s : s + k // 2] = -1
+                write_expr_annotation(expr_folders[split] / f"{v}.txt", classes)
             face = np.ones(n, dtype=bool)
             face[rng.integers(0, n, size=n // 10)] = False
             visual = (lab @ wv + 0.3 * rng.normal(size=(n, visual_dim))).astype(np.float32)

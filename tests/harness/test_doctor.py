@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.cli import main
 from harness.doctor import check_path
-from submissions.formats import image_location, write_annotation
+from submissions.formats import EXPR_HEADER, image_location, write_annotation, write_expr_annotation
 
 
 def _layout(root):
@@ -34,6 +34,18 @@ def test_dataset_findings(tmp_path):
     assert "crops up to frame 7" in text
     assert "sample file videos differ from the test list" in text
     assert "no raw video" in text
+
+
+def test_expression_files_are_checked_and_located(tmp_path):
+    root = _layout(tmp_path)
+    expr = root / "annotations" / "EXPR_Classification_Challenge"
+    write_expr_annotation(expr / "Train_Set" / "good.txt", np.array([4, 4, 4]))  # 3 lines for 5 V/A lines
+    (expr / "Validation_Set" / "val_left.txt").parent.mkdir(parents=True)
+    (expr / "Validation_Set" / "val_left.txt").write_text(f"{EXPR_HEADER}\n1\n9\n0\n")
+    found = check_path(root)
+    text = "\n".join(f"{f.severity} {f.where} {f.what}" for f in found)
+    assert "val_left.txt:3" in text and "class 9 is outside 0..7" in text
+    assert "3 expression lines for 5 V/A lines" in text
 
 
 def test_duplicate_names_across_splits(tmp_path):

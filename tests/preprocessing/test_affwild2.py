@@ -188,3 +188,39 @@ def test_reconcile_lengths_properties(n_labels: int, n_frames: int) -> None:
 def test_reconcile_lengths_rejects_bad_shapes() -> None:
     with pytest.raises(LayoutError, match=r"\(N, 2\)"):
         reconcile_lengths(np.zeros((3, 3)), 3)
+
+
+def _expr(path: Path, classes: list[int]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n"
+    path.write_text(header + "".join(f"{c}\n" for c in classes))
+    return path
+
+
+def test_expression_files_are_found_in_either_expr_split(root: Path) -> None:
+    expr = root / "annotations" / "EXPR_Classification_Challenge"
+    # The EXPR challenge splits differently: a VA-validation video may have its classes under EXPR's Train_Set.
+    a = _expr(expr / "Train_Set" / "9-15-1920x1080.txt", [4, 4])
+    b = _expr(expr / "Validation_Set" / "1-30-1280x720.txt", [0, -1, 3, 5])
+    layout = AffWild2Layout.discover(root)
+    assert layout.entry("9-15-1920x1080").expr_annotation == a
+    assert layout.entry("1-30-1280x720").expr_annotation == b
+    assert layout.entry("7-60-1920x1080_left").expr_annotation is None
+    # Reconciled to the decoded frame count like V/A: cut at the end, or padded with -1; no file: all -1.
+    np.testing.assert_array_equal(layout.expressions(layout.entry("1-30-1280x720"), 3), [0, -1, 3])
+    np.testing.assert_array_equal(layout.expressions(layout.entry("9-15-1920x1080"), 4), [4, 4, -1, -1])
+    np.testing.assert_array_equal(layout.expressions(layout.entry("12-24-1920x1080"), 2), [-1, -1])
+
+
+def test_expression_files_in_both_expr_splits_or_malformed_are_named(root: Path) -> None:
+    expr = root / "annotations" / "EXPR_Classification_Challenge"
+    _expr(expr / "Train_Set" / "9-15-1920x1080.txt", [4])
+    _expr(expr / "Validation_Set" / "9-15-1920x1080.txt", [4])
+    with pytest.raises(LayoutError, match="both EXPR splits"):
+        AffWild2Layout.discover(root)
+    (expr / "Validation_Set" / "9-15-1920x1080.txt").unlink()
+    _expr(expr / "Train_Set" / "9-15-1920x1080.txt", [4, 9])
+    layout = AffWild2Layout.discover(root)
+    with pytest.raises(FormatError) as info:
+        layout.expressions(layout.entry("9-15-1920x1080"), 2)
+    assert info.value.problems[0].line == 3 and "9-15-1920x1080.txt" in info.value.problems[0].path
