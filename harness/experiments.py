@@ -437,12 +437,25 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def _relative_runs(runs: str | None, out: Path) -> str | None:
+    """`;`-separated run folders, each relative to `out` where it lies under it."""
+    if not runs:
+        return runs
+    parts = []
+    for r in runs.split(";"):
+        path = Path(r)
+        parts.append(path.relative_to(out).as_posix() if path.is_relative_to(out) else r)
+    return ";".join(parts)
+
+
 def _write_table(out: Path, name: str, rows: list[dict[str, Any]], title: str, console: Any,
                  paired: pl.DataFrame | None = None,
                  seeds: Sequence[int] = ()) -> tuple[pl.DataFrame, list[Path]]:  # fmt: skip
     """Write `table_<name>.{csv,md,json}` (and `table_<name>_paired.csv`) and print the table(s)."""
     from submissions.leaderboard import table_markdown
 
+    # Run folders relative to the experiment folder: the same experiment in another folder writes the same tables.
+    rows = [{**r, "runs": _relative_runs(r["runs"], out)} for r in rows]
     df = pl.DataFrame(rows, schema=TABLE_SCHEMA)
     csv = out / f"table_{name}.csv"
     atomic_write_text(csv, df.write_csv(float_precision=4))

@@ -131,6 +131,9 @@ def test_tables_beside_the_paper_and_resumable(corpus, tmp_path):
     t1 = run_folds(cfg, layout, cache, out)
     df = pl.read_csv(out / "table_I.csv")
     assert df["row"].to_list() == ["Fold 0", "Fold 1", "Mean", "Std", "Baseline (paper)"]
+    # Run folders relative to the experiment folder, so that the same experiment elsewhere writes the same tables.
+    assert df["runs"].to_list()[:2] == ["folds/fold0", "folds/fold1"]
+    assert str(tmp_path) not in (out / "table_I.md").read_text() + (out / "table_I.json").read_text()
     assert df.filter(pl.col("row") == "Fold 0")["paper_average"][0] == pytest.approx(0.614)
     assert df.filter(pl.col("row") == "Baseline (paper)")["paper_valence"][0] == pytest.approx(0.240)
     ours = [r.reported["p_va"] for r in t1.results]
