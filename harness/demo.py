@@ -349,6 +349,11 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
         res.files["scores"] = scores_path
     # After the last stage, so that its seconds and peak are in the file too.
     atomic_write_text(out / "timings.json", json.dumps({**res.timings, "peak_rss_mib": res.peak_rss_mib}, indent=1))
+    # The HTML report last, from the files just written (timings.json included), and first in the summary: it is
+    # the one file that shows everything.
+    from harness.report import write_report
+
+    res.files = {"report": write_report(out, out / "report.html"), **res.files}
     lines = "\n".join(f"{k:>22}: {v}" for k, v in res.files.items())
     lines += "\n" + "\n".join(f"peak RSS {v['self']:>7.0f} MiB (children {v['children']:.0f}): {k}"
                               for k, v in res.peak_rss_mib.items())  # fmt: skip
