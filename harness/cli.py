@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import harness.commands as commands_pkg
+from harness.findings import finding_lines, from_problems, one_line
 from submissions.errors import FormatError, HarnessError
 
 
@@ -68,10 +69,6 @@ MAX_ERROR_LINES = 20
 """Problems printed for one error (the rest are counted)."""
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def error_lines(exc: HarnessError) -> list[str]:
     """The lines the CLI prints for an error: `path[:line]: error: message`, one per problem, never wrapped.
 
@@ -82,19 +79,13 @@ def error_lines(exc: HarnessError) -> list[str]:
         exc: the error.
     """
     if isinstance(exc, FormatError):
-        lines = []
-        for p in exc.problems[:MAX_ERROR_LINES]:
-            where = f"{p.path}:{p.line}" if p.line else p.path
-            lines.append(f"{_one_line(where)}: error: {_one_line(p.reason)} [{p.code}]")
-        if len(exc.problems) > MAX_ERROR_LINES:
-            lines.append(f"harness: error: ... and {len(exc.problems) - MAX_ERROR_LINES} more problem(s)")
-        return lines
+        return finding_lines(from_problems(exc.problems), MAX_ERROR_LINES)
     text = str(exc).strip() or type(exc).__name__
     m = _LOCATION.match(text)
     if m:
         # Some messages carry the severity already ("path: error: ..."): print it once.
-        return [f"{m['where']}: error: {_one_line(m['what']).removeprefix('error: ')}"]
-    return [f"harness: error: {_one_line(text)}"]
+        return [f"{m['where']}: error: {one_line(m['what']).removeprefix('error: ')}"]
+    return [f"harness: error: {one_line(text)}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,43 +1,85 @@
 """`harness doctor`: check a dataset root, a run folder or a submission file and list every problem found.
 
-Each check returns `Finding`s (severity, where, what); nothing is modified.
+Each check returns `Finding`s (`harness.findings`: severity, path, line, message); nothing is modified. On a
+dataset root every raw video is opened (container, first frame, frame count and fps; never decoded whole) and each
+annotation file's row count is compared with its video's frame count: the challenge labels one row per frame.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from harness.findings import Finding, from_problems
 from preprocessing.affwild2 import AffWild2Layout, LayoutError
-from submissions.errors import FormatError, HarnessError, Problem
+from submissions.errors import FormatError, HarnessError
 from submissions.formats import read_annotation, read_expr_annotation, read_sample_locations, validate_submission
 from submissions.limits import MAX_PREDICTION_BYTES, read_text_bounded
 from submissions.metrics import annotated_mask
 from submissions.package import is_zip_file
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One thing the doctor found.
+def _from_format_error(exc: FormatError) -> list[Finding]:
+    return from_problems(exc.problems)
+
+
+def probe_video(path: Path) -> tuple[int | None, Finding | None]:
+    """Open a raw video cheaply (container, video stream, first decoded frame, frame count and fps).
 
     Args:
-        severity: "error" (the file cannot be used as is) or "warning" (usable, but worth a look).
-        where: file (and line) it concerns.
-        what: the problem, in words.
+        path: the raw video.
+
+    Returns:
+        (frame count, None), or (None, an error finding naming the file) when it cannot be decoded.
     """
+    from preprocessing.video import VideoError, probe
 
-    severity: Literal["error", "warning"]
-    where: str
-    what: str
+    try:
+        info = probe(path)
+    except VideoError as exc:
+        hint = f"; {exc.hint}" if exc.hint else ""
+        return None, Finding("error", str(path), f"cannot decode: {exc.reason}{hint}")
+    except OSError as exc:  # unreadable (permissions, a vanished network mount): named, not a traceback
+        return None, Finding("error", str(path), f"cannot decode: {exc.strerror or exc}")
+    if info.fps <= 0:
+        return info.frames, Finding("warning", str(path), "no frame rate in the file: frame times cannot be known")
+    return info.frames, None
 
 
-def _from_format_error(exc: FormatError) -> list[Finding]:
-    return [Finding("error", f"{p.path}:{p.line}" if p.line else p.path, p.reason) for p in exc.problems]
+def label_rows_finding(annotation: Path, rows: int, video: Path, frames: int) -> Finding | None:
+    """Compare an annotation file's rows with its video's frames (the challenge labels one row per frame).
+
+    More rows than frames is an error (rows without a frame; training drops them); fewer is a warning (the frames
+    past the last row count as unannotated, -5).
+
+    Args:
+        annotation: the label file.
+        rows: its label rows.
+        video: the raw video it labels.
+        frames: the video's frame count.
+    """
+    if frames <= 0 or rows == frames:
+        return None
+    counts = f"{rows} label rows for the {frames} frames of {video.name}"
+    if rows > frames:
+        return Finding("error", str(annotation), f"{counts}: {rows - frames} row(s) more than the video has frames "
+                       "(one row per frame); check that the file belongs to this video")  # fmt: skip
+    return Finding("warning", str(annotation), f"{counts}: the last {frames - rows} frame(s) have no row and count "
+                   "as unannotated (-5)")  # fmt: skip
+
+
+def _check_videos(layout: AffWild2Layout) -> tuple[dict[Path, int | None], list[Finding]]:
+    """Probe every raw video of the layout once (a two-person video's `_left`/`_right` share one file)."""
+    frames: dict[Path, int | None] = {}
+    out: list[Finding] = []
+    for path in sorted(set(layout.raw_videos.values())):
+        frames[path], finding = probe_video(path)
+        if finding is not None:
+            out.append(finding)
+    return frames, out
 
 
 def check_dataset(root: Path) -> list[Finding]:
@@ -47,7 +89,7 @@ def check_dataset(root: Path) -> list[Finding]:
         layout = AffWild2Layout.discover(root)
     except LayoutError as exc:
         return [Finding("error", str(root), str(exc))]
-    out: list[Finding] = []
+    video_frames, out = _check_videos(layout)
     for split, entries in layout.splits.items():
         if not entries:
             out.append(Finding("warning", str(root), f"the {split} split is empty"))
@@ -74,6 +116,11 @@ def check_dataset(root: Path) -> list[Finding]:
                 out.append(Finding("warning", str(e.expr_annotation), f"{classes.shape[0]} expression lines for "
                                    f"{labels.shape[0]} V/A lines ({e.annotation.name}): lengths differ (reconciled "
                                    "to the video's frames, -1 padding)"))  # fmt: skip
+            n_frames = video_frames.get(e.raw_video) if e.raw_video is not None else None
+            if n_frames is not None and e.raw_video is not None:
+                rows = label_rows_finding(e.annotation, labels.shape[0], e.raw_video, n_frames)
+                if rows is not None:
+                    out.append(rows)
             if not annotated_mask(labels).any():
                 out.append(Finding("warning", str(e.annotation), "every frame is -5 (unannotated): "
                                    "the video adds nothing to training or scoring"))
@@ -114,11 +161,11 @@ def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                out.append(Finding("error", f"{metrics}:{i}", "not a JSON line (a write was interrupted?)"))
+                out.append(Finding("error", str(metrics), "not a JSON line (a write was interrupted?)", i))
                 continue
             for k, v in rec.items():
                 if isinstance(v, float) and not np.isfinite(v):
-                    out.append(Finding("warning", f"{metrics}:{i}", f"{k} is {v}"))
+                    out.append(Finding("warning", str(metrics), f"{k} is {v}", i))
     elif not metrics.is_file():
         out.append(Finding("warning", str(metrics), "missing: no epoch finished yet"))
     for tmp in run.rglob(".*.tmp"):
@@ -126,14 +173,10 @@ def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
     pred = run / "predictions" / "submission.csv"
     if pred.is_file() and sample is not None:
         try:
-            out.extend(_from_problems(validate_submission(pred, sample)))
+            out.extend(from_problems(validate_submission(pred, sample)))
         except FormatError as exc:
             out.extend(_from_format_error(exc))
     return out
-
-
-def _from_problems(problems: list[Problem]) -> list[Finding]:
-    return [Finding("error", f"{p.path}:{p.line}" if p.line else p.path, p.reason) for p in problems]
 
 
 def check_package(path: Path, sample: Path | None = None) -> list[Finding]:
@@ -153,7 +196,7 @@ def check_package(path: Path, sample: Path | None = None) -> list[Finding]:
         except HarnessError as exc:
             return [Finding("error", str(path), str(exc).removeprefix(f"{path}: "))]
     inside = f"{path}!{PREDICTION_NAME}"
-    return [Finding("error", f"{inside}:{p.line}" if p.line else inside, p.reason) for p in problems]
+    return [Finding("error", inside, p.reason, p.line or None, p.code) for p in problems]
 
 
 def check_path(path: Path, sample: Path | None = None) -> list[Finding]:
@@ -164,7 +207,7 @@ def check_path(path: Path, sample: Path | None = None) -> list[Finding]:
         return check_package(path, sample)
     if not path.is_dir():
         # validate_submission refuses a FIFO, a device or an oversized file without reading it.
-        return _from_problems(validate_submission(path, sample))
+        return from_problems(validate_submission(path, sample))
     if (path / "config.yaml").is_file() or (path / "metrics.jsonl").is_file():
         return check_run(path, sample)
     return check_dataset(path)

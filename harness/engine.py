@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from harness.config import DeepSpeedSection, LoopConfig, train_batch_size
 from harness.runs import RunDir
 from harness.schedule import Schedule, WarmupCosineRestarts
+from harness.tb_events import TB_DIR, EpochEvents
 from submissions.atomic import atomic_write_bytes
 from submissions.errors import HarnessError
 
@@ -482,9 +483,9 @@ def fit(
 ) -> FitResult:
     """Train `model` on `train_set` for `loop.epochs` epochs under DeepSpeed; checkpoint and log every epoch.
 
-    The run folder must be prepared (`RunDir.prepare`); rank 0 writes ds_config.json, metrics.jsonl,
-    checkpoints/ and best.safetensors. After this call `model` may be sharded or cast (ZeRO-3, bf16): build a
-    fresh module and load best.safetensors to use the result.
+    The run folder must be prepared (`RunDir.prepare`); rank 0 writes ds_config.json, metrics.jsonl, TensorBoard
+    events (tb/, `harness.tb_events`), checkpoints/ and best.safetensors. After this call `model` may be sharded or
+    cast (ZeRO-3, bf16): build a fresh module and load best.safetensors to use the result.
 
     Args:
         model: the module to train (its parameters with requires_grad=False stay frozen).
@@ -558,6 +559,9 @@ def fit(
         return out.float().cpu() if isinstance(out, torch.Tensor) else out
 
     bar = _Progress(progress and info.is_main, label)
+    # TensorBoard's view of metrics.jsonl (rank 0): written before the epoch's checkpoint, so a resume redoes
+    # (and the purge step hides) exactly the epochs whose events might be stale.
+    events = EpochEvents(run.path / TB_DIR, start_epoch, history, enabled=info.is_main)
     step_times: list[float] = []
     try:
         for epoch in range(start_epoch, loop.epochs):
@@ -604,6 +608,7 @@ def fit(
                     save_weights(run.best_weights, state)
                 history.append(record)
                 run.write_metrics(history)
+                events.write(record)
             client = {"epoch": epoch, "best_epoch": best_epoch, "best": best}
             engine.save_checkpoint(str(run.checkpoints), tag=f"{CKPT_PREFIX}{epoch:04d}", client_state=client)
             barrier()
@@ -613,6 +618,7 @@ def fit(
             bar.end_epoch(record)
     finally:
         bar.close()
+        events.close()
         # Drop the engine's references now: folds and ablations build many engines in one process.
         engine = optimizer = scheduler = None
         gc.collect()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import polars as pl
 from rich.console import Console
+from rich.markup import escape
 
 from harness.doctor import check_path
-from harness.tables import print_table
+from harness.findings import findings_json, print_findings
 
 NAME = "doctor"
 HELP = "Check a dataset root, a run folder, a submission file or package (.zip) and list every problem found."
@@ -18,22 +18,28 @@ EXAMPLES = [
     "harness doctor runs/demo/fold0 --sample DATA/VA_test_set_sample.txt",
     "harness doctor predictions.csv --sample VA_test_set_sample.txt",
     "harness doctor submission.zip --sample VA_test_set_sample.txt",
+    "harness doctor /data/Aff-Wild2 --json > findings.json",
 ]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="dataset root, run folder, prediction file, or submission package (.zip)")
     p.add_argument("--sample", help="the organisers' sample file, to validate predictions against")
+    p.add_argument("--json", action="store_true", help="print the findings as a JSON list of {path, line, severity, "
+                   "message, code}, nothing else")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     findings = check_path(Path(args.path), Path(args.sample) if args.sample else None)
+    errors = sum(f.severity == "error" for f in findings)
+    if args.json:
+        print(findings_json(findings))
+        return 1 if errors else 0
     console = Console()
     if not findings:
-        console.print(f"[green]no problems found[/] in {args.path}")
+        # soft_wrap: a long path stays on one line off a terminal too (rich would wrap it at COLUMNS).
+        console.print(f"[green]no problems found[/] in {escape(args.path)}", soft_wrap=True, highlight=False)
         return 0
-    df = pl.DataFrame([f.__dict__ for f in findings])
-    print_table(df, title=f"harness doctor {args.path}", console=console)
-    errors = sum(f.severity == "error" for f in findings)
-    console.print(f"{errors} error(s), {len(findings) - errors} warning(s)")
+    print_findings(findings, console, title=f"harness doctor {args.path}")
+    console.print(f"{errors} error(s), {len(findings) - errors} warning(s)", highlight=False)
     return 1 if errors else 0

@@ -6,9 +6,9 @@ import argparse
 
 import polars as pl
 from rich.console import Console
-from rich.markup import escape
 
-from harness.preprocess import PreprocessConfig, preprocess
+from harness.findings import Finding, from_message, print_findings
+from harness.preprocess import PreprocessConfig, VideoResult, preprocess
 from harness.progress import StepProgress
 from harness.tables import print_table
 
@@ -38,11 +38,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="stop at the first bad video")
 
 
+def result_findings(results: list[VideoResult]) -> list[Finding]:
+    """Each failed video as an error (at the file its message names) and what was only partly usable, and how it
+    was handled, as notes at the video.
+
+    Args:
+        results: the per-video results of `preprocess`.
+    """
+    out: list[Finding] = []
+    for r in results:
+        if r.error:
+            out.append(from_message(r.error, r.video))
+        out.extend(Finding("note", r.video, note) for note in r.notes)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
     if not args.vggish:
         console.print("[yellow]VGGish off[/]: no weights given (--vggish PATH); audio features are MFCC 39 + "
-                      "eGeMAPS 23 = 62 dims")
+                      "eGeMAPS 23 = 62 dims", soft_wrap=True)  # fmt: skip
     cfg = PreprocessConfig(faces=not args.no_faces, detect=args.detect, detector=args.detector, stride=args.stride,
                            input_size=args.input_size,
                            audio=not args.no_audio, vggish=args.vggish, encoder=args.encoder,
@@ -57,10 +72,9 @@ def run(args: argparse.Namespace) -> int:
         for r in results
     ])
     print_table(df, title=f"Preprocessed {len(results)} video(s) into {args.out}", console=console, floats=1)
-    for r in results:  # what was only partly usable, and how it was handled
-        for note in r.notes:
-            console.print(f"[yellow]{escape(r.video)}[/]: {escape(note)}", highlight=False)
+    print_findings(result_findings(results), console, title="problems and notes")
     bad = [r for r in results if r.error]
     if bad:
-        console.print(f"[red]{len(bad)} video(s) failed[/]; the others are done (see preprocess_summary.json)")
+        console.print(f"[red]{len(bad)} video(s) failed[/]; the others are done (see preprocess_summary.json)",
+                      soft_wrap=True)  # fmt: skip
     return 1 if bad else 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.findings import finding_lines, from_problems
+from submissions.errors import FormatError
 from submissions.package import package_submission
 
 NAME = "submit"
@@ -24,8 +26,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    pkg = package_submission(args.run_or_pred, args.sample, args.out, extra={"command": " ".join(sys.argv)},
-                             force=args.force)  # fmt: skip
+    from harness.cli import MAX_ERROR_LINES
+
+    try:
+        pkg = package_submission(args.run_or_pred, args.sample, args.out, extra={"command": " ".join(sys.argv)},
+                                 force=args.force)  # fmt: skip
+    except FormatError as exc:
+        # The prediction file's problems, one located line each on stderr (nothing was written).
+        for line in finding_lines(from_problems(exc.problems), limit=MAX_ERROR_LINES):
+            print(line, file=sys.stderr, flush=True)
+        return 2
     print(f"packaged {pkg.path}")
     for name, digest in sorted(pkg.manifest["files"].items()):
         print(f"  {name}  sha256 {digest}")

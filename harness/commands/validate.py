@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import tempfile
 
+from harness.findings import finding_lines, findings_json, from_problems
 from submissions.errors import Problem
 from submissions.formats import validate_submission
 from submissions.package import PREDICTION_NAME, inspect_package, is_zip_file
@@ -22,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pred", help="submission file (image_location,valence,arousal) or a `harness submit` package")
     p.add_argument("--sample", help="the organisers' sample file (frame list); without it, only the structure")
     p.add_argument("--max", type=int, default=50, help="show at most this many problems (default 50)")
+    p.add_argument("--json", action="store_true", help="print every problem as a JSON list of {path, line, "
+                   "severity, message, code}, nothing else (--max does not apply)")  # fmt: skip
 
 
 def validate_path(pred: str, sample: str | None) -> tuple[list[Problem], str]:
@@ -48,13 +51,14 @@ def validate_path(pred: str, sample: str | None) -> tuple[list[Problem], str]:
 
 def run(args: argparse.Namespace) -> int:
     problems, what = validate_path(args.pred, args.sample)
+    if args.json:
+        print(findings_json(from_problems(problems)))
+        return 1 if problems else 0
     if not problems:
         print(f"valid {what}: {args.pred}")
         return 0
     print(f"{len(problems)} problem(s) in {args.pred}:")
-    for p in problems[: args.max]:
-        where = f"{p.path}:{p.line}" if p.line else p.path
-        print(f"{where}: error: {p.reason} [{p.code}]")
-    if len(problems) > args.max:
-        print(f"... and {len(problems) - args.max} more")
+    # Plain lines in a terminal too: a validator's output is read by editors and scripts as often as by people.
+    for line in finding_lines(from_problems(problems), limit=max(args.max, 0), more_at=args.pred):
+        print(line)
     return 1

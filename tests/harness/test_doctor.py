@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from harness.cli import main
-from harness.doctor import check_path
+from harness.doctor import check_path, label_rows_finding
+from harness.findings import finding_line
 from submissions.formats import EXPR_HEADER, image_location, write_annotation, write_expr_annotation
+from tests.preprocessing.test_bad_videos import write_video
 
 
 def _layout(root):
@@ -70,3 +74,53 @@ def test_run_and_submission_findings(tmp_path, capsys):
     bad.write_text("image_location,valence,arousal\nv/00001.jpg,2,0\n")
     assert main(["doctor", str(bad)]) == 1
     assert "outside [-1, 1]" in capsys.readouterr().out
+
+
+# -- raw videos: decodable, and as long as their labels ---------------------------------------------------------
+def _frames(n: int) -> list[np.ndarray]:
+    return [np.full((32, 48, 3), 8 * i, np.uint8) for i in range(n)]
+
+
+def _video_root(tmp_path, n: int = 10):
+    """A root whose Train split labels N-frame videos with N+3 rows (`over`), N-2 rows (`under`), N rows (`exact`),
+    a two-person video (`duo_left` N rows, `duo_right` N-2 rows, one raw `duo.mp4`), and a raw video of random
+    bytes (`noise`)."""
+    root = tmp_path / "root"
+    tr = root / "annotations" / "VA_Estimation_Challenge" / "Train_Set"
+    rows = {"over": n + 3, "under": n - 2, "exact": n, "duo_left": n, "duo_right": n - 2, "noise": n}
+    for name, k in rows.items():
+        write_annotation(tr / f"{name}.txt", np.full((k, 2), 0.1))
+    videos = root / "videos" / "batch1"
+    videos.mkdir(parents=True)
+    for name in ("over", "under", "exact", "duo"):
+        write_video(videos / f"{name}.mp4", _frames(n))
+    (videos / "noise.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return root, tr, videos
+
+
+def test_an_undecodable_raw_video_is_an_error_naming_the_file(tmp_path):
+    root, _, videos = _video_root(tmp_path)
+    found = [f for f in check_path(root) if f.path == str(videos / "noise.mp4")]
+    assert len(found) == 1 and found[0].severity == "error" and found[0].line is None
+    assert found[0].message.startswith("cannot decode: ")
+    assert finding_line(found[0]).startswith(f"{videos / 'noise.mp4'}: error: cannot decode: ")
+
+
+def test_label_rows_are_compared_with_the_video_frames(tmp_path):
+    root, tr, _ = _video_root(tmp_path, n=10)
+    found = {Path(f.path).name: f for f in check_path(root) if "label rows" in f.message}
+    assert sorted(found) == ["duo_right.txt", "over.txt", "under.txt"]  # exact and duo_left agree with their video
+    over, under, right = found["over.txt"], found["under.txt"], found["duo_right.txt"]
+    assert over.severity == "error" and over.path == str(tr / "over.txt")
+    assert "13 label rows for the 10 frames of over.mp4" in over.message and "3 row(s) more" in over.message
+    assert under.severity == "warning" and "8 label rows for the 10 frames of under.mp4" in under.message
+    assert "the last 2 frame(s) have no row" in under.message
+    assert right.severity == "warning" and "of duo.mp4" in right.message  # `_right` labels the shared `duo.mp4`
+
+
+def test_label_rows_finding_is_pure():
+    ann, video = Path("a/x.txt"), Path("v/x.mp4")
+    assert label_rows_finding(ann, 10, video, 10) is None
+    assert label_rows_finding(ann, 12, video, 0) is None  # no frame count in the file: nothing to compare
+    assert label_rows_finding(ann, 13, video, 10).severity == "error"
+    assert label_rows_finding(ann, 8, video, 10).severity == "warning"
