@@ -81,6 +81,7 @@ def platform_fingerprint(device: str | None = None) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_vendor": info.get("vendor_id", platform.processor() or "unknown"),
         "cpu_model": info.get("model name", "unknown"),
+        "cpu_isa": native_aten_levels()[-1],
         "aten_capability": str(torch.backends.cpu.get_cpu_capability()).lower(),
         "aten_capability_env": os.environ.get("ATEN_CPU_CAPABILITY", ""),
         "torch": torch.__version__,

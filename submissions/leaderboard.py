@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -160,18 +161,31 @@ change is a change of behaviour (made visible, and recorded by a deliberate comm
 FIXTURE_TOLERANCE = 1e-9
 """The scoring fixture is pure numpy in float64: it must hold to this on every machine."""
 
-BAND_FACTOR = 3.0
+BAND_FACTOR = 5.0
 """The cross-platform band is this many times the spread measured under the recording machine's kernel levels.
 
-Why 3: on the recording machine (AMD EPYC, AVX2) the quick demo's largest spread between `ATEN_CPU_CAPABILITY`
-levels was 0.042 (visual-MAE CCC_V, before the stage-1 warm-up fix), and an Intel Xeon with AVX-512 missed that
-recording by 0.0525 there (issue 19): 1.25 times the spread. 3 leaves room for machines further away without
-letting a change of behaviour, which moves scores by far more than rounding does, pass.
-"""
+Measured misses of the recording (AMD EPYC, AVX2), each as a multiple of the key's spread between that machine's
+`ATEN_CPU_CAPABILITY` levels: an Intel Xeon with AVX-512, 1.25 (visual-MAE CCC_V, issue 19); an AMD EPYC with
+AVX-512, at most 1.49 natively (baseline CCC_A) and 3.65 with ATen capped to avx2 (visual-MAE CCC_A: 0.046
+against a spread of 0.0126; MKL and oneDNN keep the CPU's own paths under the cap). 5 leaves 1.37 times the
+largest measured miss without letting a change of behaviour, which moves scores by far more than rounding does,
+pass."""
 
-MATCH_FIELDS = ("machine", "cpu_vendor", "cpu_model", "aten_capability", "torch", "numpy", "mkl", "onednn",
-                "threads", "device")  # fmt: skip
-"""The platform fields two fingerprints must share for their scores to be compared exactly (`EXACT`)."""
+MATCH_FIELDS = ("machine", "cpu_vendor", "cpu_model", "cpu_isa", "aten_capability", "torch", "numpy", "mkl",
+                "onednn", "threads", "device")  # fmt: skip
+"""The platform fields two fingerprints must share for their scores to be compared exactly (`EXACT`).
+
+`cpu_isa` is the CPU's own highest kernel level, whatever `ATEN_CPU_CAPABILITY` caps: the kernel cap reaches ATen
+only, MKL and oneDNN still take the CPU's own paths, so an AVX-512 machine capped to `avx2` is not an AVX2 machine
+(measured: its quick demo misses an AVX2 recording by 0.05 on the baseline rows, with the same model name)."""
+
+
+def _field(fp: dict, key: str) -> Any:
+    """A fingerprint's value of `key`; fingerprints written before `cpu_isa` existed give it from their kernel level
+    where no cap was set (uncapped, ATen runs the CPU's own level), else None (unknown: never a match)."""
+    if key == "cpu_isa" and key not in fp:
+        return fp.get("aten_capability") if not fp.get("aten_capability_env") else None
+    return fp.get(key)
 
 
 def platform_differences(a: dict | None, b: dict | None) -> list[str]:
@@ -186,7 +200,12 @@ def platform_differences(a: dict | None, b: dict | None) -> list[str]:
     """
     if not a or not b:
         return ["no platform fingerprint" + ("" if a else " in the recording") + ("" if b else " in the scores")]
-    return [f"{k}: {a.get(k)!s} != {b.get(k)!s}" for k in MATCH_FIELDS if a.get(k) != b.get(k)]
+    diffs = []
+    for k in MATCH_FIELDS:
+        va, vb = _field(a, k), _field(b, k)
+        if va != vb or (k == "cpu_isa" and va is None):
+            diffs.append(f"{k}: {va!s} != {vb!s}")
+    return diffs
 
 
 def load_recorded(path: str | Path = RECORDED_PATH) -> dict:

@@ -4,6 +4,7 @@ scores hold the recorded leaderboard (the CI regression check)."""
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import pytest
@@ -19,8 +20,12 @@ from submissions.package import verify_package
 @pytest.mark.slow
 def test_demo_quick_end_to_end_and_leaderboard(tmp_path):
     out = tmp_path / "demo"
-    # A fresh process, as a user runs it: the scores must not depend on what earlier tests left in this one.
-    run_quick_demo(out)
+    # A fresh process, as a user runs it: the scores must not depend on what earlier tests left in this one. It
+    # runs under this process's ATen kernel level, so `ATEN_CPU_CAPABILITY=default pytest ...` checks another
+    # machine's arithmetic.
+    run_quick_demo(out, level=os.environ.get("ATEN_CPU_CAPABILITY") or None)
+    assert json.loads((out / "scores.json").read_text())["platform"]["aten_capability_env"] == \
+        os.environ.get("ATEN_CPU_CAPABILITY", "")
     files = {"submission": out / "submission.zip", "scores": out / "scores.json"}
     for key in ("traces", "histograms", "gates", "curves"):
         found = sorted((out / "plots").glob(f"{key}_*.png"))

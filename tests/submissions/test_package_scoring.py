@@ -22,6 +22,7 @@ from submissions.leaderboard import (
     level_spread,
     load_recorded,
     paper_rows,
+    platform_differences,
     record_scores,
     scoring_fixture,
 )
@@ -196,7 +197,8 @@ def test_recorded_check_is_exact_on_the_recording_platform_and_banded_elsewhere(
     res = check_recorded({**fx, "quick/a/p_va": 0.7 - 0.05, "quick/b/p_va": 0.5}, rec, other)
     assert res.mode == "band" and res.ok and "aten_capability: avx2 != avx512" in res.reason
     assert res.rows[3].allowed == pytest.approx(BAND_FACTOR * 0.02) and res.rows[4].allowed == EXACT
-    assert not check_recorded({**fx, "quick/a/p_va": 0.7 - 0.07, "quick/b/p_va": 0.5}, rec, other).ok
+    beyond = BAND_FACTOR * 0.02 + 0.01
+    assert not check_recorded({**fx, "quick/a/p_va": 0.7 - beyond, "quick/b/p_va": 0.5}, rec, other).ok
     assert not check_recorded({**fx, "quick/a/p_va": 0.7, "quick/b/p_va": 0.5 + 1e-5}, rec, other).ok
     # No fingerprint: the band, and the reason says why.
     assert "no platform fingerprint in the scores" in check_recorded({**fx, "quick/a/p_va": 0.7}, rec, None).reason
@@ -205,6 +207,18 @@ def test_recorded_check_is_exact_on_the_recording_platform_and_banded_elsewhere(
     assert part.ok and part.absent == ["quick/b/p_va"]
     nan = check_recorded({**fx, "quick/a/p_va": float("nan"), "quick/b/p_va": 0.5}, rec, PLAT)
     assert not nan.ok
+
+
+def test_a_capped_kernel_level_is_not_another_machine():
+    """ATEN_CPU_CAPABILITY caps ATen only (MKL and oneDNN keep the CPU's own paths): an AVX-512 CPU capped to avx2
+    shows the recording's kernel level and model name, and is still compared in the band, naming the CPU's level."""
+    recording = dict(PLAT)  # written before `cpu_isa` existed, uncapped: its CPU's level is its kernel level
+    same_machine = {**PLAT, "cpu_isa": "avx2", "aten_capability_env": ""}
+    capped = {**PLAT, "cpu_isa": "avx512", "aten_capability_env": "avx2"}
+    assert platform_differences(recording, same_machine) == []
+    assert platform_differences(recording, capped) == ["cpu_isa: avx2 != avx512"]
+    # A capped fingerprint without `cpu_isa` cannot say what its CPU is: never an exact match.
+    assert platform_differences({**PLAT, "aten_capability_env": "avx2"}, same_machine) == ["cpu_isa: None != avx2"]
 
 
 def test_load_recorded_names_the_file(tmp_path):
