@@ -26,7 +26,7 @@ def test_demo_quick_end_to_end_and_leaderboard(tmp_path):
     run_quick_demo(out, level=os.environ.get("ATEN_CPU_CAPABILITY") or None)
     assert json.loads((out / "scores.json").read_text())["platform"]["aten_capability_env"] == \
         os.environ.get("ATEN_CPU_CAPABILITY", "")
-    files = {"submission": out / "submission.zip", "scores": out / "scores.json"}
+    files = {"submission": out / "submission.zip", "scores": out / "scores.json", "report": out / "report.html"}
     for key in ("traces", "histograms", "gates", "curves"):
         found = sorted((out / "plots").glob(f"{key}_*.png"))
         assert found, key
@@ -35,6 +35,8 @@ def test_demo_quick_end_to_end_and_leaderboard(tmp_path):
         assert path.is_file(), key
     for table in ("I", "III", "IV"):
         assert (out / "experiments" / f"table_{table}.csv").is_file()
+    report = files["report"].read_text(encoding="utf-8")
+    assert all(f"Table {t}:" in report for t in ("I", "III", "IV")) and "data:image/png;base64," in report
     corpus = out / "corpus"
     sample = corpus / "VA_test_set_sample.txt"
     manifest = verify_package(files["submission"], sample, tmp_path / "unzipped")
