@@ -148,8 +148,9 @@ def _scores_from_tables(cfg: Config, folds_report, ablation_reports) -> dict[str
 def _plots(cfg: Config, layout, cache, run_dir: Path, out: Path, fps: float,
            gates: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, Path]:  # fmt: skip
     from harness.data import load_labels
-    from harness.plots import plot_curves, plot_gates, plot_histograms, plot_traces
+    from harness.plots import curve_keys, plot_curves, plot_gates, plot_histograms, plot_traces
     from harness.predict import load_predictions
+    from harness.runs import RunDir
     from submissions.formats import read_annotation
 
     files: dict[str, Path] = {}
@@ -166,12 +167,10 @@ def _plots(cfg: Config, layout, cache, run_dir: Path, out: Path, fps: float,
                                               np.concatenate([preds[e.name] for e in labelled]))
     elif train_labels:
         files["histograms"] = plot_histograms(out / "plots" / "histograms_train.png", np.concatenate(train_labels))
-    metrics = run_dir / "metrics.jsonl"
-    if metrics.is_file():
-        recs = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-        recs = [r for r in recs if "epoch" in r]
-        keys = [k for k in ("train_loss", "val_p_va", "p_va", "lr") if any(k in r for r in recs)]
-        files["curves"] = plot_curves(out / "plots" / "curves_fold0.png", recs, keys=keys or ("train_loss",))
+    run = RunDir(run_dir)
+    if run.metrics_file.is_file():
+        recs = [r for r in run.read_metrics() if "epoch" in r]
+        files["curves"] = plot_curves(out / "plots" / "curves_fold0.png", recs, keys=curve_keys(recs))
     video = labelled[0].name if labelled else None
     if video is not None and gates and video in gates:  # the whole video, windowed and averaged as predictions
         n = gates[video]["visual"].shape[0]

@@ -22,10 +22,6 @@ from submissions.metrics import annotated_mask
 from submissions.package import is_zip_file
 
 
-def _from_format_error(exc: FormatError) -> list[Finding]:
-    return from_problems(exc.problems)
-
-
 def probe_video(path: Path) -> tuple[int | None, Finding | None]:
     """Open a raw video cheaply (container, video stream, first decoded frame, frame count and fps).
 
@@ -104,13 +100,13 @@ def check_dataset(root: Path) -> list[Finding]:
                 try:
                     classes = read_expr_annotation(e.expr_annotation)
                 except FormatError as exc:
-                    out.extend(_from_format_error(exc))
+                    out.extend(from_problems(exc.problems))
             if e.annotation is None:
                 continue
             try:
                 labels = read_annotation(e.annotation)
             except FormatError as exc:
-                out.extend(_from_format_error(exc))
+                out.extend(from_problems(exc.problems))
                 continue
             if classes is not None and classes.shape[0] != labels.shape[0]:
                 out.append(Finding("warning", str(e.expr_annotation), f"{classes.shape[0]} expression lines for "
@@ -137,7 +133,7 @@ def check_dataset(root: Path) -> list[Finding]:
                 out.append(Finding("error", str(layout.sample_file), "sample file videos differ from the test "
                                    f"list: {len(vids - listed)} extra, {len(listed - vids)} missing"))
         except FormatError as exc:
-            out.extend(_from_format_error(exc))
+            out.extend(from_problems(exc.problems))
     elif layout.test:
         out.append(Finding("warning", str(root), "no VA_test_set_sample.txt: submissions cannot be validated"))
     return out
@@ -155,7 +151,7 @@ def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
         try:
             text = read_text_bounded(metrics, "metrics file", MAX_PREDICTION_BYTES)
         except FormatError as exc:
-            out.extend(_from_format_error(exc))
+            out.extend(from_problems(exc.problems))
     if text is not None:
         for i, line in enumerate(text.splitlines(), 1):
             try:
@@ -175,7 +171,7 @@ def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
         try:
             out.extend(from_problems(validate_submission(pred, sample)))
         except FormatError as exc:
-            out.extend(_from_format_error(exc))
+            out.extend(from_problems(exc.problems))
     return out
 
 
@@ -192,7 +188,7 @@ def check_package(path: Path, sample: Path | None = None) -> list[Finding]:
         try:
             _, problems = inspect_package(path, sample, work)
         except FormatError as exc:
-            return _from_format_error(exc)
+            return from_problems(exc.problems)
         except HarnessError as exc:
             return [Finding("error", str(path), str(exc).removeprefix(f"{path}: "))]
     inside = f"{path}!{PREDICTION_NAME}"

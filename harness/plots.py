@@ -146,6 +146,15 @@ def plot_gates(path: str | Path, gates: Mapping[str, np.ndarray], fps: float = 3
     return _save(gates_figure(gates, fps, title), path)
 
 
+CURVE_KEYS = ("train_loss", "val_p_va", "p_va", "lr")
+"""metrics.jsonl keys drawn as training curves (the demo's plot and the report's)."""
+
+
+def curve_keys(records: Sequence[Mapping[str, float]]) -> list[str]:
+    """The `CURVE_KEYS` present in `records` (the training loss alone when none is)."""
+    return [k for k in CURVE_KEYS if any(k in r for r in records)] or ["train_loss"]
+
+
 def curves_figure(records: Sequence[Mapping[str, float]], keys: Sequence[str] = ("train_loss", "p_va")
                   ) -> plt.Figure:  # fmt: skip
     """The figure of `plot_curves`: one panel per key present, epoch against the key's quantity."""

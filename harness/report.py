@@ -77,9 +77,6 @@ PLOTS = {
 }
 """Title and caption of the demo's plots, by the file name's first word, in the order the page shows them."""
 
-CURVE_KEYS = ("train_loss", "val_p_va", "p_va", "lr")
-"""metrics.jsonl keys drawn as training curves (those present), as the demo draws them."""
-
 PLATFORM_ORDER = ("torch", "threads", "device", "cpu_model", "cpu_vendor", "aten_capability", "aten_capability_env",
                   "machine", "numpy", "mkl", "onednn", "python")  # fmt: skip
 """Fingerprint fields in the order shown (any other field follows, sorted)."""
@@ -589,10 +586,9 @@ def curves_png(records: Sequence[Mapping[str, Any]]) -> bytes:
     """Training curves of one run as PNG bytes (`harness.plots.curves_figure`, the demo's keys and resolution)."""
     import matplotlib.pyplot as plt
 
-    from harness.plots import curves_figure
+    from harness.plots import curve_keys, curves_figure
 
-    keys = [k for k in CURVE_KEYS if any(k in r for r in records)] or ["train_loss"]
-    fig = curves_figure(records, keys)
+    fig = curves_figure(records, curve_keys(records))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

@@ -139,7 +139,7 @@ def training_labels(cfg: Config, layout: Any, labels: Mapping[str, np.ndarray]) 
 
     Args:
         cfg: the config.
-        layout: the dataset layout (expression files by `entry(name).expr_annotation`).
+        layout: the dataset layout (`AffWild2Layout.expressions` reads each video's expression file).
         labels: training video -> (N, 2) labels as read from the files.
 
     Returns:
@@ -147,9 +147,7 @@ def training_labels(cfg: Config, layout: Any, labels: Mapping[str, np.ndarray]) 
     """
     if not cfg.data.refine_labels:
         return dict(labels), 0
-    from preprocessing.affwild2 import load_expressions
-
-    classes = {v: load_expressions(layout.entry(v).expr_annotation, lab.shape[0]) for v, lab in labels.items()}
+    classes = {v: layout.expressions(layout.entry(v), lab.shape[0]) for v, lab in labels.items()}
     means = class_va_means((labels[v], classes[v]) for v in sorted(labels))
     out, filled = {}, 0
     for v in sorted(labels):
