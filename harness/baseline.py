@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from core.errors import HarnessError
+from core.hashing import stable_hash
 from harness.config import BASELINE_ROW, Config
 from harness.data import FrameDataset, FrameItem, crop_files, labelled_frames, load_labels, read_crop
 from harness.engine import Forward, barrier, fit, init_distributed, set_threads
@@ -39,8 +41,6 @@ from harness.folds import Fold, fold_split, stage1_reserved
 from harness.predict import save_predictions
 from harness.runs import RunDir
 from harness.stage2 import Stage2Result, score_predictions
-from preprocessing.cache import config_hash as stable_hash
-from submissions.errors import HarnessError
 
 __all__ = ["BASELINE_ROW", "BaselineError", "baseline_runs", "build_baseline", "train_baseline"]
 

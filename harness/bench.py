@@ -20,15 +20,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import polars as pl
 
+from core.atomic import atomic_write_text
+from core.errors import HarnessError
+from core.locking import FolderLock
 from harness.childenv import child_env
-from submissions.atomic import atomic_write_text
-from submissions.errors import HarnessError
 from submissions.leaderboard import table_markdown
-from submissions.locking import LockHeldError, acquire_lock, release_lock
 
 PARTIAL_FILE = "partial.json"
 """The rows a run has finished so far (see `run_benchmarks` and `harness.bench_plugin`)."""
@@ -245,18 +244,18 @@ class BenchLockedError(HarnessError):
     """Another `harness bench` is writing the same report folder."""
 
 
-def lock_report_folder(out_dir: Path) -> IO[str]:
+def lock_report_folder(out_dir: Path) -> FolderLock:
     """Take `<out_dir>/.lock` without waiting; BenchLockedError naming the folder, lock file and holder otherwise.
 
     Two runs on one folder would both rewrite `partial.json` and the report, each dropping the other's rows.
     """
-    try:
-        return acquire_lock(Path(out_dir) / LOCK_FILE)
-    except LockHeldError as exc:
-        raise BenchLockedError(
-            f"{out_dir}: another `harness bench` (pid {exc.holder}, lock {exc.path}) is writing this report folder; "
+    def held(path: Path, holder: str) -> BenchLockedError:
+        return BenchLockedError(
+            f"{out_dir}: another `harness bench` (pid {holder}, lock {path}) is writing this report folder; "
             "wait for it to finish or choose another --out"
-        ) from None
+        )
+
+    return FolderLock(Path(out_dir) / LOCK_FILE, held).acquire()
 
 
 def run_benchmarks(
@@ -290,11 +289,8 @@ def run_benchmarks(
         log: called with a line of text on what is reused (default: print it).
     """
     out_dir = Path(out_dir)
-    lock = lock_report_folder(out_dir)
-    try:
+    with lock_report_folder(out_dir):
         return _run_locked(out_dir, select, extra_args, suite, fresh, log or print)
-    finally:
-        release_lock(lock)
 
 
 def _run_locked(out_dir: Path, select: str | None, extra_args: list[str] | None, suite: Path | None, fresh: bool,

@@ -6,7 +6,7 @@ its partial-results file (`<out>/partial.json`, see `harness.bench`). The plugin
 - deselects the benchmarks the file already holds (rows an interrupted run finished: they are not measured again),
   by exact node id;
 - after each benchmark whose test passed, appends its pytest-benchmark record (stats with every round's time, and
-  `extra_info`) to the file, rewritten whole and atomically (`submissions.atomic`), so a process killed at any
+  `extra_info`) to the file, rewritten whole and atomically (`core.atomic`), so a process killed at any
   moment leaves the rows finished before the kill and nothing half-written.
 
 pytest-benchmark itself writes its JSON only when the session ends, which a killed run never reaches.
@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from submissions.atomic import atomic_write_text
+from core.atomic import atomic_write_text
 
 if TYPE_CHECKING:  # `harness bench` imports this module; pytest is only needed in the pytest process itself
     import pytest

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import harness.commands as commands_pkg
+from core.errors import HarnessError
 from harness.findings import finding_lines, from_problems, one_line
-from submissions.errors import FormatError, HarnessError
+from submissions import FormatError
 
 
 def _command_modules(only: str | None = None) -> list[ModuleType]:

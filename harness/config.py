@@ -30,15 +30,16 @@ from typing import Any, Literal
 
 import yaml
 
+from core.errors import HarnessError
+from core.hashing import stable_hash
+from core.widths import AUDIO_FEATURE_WIDTHS
 from models.configs import MAEConfig, ResNetConfig, TemporalConfig, ViTConfig
 from models.errors import ModelConfigError
-from preprocessing.cache import config_hash as _stable_hash
-from submissions.errors import HarnessError
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 """Where the named configs (`paper`, `demo`, `quick`) live."""
 
-AUDIO_DIMS: dict[str, int] = {"vggish": 128, "mfcc": 39, "egemaps": 23}
+AUDIO_DIMS = AUDIO_FEATURE_WIDTHS
 """Per-frame width of each audio feature in the cache (paper III.C)."""
 
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -476,7 +477,7 @@ def config_hash(cfg: Config, extra: Mapping[str, Any] | None = None) -> str:
     data = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED_SECTIONS}
     if extra:
         data["extra"] = dict(extra)
-    return _stable_hash(data)
+    return stable_hash(data)
 
 
 def train_batch_size(loop: LoopConfig, world_size: int) -> int:
@@ -614,7 +615,7 @@ def load_yaml_text(text: str, source: str = "<yaml>") -> Any:
 
 def _read_config_text(path: Path) -> str:
     """The text of a config file: a bounded regular file (not a FIFO or a folder) in UTF-8."""
-    from submissions.errors import FormatError
+    from submissions import FormatError
     from submissions.limits import read_bounded
 
     try:

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from core.atomic import atomic_open
+from core.errors import HarnessError
 from harness.config import AugmentConfig, FeaturesConfig
 from harness.windows import window_starts
-from submissions.atomic import atomic_open
-from submissions.errors import HarnessError
 from submissions.formats import read_annotation
 from submissions.metrics import UNANNOTATED
 

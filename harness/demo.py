@@ -23,11 +23,11 @@ import numpy as np
 from rich.console import Console
 from rich.panel import Panel
 
+from core.atomic import atomic_write_text
 from harness.config import Config, load_config
 from harness.progress import StepProgress, format_duration, overall_eta
 from harness.resources import peak_rss, reset_peak_rss
 from harness.tables import print_table
-from submissions.atomic import atomic_write_text
 
 DEMO_ROOT = Path("demo_runs")
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import HarnessError
 from harness.findings import Finding, from_problems
 from preprocessing.affwild2 import AffWild2Layout, LayoutError
-from submissions.errors import FormatError, HarnessError
+from submissions import FormatError
 from submissions.formats import read_annotation, read_expr_annotation, read_sample_locations, validate_submission
 from submissions.limits import MAX_PREDICTION_BYTES, read_text_bounded
 from submissions.metrics import annotated_mask

@@ -42,12 +42,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from core.atomic import atomic_write_bytes
+from core.errors import HarnessError
 from harness.config import DeepSpeedSection, LoopConfig, train_batch_size
 from harness.runs import RunDir
 from harness.schedule import Schedule, WarmupCosineRestarts
 from harness.tb_events import TB_DIR, EpochEvents
-from submissions.atomic import atomic_write_bytes
-from submissions.errors import HarnessError
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 Forward = Callable[..., torch.Tensor]
@@ -303,7 +303,7 @@ def load_weights(path: os.PathLike | str) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from submissions.errors import FormatError
+    from submissions import FormatError
     from submissions.limits import check_regular_file
 
     try:

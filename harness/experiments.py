@@ -46,9 +46,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from core.atomic import atomic_write_text
 from harness.config import BASELINE_ROW, NO_REFINE_ROW, Config
 from harness.stage2 import Stage2Result, train_stage2
-from submissions.atomic import atomic_write_text
+from submissions import MetricError
 from submissions.bootstrap import (
     LEVEL,
     RESAMPLES,
@@ -61,7 +62,6 @@ from submissions.bootstrap import (
     resampled_scores,
 )
 from submissions.bootstrap import _interval as _percentile_interval  # the same intervals and reasons as bootstrap_ci
-from submissions.errors import MetricError
 
 PAPER_NAMES_IV = {
     "audio_only": "Only Audio",

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from submissions.errors import Problem
+from submissions import Problem
 
 Severity = Literal["error", "warning", "note"]
 

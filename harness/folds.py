@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.config import Config

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from submissions.atomic import atomic_write_bytes
+from core.atomic import atomic_write_bytes
 from submissions.metrics import UNANNOTATED
 
 QUANTITIES = {

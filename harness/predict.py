@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.atomic import atomic_open, atomic_write_text
+from core.errors import HarnessError
 from harness.config import Config, load_config
 from harness.data import CacheLike, NormStats, load_video_streams, normalised_streams
 from harness.runs import RunDir
 from harness.windows import window_starts
-from submissions.atomic import atomic_open, atomic_write_text
-from submissions.errors import HarnessError
 
 Forward = Callable[..., torch.Tensor]
 
@@ -147,7 +147,7 @@ def load_norm_stats(path: Path) -> NormStats:
     """
     import zipfile
 
-    from submissions.errors import FormatError
+    from submissions import FormatError
     from submissions.limits import check_regular_file
 
     try:
@@ -309,12 +309,12 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
     Returns:
         ((N, 2) predictions, written files).
     """
+    from core.hashing import stable_hash
     from harness.engine import load_weights
     from harness.preprocess import PreprocessConfig, preprocess
     from harness.stage1 import extract_features
     from preprocessing.affwild2 import VideoEntry
     from preprocessing.cache import FeatureCache
-    from preprocessing.cache import config_hash as stable_hash
 
     video = Path(video)
     if not video.is_file():

@@ -37,14 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import atomic_write_text, remove_stale_temps
+from core.errors import HarnessError
+from core.hashing import stable_hash
 from preprocessing.affwild2 import AffWild2Layout, LayoutError, person_of, strip_person
 from preprocessing.audio import AUDIO_SR, audio_feature_config, compute_audio_features
-from preprocessing.cache import CacheError, CacheLockedError, FeatureCache, config_hash
+from preprocessing.cache import CacheError, CacheLockedError, FeatureCache
 from preprocessing.crops import CropsLockedError, lock_crops
 from preprocessing.video import DecodeStats, PacketScan, VideoError, VideoInfo, probe, read_audio, scan_packets
-from submissions.atomic import atomic_write_text, remove_stale_temps
-from submissions.errors import HarnessError
-from submissions.locking import release_lock
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mpg", ".mpeg", ".mov", ".mkv", ".webm")
 AUDIO_FEATURES = ("mfcc", "egemaps", "vggish", "audio_mask")
@@ -211,7 +211,7 @@ def _audio(job: VideoJob, cache: FeatureCache, cfg: PreprocessConfig, vggish, n_
     if frame_times_s is not None:
         # Another alignment gives other rows: features cached by the average-rate alignment are computed again.
         feats_cfg = {k: {**v, "align": "nearest-row-start-pts"} for k, v in feats_cfg.items()}
-    hashes = {k: config_hash({"feature": v, "vggish": cfg.vggish}) for k, v in feats_cfg.items()}
+    hashes = {k: stable_hash({"feature": v, "vggish": cfg.vggish}) for k, v in feats_cfg.items()}
     hashes["audio_mask"] = hashes["mfcc"]
     names = ["mfcc", "egemaps"] + (["vggish"] if vggish is not None else [])
     if _cached(cache, job.subjects, names, hashes, n_frames):
@@ -313,7 +313,7 @@ def _with_file(job: VideoJob, exc: BaseException | str) -> str:
 
 
 def _remove_temp_files(out: Path, crops: bool = True) -> int:
-    """Delete the temporary files (`.NAME.XXXX.tmp`, see `submissions.atomic`) a killed run left behind.
+    """Delete the temporary files (`.NAME.XXXX.tmp`, see `core.atomic`) a killed run left behind.
 
     Only called while holding the cache lock (and, for the crop folders, the crops lock), so no other run is
     writing them.
@@ -345,7 +345,7 @@ def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: Featu
         r.notes.append(f"visual features from {cfg.encoder} ({len(report.loaded)} tensors loaded)")
     weights = Path(cfg.encoder)
     settings = run_cfg.to_dict()
-    fhash = config_hash({"weights": str(weights.resolve()), "bytes": weights.stat().st_size,
+    fhash = stable_hash({"weights": str(weights.resolve()), "bytes": weights.stat().st_size,
                          "encoder": settings["encoder"], "augment": settings["stage1"]["augment"]})  # fmt: skip
     ok = {r.video for r in results}
     entries = []
@@ -433,6 +433,7 @@ def preprocess(
                    "videos": [asdict(r) for r in results]}  # fmt: skip
         atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     finally:
-        release_lock(crops_lock)
+        if crops_lock is not None:
+            crops_lock.release()
         cache.close()
     return results

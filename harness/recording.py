@@ -15,9 +15,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from core.errors import HarnessError
 from harness.childenv import child_env
 from harness.fingerprint import native_aten_levels
-from submissions.errors import HarnessError
 from submissions.leaderboard import fixture_scores, record_scores
 
 

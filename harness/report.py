@@ -35,9 +35,9 @@ from typing import Any
 
 import polars as pl
 
+from core.atomic import atomic_write_text
+from core.errors import HarnessError
 from harness.tables import ci_cells, paired_display
-from submissions.atomic import atomic_write_text
-from submissions.errors import HarnessError
 from submissions.limits import InputRefusedError, read_bounded, read_text_bounded
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
@@ -697,7 +697,7 @@ def default_output(path: str | Path) -> Path:
 
 
 def write_report(path: str | Path, out: str | Path | None = None) -> Path:
-    """Read a demo, experiment or run folder and write its report atomically (`submissions.atomic`).
+    """Read a demo, experiment or run folder and write its report atomically (`core.atomic`).
 
     Args:
         path: the folder (`collect_report`).

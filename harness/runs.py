@@ -11,7 +11,7 @@
     <run>/predictions/       per-video predictions (.npz) and, for the official fold, submission.csv
     <run>/summary.json       the final record, for packaging
 
-Every file is written through `submissions.atomic`; metrics.jsonl is rewritten whole on each record (it is small)
+Every file is written through `core.atomic`; metrics.jsonl is rewritten whole on each record (it is small)
 so that a killed process never leaves half a line; the temporary files of a write cut short by a kill are removed
 when the folder is prepared again.
 """
@@ -25,10 +25,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from core.atomic import atomic_write_text, remove_stale_temps
+from core.errors import HarnessError
+from core.locking import FolderLock
 from harness.config import Config, config_hash, load_config
-from submissions.atomic import atomic_write_text, remove_stale_temps
-from submissions.errors import HarnessError
-from submissions.locking import LockHeldError, acquire_lock, release_lock
 
 LOCK_FILE = "run.lock"
 FINAL_EVENT = "final"
@@ -71,7 +71,7 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock_fh: Any = None
+        self._lock = FolderLock(self.path / LOCK_FILE, self._locked_error)
 
     # -- paths --------------------------------------------------------------------------------------------------
     @property
@@ -105,26 +105,22 @@ class RunDir:
         Raises:
             RunLockedError: another process trains in this folder.
         """
-        if self._lock_fh is not None:
-            return
-        lock_path = self.path / LOCK_FILE
-        try:
-            self._lock_fh = acquire_lock(lock_path)
-        except LockHeldError as exc:
-            raise RunLockedError(
-                f"{self.path}: another process (pid {exc.holder}) is running in this folder (lock {lock_path}); "
-                "wait for it or choose another --out"
-            ) from None
+        self._lock.acquire()
+
+    def _locked_error(self, lock_path: Path, holder: str) -> RunLockedError:
+        return RunLockedError(
+            f"{self.path}: another process (pid {holder}) is running in this folder (lock {lock_path}); "
+            "wait for it or choose another --out"
+        )
 
     def unlock(self) -> None:
         """Release the lock, if held."""
-        release_lock(self._lock_fh)
-        self._lock_fh = None
+        self._lock.release()
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[RunDir]:
         """`with run.locked(): ...` holds the lock for the block."""
-        held = self._lock_fh is not None
+        held = self._lock.held
         self.lock()
         try:
             yield self
@@ -185,7 +181,7 @@ class RunDir:
             raise RunError(f"{f}: damaged ({exc}); delete the run folder") from exc
 
     def remove_temp_files(self) -> int:
-        """Delete the temporary files (`.NAME.XXXX.tmp`, see `submissions.atomic`) a killed run left in this folder
+        """Delete the temporary files (`.NAME.XXXX.tmp`, see `core.atomic`) a killed run left in this folder
         and in `predictions/`; returns how many.
 
         Called from `prepare`, i.e. by the process that holds (or is the only one to use) the folder, so no other

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 FORCE_VAR = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 """torch's switch that makes `torch.load` use the weights-only unpickler even when `weights_only=False` is passed."""

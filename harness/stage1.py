@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from core.errors import HarnessError
+from core.hashing import stable_hash
 from harness.config import Config
 from harness.data import (
     VISUAL_MASK,
@@ -46,8 +48,6 @@ from harness.fingerprint import platform_fingerprint
 from harness.folds import stage1_reserved
 from harness.progress import StepProgress
 from harness.runs import RunDir
-from preprocessing.cache import config_hash as stable_hash
-from submissions.errors import HarnessError
 
 FEATURE_VERSION = 1
 MASK_HASH = stable_hash({"feature": VISUAL_MASK, "version": FEATURE_VERSION})

@@ -9,7 +9,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from submissions.atomic import atomic_write_text
+from core.atomic import atomic_write_text
 from submissions.leaderboard import table_markdown
 
 

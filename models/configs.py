@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from core.widths import PAPER_AUDIO_DIM
 from models.errors import ModelConfigError
 
 Fusion = Literal["audio_only", "visual_only", "concat", "bdca_no_dw", "bdca"]
@@ -155,7 +156,7 @@ class TemporalConfig:
 
     fusion: Fusion = "bdca"
     visual_dim: int = 1024
-    audio_dim: int = 190
+    audio_dim: int = PAPER_AUDIO_DIM
     tcn_channels: int = 128
     tcn_kernel: int = 3
     tcn_dilations: tuple[int, ...] = field(default=(1, 2, 4, 8))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 
 class ModelError(HarnessError):

@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "ReconcileReport": "preprocessing.affwild2", "LayoutError": "preprocessing.affwild2",
     "reconcile_lengths": "preprocessing.affwild2", "load_expressions": "preprocessing.affwild2",
     "FeatureCache": "preprocessing.cache", "CacheError": "preprocessing.cache",
-    "CacheLockedError": "preprocessing.cache", "config_hash": "preprocessing.cache",
+    "CacheLockedError": "preprocessing.cache",
     # demo corpus
     "make_corpus": "preprocessing.corpus",
 }

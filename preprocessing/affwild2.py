@@ -32,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 from submissions.formats import EXPR_UNANNOTATED, read_annotation, read_expr_annotation
 from submissions.metrics import UNANNOTATED
 

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
+from core.widths import EGEMAPS_DIM, MFCC_DIM, VGGISH_DIM
 
 if TYPE_CHECKING:  # torch is imported only when VGGish is used
     from preprocessing.vggish import VGGishExtractor
@@ -39,9 +40,6 @@ AUDIO_SR = 16000
 """Sample rate every audio feature here is computed at."""
 HOP_S = 0.01
 """Hop of the openSMILE feature rows (and of VGGish's log-mel frames)."""
-MFCC_DIM = 39
-EGEMAPS_DIM = 23
-VGGISH_DIM = 128
 MIN_AUDIO_S = 0.1
 """Shorter tracks count as missing: eGeMAPS needs 60 ms frames and openSMILE fills too-short input with NaN."""
 MFCC_CONFIG = Path(__file__).resolve().parent / "opensmile_configs" / "mfcc39.conf"

@@ -20,8 +20,6 @@ own.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -30,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from submissions.atomic import atomic_open, atomic_write_text
-from submissions.errors import HarnessError
-from submissions.locking import LockHeldError, acquire_lock, release_lock
+from core.atomic import atomic_open, atomic_write_text
+from core.errors import HarnessError
+from core.hashing import HashError, jsonable
+from core.locking import FolderLock
 
 MANIFEST = "manifest.json"
 LOCK_FILE = ".lock"
@@ -46,37 +45,6 @@ class CacheError(HarnessError):
 
 class CacheLockedError(CacheError):
     """Another process holds the cache root's lock."""
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        if not all(isinstance(k, str) for k in obj):
-            raise CacheError(f"config keys must be strings, got {list(obj)[:5]}")
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    raise CacheError(f"config value of type {type(obj).__name__} is not JSON-able: {obj!r}")
-
-
-def config_hash(obj: Any) -> str:
-    """Stable sha256 hex digest of a JSON-able config (dicts in any key order, dataclasses, tuples, paths).
-
-    Args:
-        obj: the config that determines a feature's values.
-    """
-    try:
-        text = json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    except ValueError as exc:  # NaN/inf have no stable JSON spelling
-        raise CacheError(f"config is not hashable as JSON: {exc}") from exc
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -112,26 +80,22 @@ class FeatureCache:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self._lock_fh: Any = None
+        self._lock = FolderLock(self.root / LOCK_FILE, self._locked_error)
 
     # -- locking -------------------------------------------------------------------------------------------------
     def lock(self) -> None:
         """Take the root's write lock now (idempotent)."""
-        if self._lock_fh is not None:
-            return
-        path = self.root / LOCK_FILE
-        try:
-            self._lock_fh = acquire_lock(path)
-        except LockHeldError as exc:
-            raise CacheLockedError(
-                f"{self.root}: feature cache is being written by another process (lock {path}, holder pid "
-                f"{exc.holder}); wait for it to finish or use another cache root"
-            ) from None
+        self._lock.acquire()
+
+    def _locked_error(self, path: Path, holder: str) -> CacheLockedError:
+        return CacheLockedError(
+            f"{self.root}: feature cache is being written by another process (lock {path}, holder pid "
+            f"{holder}); wait for it to finish or use another cache root"
+        )
 
     def close(self) -> None:
         """Release the write lock, if held."""
-        release_lock(self._lock_fh)
-        self._lock_fh = None
+        self._lock.release()
 
     def __enter__(self) -> FeatureCache:
         self.lock()
@@ -201,7 +165,10 @@ class FeatureCache:
         if array.dtype.hasobject:
             raise CacheError(f"{video}/{name}: object arrays cannot be cached")
         meta = dict(meta or {})
-        _jsonable(meta)
+        try:
+            meta = jsonable(meta)
+        except HashError as exc:
+            raise CacheError(f"{video}/{name}: meta {exc}") from None
         self.lock()
         folder = self.video_dir(video)
         folder.mkdir(parents=True, exist_ok=True)
@@ -219,7 +186,7 @@ class FeatureCache:
             "dtype": array.dtype.str,
             "config_hash": config_hash,
             "version": meta.pop("version", None),
-            "meta": _jsonable(meta),
+            "meta": meta,
         }
         atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         return path

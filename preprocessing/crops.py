@@ -25,19 +25,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from core.atomic import atomic_write_bytes, atomic_write_text
+from core.errors import HarnessError
+from core.locking import FolderLock
 from preprocessing.faces.align import align_face
 from preprocessing.faces.base import FaceDetector
 from preprocessing.faces.detectors import get_detector
 from preprocessing.faces.track import SUBJECT, FaceTracker
 from preprocessing.video import DecodeStats, iter_frames, probe
-from submissions.atomic import atomic_write_bytes, atomic_write_text
-from submissions.errors import HarnessError
-from submissions.locking import LockHeldError, acquire_lock
 
 CROPS_DIR = "cropped_aligned"
 MANIFEST = ".done.json"
@@ -50,7 +50,7 @@ class CropsLockedError(HarnessError):
     """Another process is writing face crops into the same `cropped_aligned` folder."""
 
 
-def lock_crops(out_root: str | Path) -> IO[str]:
+def lock_crops(out_root: str | Path) -> FolderLock:
     """Take the write lock of `<out_root>/cropped_aligned` without waiting (the folder is created if needed).
 
     Two runs writing the same video's crops would interleave their JPEGs and manifests; the lock turns the
@@ -60,19 +60,20 @@ def lock_crops(out_root: str | Path) -> IO[str]:
         out_root: the folder that receives `cropped_aligned/`.
 
     Returns:
-        the open lock file: keep it while writing, then pass it to `submissions.locking.release_lock`.
+        the held lock: keep it while writing, then `release()` it (or use it as a context manager).
 
     Raises:
         CropsLockedError: another process holds it (the message names the folder, the lock and the holder).
     """
     folder = Path(out_root) / CROPS_DIR
-    try:
-        return acquire_lock(folder / LOCK_FILE)
-    except LockHeldError as exc:
-        raise CropsLockedError(
-            f"{folder}: another run (pid {exc.holder}) is writing face crops into this folder (lock "
-            f"{folder / LOCK_FILE}); wait for it to finish or use another --out"
-        ) from None
+
+    def held(path: Path, holder: str) -> CropsLockedError:
+        return CropsLockedError(
+            f"{folder}: another run (pid {holder}) is writing face crops into this folder (lock {path}); "
+            "wait for it to finish or use another --out"
+        )
+
+    return FolderLock(folder / LOCK_FILE, held).acquire()
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import HarnessError
 from preprocessing.audio import frame_times
-from submissions.errors import HarnessError
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 400  # 25 ms
@@ -403,7 +403,7 @@ def save_random_weights(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
         folder: where to write `vggish-10086976.pth` and `vggish_pca_params-970ea276.pth`.
         seed: torch seed.
     """
-    from submissions.atomic import atomic_open
+    from core.atomic import atomic_open
 
     folder = Path(folder)
     torch.manual_seed(seed)

@@ -26,7 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 REENCODE = "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4`"
 

@@ -4,7 +4,7 @@ numpy and polars only (no torch), so that scoring and validation run anywhere.
 """
 
 from submissions.bootstrap import BootstrapCI, ClusterStats, Interval, bootstrap_ci, cluster_stats, paired_bootstrap
-from submissions.errors import FormatError, HarnessError, MetricError, Problem
+from submissions.errors import FormatError, MetricError, Problem
 from submissions.metrics import UNANNOTATED, VAScore, annotated_mask, ccc, score_va
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "BootstrapCI",
     "ClusterStats",
     "FormatError",
-    "HarnessError",
     "Interval",
     "MetricError",
     "Problem",

@@ -1,13 +1,11 @@
-"""The project's error types for ABAW files: every message names the file, the place and the reason."""
+"""Error types of the ABAW files: every message names the file, the place and the reason (base: `core.errors`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class HarnessError(Exception):
-    """Base class of every error the harness raises on purpose (bad input, bad config, bad file)."""
+from core.errors import HarnessError
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from submissions.atomic import atomic_open
-from submissions.errors import FormatError, HarnessError, Problem
+from core.atomic import atomic_open
+from core.errors import HarnessError
+from submissions.errors import FormatError, Problem
 from submissions.limits import (
     BYTES_PER_FRAME,
     MAX_ANNOTATION_BYTES,

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from submissions.atomic import atomic_write_text
-from submissions.errors import HarnessError
+from core.atomic import atomic_write_text
+from core.errors import HarnessError
 from submissions.scoring import score_predictions
 
 RECORDED_PATH = Path(__file__).with_name("recorded_leaderboard.json")

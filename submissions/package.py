@@ -7,7 +7,6 @@ per-fold validation scores, and the SHA-256 of every file. An invalid prediction
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import stat
@@ -17,8 +16,10 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 from zlib import error as zlib_error
 
-from submissions.atomic import atomic_open
-from submissions.errors import FormatError, HarnessError, Problem
+from core.atomic import atomic_open
+from core.errors import HarnessError
+from core.hashing import sha256_file
+from submissions.errors import FormatError, Problem
 from submissions.formats import validate_submission
 from submissions.limits import (
     MAX_MANIFEST_BYTES,
@@ -41,15 +42,6 @@ RUN_PREDICTION = Path("predictions") / "submission.csv"
 
 class UnsafeArchiveError(HarnessError):
     """A zip member would land outside the target folder, is absolute, or is a link."""
-
-
-def sha256_file(path: str | Path) -> str:
-    """The SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def run_metadata(run_dir: Path) -> dict:

@@ -10,7 +10,6 @@ from rich.table import Table
 from harness.progress import StepProgress
 from preprocessing.crops import extract_crops, lock_crops
 from preprocessing.faces.detectors import DEFAULT_DETECTOR, DETECTORS, get_detector
-from submissions.locking import release_lock
 
 NAME = "faces"
 HELP = "write cropped_aligned/<video>/00001.jpg ...: one 224x224 aligned face per frame of a video"
@@ -49,11 +48,8 @@ def run(args: argparse.Namespace) -> int:
     The output's crops folder is locked first, before the detector loads: a second run on the same `--out`
     stops at once with a message naming the folder (`CropsLockedError`) instead of interleaving its crops.
     """
-    lock = lock_crops(args.out)
-    try:
+    with lock_crops(args.out):
         return _extract(args)
-    finally:
-        release_lock(lock)
 
 
 def _extract(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
     Raises:
         HarnessError: not comma-separated integers.
     """
-    from submissions.errors import HarnessError
+    from core.errors import HarnessError
 
     if not text:
         return None
@@ -74,7 +74,7 @@ def with_seeds(cfg: Config, text: str | None) -> Config:
 
 def parse_folds(text: str | None) -> list[int] | None:
     """`"0,1,3"` -> [0, 1, 3]; None stays None."""
-    from submissions.errors import HarnessError
+    from core.errors import HarnessError
 
     if not text:
         return None

@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 from rich.console import Console
 
+from core.errors import HarnessError
 from harness.tables import ci_cells, paired_display, print_table, save_table
-from submissions.errors import HarnessError
 from submissions.leaderboard import (
     RECORDED_PATH,
     CheckResult,

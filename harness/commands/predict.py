@@ -44,7 +44,7 @@ def check_out(out: str, video: bool, force: bool) -> None:
     """
     from pathlib import Path
 
-    from submissions.errors import HarnessError
+    from core.errors import HarnessError
     from submissions.formats import SUBMISSION_HEADER
 
     p = Path(out)
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from submissions.errors import HarnessError
+    from core.errors import HarnessError
 
     console = Console()
     check_out(args.out, bool(args.video), args.force)

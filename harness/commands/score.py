@@ -56,7 +56,7 @@ def score_path(pred: str, labels: str) -> ScoreReport:
     with tempfile.TemporaryDirectory(prefix="harness-score-") as work:
         _, problems = inspect_package(pred, None, work)  # safe extraction, manifest and checksums
         if problems:
-            from submissions.errors import FormatError
+            from submissions import FormatError
 
             raise FormatError([dataclasses.replace(p, path=f"{pred}!{PREDICTION_NAME}") for p in problems])
         return score_files(Path(work) / PREDICTION_NAME, labels)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from harness.findings import finding_lines, from_problems
-from submissions.errors import FormatError
+from submissions import FormatError
 from submissions.package import package_submission
 
 NAME = "submit"

@@ -52,7 +52,7 @@ def check_out(out: Path, force: bool) -> None:
     Raises:
         HarnessError: naming the folder and the way out.
     """
-    from submissions.errors import HarnessError
+    from core.errors import HarnessError
 
     if not (out.exists() or out.is_symlink()):
         return

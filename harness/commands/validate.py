@@ -7,7 +7,7 @@ import dataclasses
 import tempfile
 
 from harness.findings import finding_lines, findings_json, from_problems
-from submissions.errors import Problem
+from submissions import Problem
 from submissions.formats import validate_submission
 from submissions.package import PREDICTION_NAME, inspect_package, is_zip_file
 

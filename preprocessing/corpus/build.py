@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import HarnessError
 from preprocessing.corpus import grid
 from preprocessing.corpus.ceilings import ceiling_scores, modality_views
 from preprocessing.corpus.manifest import (
@@ -51,7 +52,6 @@ from preprocessing.corpus.writer import (
     write_test_files,
 )
 from preprocessing.faces.align import align_face
-from submissions.errors import HarnessError
 from submissions.metrics import score_va
 
 Progress = Callable[[int, int, str], None]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "grid"
 """Where the shipped GRID clips and their NOTICE.md live."""

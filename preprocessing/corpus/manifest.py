@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.atomic import atomic_write_text
+from core.errors import HarnessError
 from preprocessing.corpus.spec import frame_shares
-from submissions.atomic import atomic_write_text
-from submissions.errors import HarnessError
 
 GENERATOR_VERSION = "1.2.0"
 """Bump whenever the same seed would give a different corpus; an existing corpus of another version is rebuilt."""

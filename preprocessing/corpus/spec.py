@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 SPLITS = ("Train", "Validation", "Test")
 """Split names as the annotation folders spell them (`<split>_Set`)."""

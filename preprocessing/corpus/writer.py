@@ -13,7 +13,7 @@
     NOTICE.md                                                 the GRID licence notice (CC BY 4.0)
     corpus_manifest.json                                      written last: its presence marks a complete corpus
 
-Every file goes through `submissions.atomic` (temporary file, fsync, rename), the mp4 included; crop folders
+Every file goes through `core.atomic` (temporary file, fsync, rename), the mp4 included; crop folders
 are published by one rename each (see `CropWriter`).
 """
 
@@ -29,6 +29,7 @@ from types import TracebackType
 import numpy as np
 from PIL import Image
 
+from core.atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from preprocessing.affwild2 import (
     CROPS_DIR,
     EXPR_TRAIN_DIR,
@@ -39,7 +40,6 @@ from preprocessing.affwild2 import (
     TRAIN_DIR,
     VALIDATION_DIR,
 )
-from submissions.atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from submissions.formats import SUBMISSION_HEADER, image_location, write_annotation, write_expr_annotation
 
 VIDEOS_DIR = Path("videos") / "batch1"
@@ -164,7 +164,7 @@ class CropWriter:
 
     Crops go into a hidden sibling folder (`cropped_aligned/.<name>.partial/`) and the folder is renamed onto
     `cropped_aligned/<name>/` when the block ends cleanly, so a reader sees all of a video's crops or none. This is
-    the atomicity of `submissions.atomic` at the folder level: one fsync per crop (tens of thousands of them)
+    the atomicity of `core.atomic` at the folder level: one fsync per crop (tens of thousands of them)
     would cost minutes on this machine's disk.
 
     Args:

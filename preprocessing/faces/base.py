@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 
 class FaceError(HarnessError):

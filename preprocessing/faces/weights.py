@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.atomic import atomic_write_bytes
+from core.hashing import sha256_file
 from preprocessing.faces.base import FaceError, WeightsMissingError
-from submissions.atomic import atomic_write_bytes
-from submissions.package import sha256_file
 
 ENV_VAR = "BDCA_WEIGHTS"
 

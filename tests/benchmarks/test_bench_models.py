@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
+from core.atomic import atomic_write_text
 from harness.bench import profile_table
 from harness.engine import adamw_name, build_adamw
 from harness.predict import module_forward, predict_arrays
 from harness.windows import window_starts
 from models import ccc_loss, count_flops, count_train_flops, create_model
-from submissions.atomic import atomic_write_text
 
 FULL = os.environ.get("BDCA_BENCH") == "1"
 PROFILE_DIR = os.environ.get("BDCA_BENCH_PROFILE_DIR") if FULL else None

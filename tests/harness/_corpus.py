@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from core.widths import AUDIO_FEATURE_WIDTHS
 from preprocessing.affwild2 import AffWild2Layout
 from preprocessing.cache import FeatureCache
 from preprocessing.corpus.labels import expression_classes
 from submissions.formats import image_location, write_annotation, write_expr_annotation
 
-AUDIO = {"mfcc": 39, "egemaps": 23, "vggish": 128}
+AUDIO = dict(AUDIO_FEATURE_WIDTHS)
 
 
 def curves(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from core.errors import HarnessError
 from harness.clean import clean_checkpoints, run_is_finished
 from harness.cli import main
-from submissions.errors import HarnessError
 
 
 def _run(folder, finished: bool, ckpt_bytes: int = 1000):

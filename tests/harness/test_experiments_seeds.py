@@ -29,6 +29,7 @@ from harness.experiments import (
 from harness.runs import RunDir
 from harness.stage2 import Stage2Result
 from harness.tables import score_cell
+from submissions import MetricError
 from submissions.bootstrap import (
     RESAMPLES,
     SEED,
@@ -38,7 +39,6 @@ from submissions.bootstrap import (
     paired_bootstrap,
     resampled_scores,
 )
-from submissions.errors import MetricError
 from tests.harness._corpus import make_corpus
 from tests.harness.test_stage2 import settings as stage2_settings
 

@@ -25,7 +25,7 @@ from harness.findings import (
     from_problems,
     print_findings,
 )
-from submissions.errors import Problem
+from submissions import Problem
 from submissions.formats import image_location, write_annotation
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.errors import HarnessError
 from harness.cli import main
 from harness.preprocess import PreprocessConfig, discover_jobs, preprocess
 from preprocessing.cache import FeatureCache
-from submissions.errors import HarnessError
 from tests._weights import needs_scrfd
 
 GRID = Path(__file__).resolve().parents[2] / "preprocessing" / "assets" / "grid"

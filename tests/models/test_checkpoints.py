@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 from timm.models.vision_transformer import VisionTransformer
 
+from core.errors import HarnessError
 from models import (
     CheckpointError,
     CheckpointShapeError,
@@ -19,7 +20,6 @@ from models import (
     load_state,
     read_state_dict,
 )
-from submissions.errors import HarnessError
 
 VIT = {"img_size": 32, "embed_dim": 64, "depth": 2, "num_heads": 4}
 MAE = {**VIT, "decoder_embed_dim": 32, "decoder_depth": 1, "decoder_num_heads": 4}

@@ -17,7 +17,7 @@ from preprocessing.affwild2 import (
     reconcile_lengths,
     strip_person,
 )
-from submissions.errors import FormatError
+from submissions import FormatError
 
 
 def _annotation(path: Path, rows: list[tuple[float, float]]) -> Path:

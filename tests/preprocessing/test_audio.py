@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import HarnessError
 from preprocessing.audio import (
     AUDIO_SR,
     VGGISH_DIM,
@@ -23,7 +24,6 @@ from preprocessing.audio import (
     frame_audio_mask,
     load_wave,
 )
-from submissions.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[2]
 # The GRID sample clips (real speech): $BDCA_GRID_DIR, else the two embedded in the package (always there).
@@ -231,15 +231,15 @@ def test_compute_audio_features_with_vggish(tmp_path: Path) -> None:
 
 
 def test_audio_feature_config_hashes_differ_by_setting() -> None:
-    from preprocessing.cache import config_hash
+    from core.hashing import stable_hash
 
     a = audio_feature_config()
     assert set(a) == {"mfcc", "egemaps", "vggish", "audio_mask"}
     assert len(a["mfcc"]["config_sha256"]) == 64
     b = audio_feature_config(egemaps_set="eGeMAPSv01b", vggish_postprocess=False)
-    assert config_hash(a["mfcc"]) == config_hash(b["mfcc"])
-    assert config_hash(a["egemaps"]) != config_hash(b["egemaps"])
-    assert config_hash(a["vggish"]) != config_hash(b["vggish"])
+    assert stable_hash(a["mfcc"]) == stable_hash(b["mfcc"])
+    assert stable_hash(a["egemaps"]) != stable_hash(b["egemaps"])
+    assert stable_hash(a["vggish"]) != stable_hash(b["vggish"])
 
 
 def test_audio_shorter_than_video_repeats_the_last_row() -> None:

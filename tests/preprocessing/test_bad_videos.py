@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.errors import HarnessError
 from harness.cli import main
 from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preprocess, safe_name
 from preprocessing.cache import FeatureCache
 from preprocessing.crops import CROPS_DIR
 from preprocessing.video import probe
-from submissions.errors import HarnessError
 from tests._weights import require_scrfd
 
 GRID = Path(__file__).resolve().parents[2] / "preprocessing" / "assets" / "grid"

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preprocessing.cache import CacheError, CacheLockedError, FeatureCache, config_hash
+from core.hashing import stable_hash
+from preprocessing.cache import CacheError, CacheLockedError, FeatureCache
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def _feats(n: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
 
 def test_roundtrip_and_manifest(tmp_path: Path) -> None:
     feats = _feats()
-    h = config_hash({"model": "vit_tiny"})
+    h = stable_hash({"model": "vit_tiny"})
     with FeatureCache(tmp_path) as cache:
         for name, arr in feats.items():
             cache.save("vid_left", name, arr, h, {"n_frames": 12, "fps": 30.0, "version": "1", "extractor": "x"})
@@ -55,17 +56,17 @@ def test_roundtrip_and_manifest(tmp_path: Path) -> None:
 
 def test_hash_change_invalidates(tmp_path: Path) -> None:
     with FeatureCache(tmp_path) as cache:
-        cache.save("v", "mfcc", _feats()["mfcc"], config_hash(_Cfg()), {"n_frames": 12})
-        assert cache.has("v", "mfcc", config_hash(_Cfg()))
-        assert not cache.has("v", "mfcc", config_hash(_Cfg(hop_s=0.02)))
-        assert not cache.has("v", "egemaps", config_hash(_Cfg()))
-        assert not cache.has("other", "mfcc", config_hash(_Cfg()))
+        cache.save("v", "mfcc", _feats()["mfcc"], stable_hash(_Cfg()), {"n_frames": 12})
+        assert cache.has("v", "mfcc", stable_hash(_Cfg()))
+        assert not cache.has("v", "mfcc", stable_hash(_Cfg(hop_s=0.02)))
+        assert not cache.has("v", "egemaps", stable_hash(_Cfg()))
+        assert not cache.has("other", "mfcc", stable_hash(_Cfg()))
         with pytest.raises(CacheError, match="computed with another config"):
-            cache.load("v", ["mfcc"], config_hashes={"mfcc": config_hash(_Cfg(hop_s=0.02))})
+            cache.load("v", ["mfcc"], config_hashes={"mfcc": stable_hash(_Cfg(hop_s=0.02))})
 
 
 def test_truncated_npy_is_invalid(tmp_path: Path) -> None:
-    h = config_hash({})
+    h = stable_hash({})
     with FeatureCache(tmp_path) as cache:
         path = cache.save("v", "visual", _feats()["visual"], h)
     data = path.read_bytes()
@@ -81,7 +82,7 @@ def test_truncated_npy_is_invalid(tmp_path: Path) -> None:
 
 
 def test_file_that_disagrees_with_manifest_is_invalid(tmp_path: Path) -> None:
-    h = config_hash({})
+    h = stable_hash({})
     with FeatureCache(tmp_path) as cache:
         path = cache.save("v", "visual", np.zeros((12, 16), np.float32), h)
     np.save(path, np.zeros((12, 8), np.float32))  # replaced behind the cache's back
@@ -89,7 +90,7 @@ def test_file_that_disagrees_with_manifest_is_invalid(tmp_path: Path) -> None:
 
 
 def test_changed_frame_count_invalidates_old_features(tmp_path: Path) -> None:
-    h = config_hash({})
+    h = stable_hash({})
     with FeatureCache(tmp_path) as cache:
         cache.save("v", "mfcc", np.zeros((12, 39), np.float32), h, {"n_frames": 12})
         cache.save("v", "visual", np.zeros((13, 16), np.float32), h, {"n_frames": 13})
@@ -107,7 +108,7 @@ def test_damaged_manifest(tmp_path: Path) -> None:
 
 def test_resumption_skips_done_work(tmp_path: Path) -> None:
     videos = [f"video{i}" for i in range(5)]
-    h = config_hash(_Cfg())
+    h = stable_hash(_Cfg())
     computed: list[str] = []
 
     def run(fail_after: int | None = None) -> None:
@@ -125,7 +126,7 @@ def test_resumption_skips_done_work(tmp_path: Path) -> None:
     assert computed == videos  # the second run only did the three missing videos
     run()
     assert computed == videos  # and a third run does nothing
-    assert FeatureCache(tmp_path).todo(videos, "mfcc", config_hash(_Cfg(hop_s=0.02))) == videos
+    assert FeatureCache(tmp_path).todo(videos, "mfcc", stable_hash(_Cfg(hop_s=0.02))) == videos
 
 
 def test_lock_is_exclusive(tmp_path: Path) -> None:
@@ -169,18 +170,3 @@ def test_bad_names_and_missing_features(tmp_path: Path) -> None:
         cache.save("v", "mfcc", np.zeros((2, 39), np.float32), "h")
         with pytest.raises(CacheError, match=r"'vggish' unusable: not in the manifest \(cached: mfcc\)"):
             cache.load("v", ["mfcc", "vggish"])
-
-
-def test_config_hash_is_stable() -> None:
-    a = config_hash({"b": 1, "a": [1, 2.5, "x"], "c": {"z": None, "y": True}})
-    b = config_hash({"c": {"y": True, "z": None}, "a": (1, 2.5, "x"), "b": 1})
-    assert a == b and len(a) == 64
-    assert config_hash(_Cfg()) == config_hash({"hop_s": 0.01, "sets": ["mfcc39", "eGeMAPSv01a"]})
-    assert config_hash(_Cfg()) != config_hash(_Cfg(hop_s=0.02))
-    assert config_hash({"p": Path("a/b")}) == config_hash({"p": "a/b"})
-    # a known value: the digest must not change between runs, machines or Python versions
-    assert config_hash({"a": 1}) == "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862"
-    with pytest.raises(CacheError, match="not JSON-able"):
-        config_hash({"f": object()})
-    with pytest.raises(CacheError, match="not hashable"):
-        config_hash({"x": float("nan")})

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.hashing import stable_hash
 from harness.preprocess import PreprocessConfig, preprocess
 from preprocessing.audio import (
     AUDIO_SR,
@@ -22,7 +23,7 @@ from preprocessing.audio import (
     compute_audio_features,
     frame_audio_mask,
 )
-from preprocessing.cache import FeatureCache, config_hash
+from preprocessing.cache import FeatureCache
 from preprocessing.vggish import example_centres
 from preprocessing.video import read_audio, scan_packets
 from tests.preprocessing.test_bad_videos import write_video
@@ -110,9 +111,9 @@ def test_vfr_video_frames_read_the_audio_of_their_real_time(tmp_path: Path) -> N
 
     # Constant rate: the features and cache hashes of the i / fps alignment, as before.
     cfg = audio_feature_config()
-    assert cache.manifest("cfr")["features"]["mfcc"]["config_hash"] == config_hash({"feature": cfg["mfcc"],
+    assert cache.manifest("cfr")["features"]["mfcc"]["config_hash"] == stable_hash({"feature": cfg["mfcc"],
                                                                                     "vggish": None})  # fmt: skip
-    assert cache.manifest("vfr")["features"]["mfcc"]["config_hash"] != config_hash({"feature": cfg["mfcc"],
+    assert cache.manifest("vfr")["features"]["mfcc"]["config_hash"] != stable_hash({"feature": cfg["mfcc"],
                                                                                     "vggish": None})  # fmt: skip
     cwave = read_audio(src / "cfr.mp4", sr=AUDIO_SR)
     want = compute_audio_features(cwave, cfr.frames, cfr.fps, sr=AUDIO_SR)

@@ -9,6 +9,7 @@ import zipfile
 import pytest
 import torch
 
+from core.errors import HarnessError
 from harness.config import MAX_YAML_DEPTH, ConfigError, load_config, load_yaml_text
 from harness.safe_io import (
     DEEPSPEED_SAFE_GLOBALS,
@@ -17,7 +18,7 @@ from harness.safe_io import (
     foreign_global,
     guarded_torch_load,
 )
-from submissions.errors import FormatError, HarnessError
+from submissions import FormatError
 from submissions.limits import InputRefusedError, decode_text, read_bounded, shorten
 from submissions.package import UnsafeArchiveError, check_archive, check_package_target, safe_extract
 from tests.security.hostile import alias_bomb, write_payload_pickle, zip_bomb

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from core.errors import HarnessError
 from harness.cli import MAX_ERROR_LINES, error_lines, main
-from submissions.errors import FormatError, HarnessError, Problem
+from submissions import FormatError, Problem
 
 
 def test_error_lines_are_located_single_lines():

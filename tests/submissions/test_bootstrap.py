@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from submissions import MetricError
 from submissions.bootstrap import (
     BootstrapCI,
     Interval,
@@ -19,7 +20,6 @@ from submissions.bootstrap import (
     paired_bootstrap,
     resampled_scores,
 )
-from submissions.errors import MetricError
 from submissions.metrics import score_va
 from submissions.scoring import score_predictions
 

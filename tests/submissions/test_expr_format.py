@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from submissions.errors import FormatError
+from submissions import FormatError
 from submissions.formats import (
     EXPR_CLASSES,
     EXPR_HEADER,

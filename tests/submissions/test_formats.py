@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from submissions.errors import FormatError, HarnessError
+from core.errors import HarnessError
+from submissions import FormatError
 from submissions.formats import (
     format_annotation,
     image_location,

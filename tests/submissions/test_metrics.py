@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from submissions.errors import MetricError
+from submissions import MetricError
 from submissions.metrics import annotated_mask, ccc, score_va
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False, width=64)

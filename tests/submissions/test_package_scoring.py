@@ -10,8 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from submissions.atomic import DiskFullError, atomic_open, atomic_write_text
-from submissions.errors import FormatError, HarnessError
+from core.atomic import DiskFullError, atomic_open, atomic_write_text
+from core.errors import HarnessError
+from submissions import FormatError
 from submissions.formats import image_location, write_annotation, write_per_video, write_submission
 from submissions.leaderboard import (
     BAND_FACTOR,

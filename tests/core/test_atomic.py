@@ -2,7 +2,7 @@
 
 
 def test_remove_stale_temps_deletes_only_temporary_files_of_the_named_folders(tmp_path):
-    from submissions.atomic import remove_stale_temps
+    from core.atomic import remove_stale_temps
 
     a, b, nested = tmp_path / "a", tmp_path / "b", tmp_path / "a" / "sub"
     nested.mkdir(parents=True)

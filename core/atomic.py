@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from submissions.errors import HarnessError
+from core.errors import HarnessError
 
 
 class DiskFullError(HarnessError, OSError):

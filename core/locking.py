@@ -1,0 +1,112 @@
+"""Exclusive, non-blocking file locks (flock) that record the holder's pid: one writer per folder or per video.
+
+`FolderLock` is the one lock object of the project: the run folder (`harness.runs.RunDir`), the feature cache
+(`preprocessing.cache.FeatureCache`, one lock per video), the face crops (`preprocessing.crops.lock_crops`) and the
+benchmark report folder each hold one, and each turns `LockHeldError` into an error of its own that says what the
+other process is doing there. The kernel frees a lock when its holder dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from core.errors import HarnessError
+
+
+class LockHeldError(HarnessError):
+    """Another process holds the lock.
+
+    Args:
+        path: the lock file.
+        holder: the pid the holder wrote, or "unknown".
+    """
+
+    def __init__(self, path: Path, holder: str):
+        self.path, self.holder = path, holder
+        super().__init__(f"{path} is held by pid {holder}")
+
+
+def acquire_lock(path: str | Path) -> IO[str]:
+    """Take the lock on `path` (created if needed) without waiting; write our pid into it.
+
+    Returns:
+        the open lock file: keep it open for as long as the lock is held, and pass it to `release_lock`.
+
+    Raises:
+        LockHeldError: another process holds it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise LockHeldError(path, holder) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
+def release_lock(fh: IO[str] | None) -> None:
+    """Release a lock taken by `acquire_lock` (None is a no-op)."""
+    if fh is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    fh.close()
+
+
+class FolderLock:
+    """A lock file held from `acquire()` to `release()` (or over a `with` block); both are idempotent.
+
+    Args:
+        path: the lock file (its folder is created on `acquire`).
+        held_error: builds the error raised when another process holds the lock, from the lock file and the
+            holder's pid; the owner's own error type and words (None: `LockHeldError` itself).
+    """
+
+    def __init__(self, path: str | Path, held_error: Callable[[Path, str], HarnessError] | None = None):
+        self.path = Path(path)
+        self._held_error = held_error
+        self._fh: IO[str] | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fh is not None
+
+    def acquire(self) -> FolderLock:
+        """Take the lock without waiting (no-op when already held by this object).
+
+        Raises:
+            HarnessError: another process holds it (the owner's error, or `LockHeldError`).
+        """
+        if self._fh is None:
+            try:
+                self._fh = acquire_lock(self.path)
+            except LockHeldError as exc:
+                if self._held_error is None:
+                    raise
+                raise self._held_error(self.path, exc.holder) from None
+        return self
+
+    def release(self) -> None:
+        """Release the lock, if held."""
+        release_lock(self._fh)
+        self._fh = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

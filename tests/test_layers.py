@@ -1,0 +1,57 @@
+"""The packages keep their layers: which of the project's packages each may import (docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = ("core", "models", "preprocessing", "submissions", "harness")
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """{file: the modules of ours it imports}, from the syntax trees (imports inside functions included)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        mods: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                mods.add(node.module)
+            elif isinstance(node, ast.Import):
+                mods.update(a.name for a in node.names)
+        found[str(path.relative_to(ROOT))] = {m for m in mods if m.split(".")[0] in OURS}
+    return found
+
+
+def _offenders(package: str, allowed: tuple[str, ...]) -> list[str]:
+    return [f"{f}: {m}" for f, mods in _imports(package).items() for m in sorted(mods)
+            if m.split(".")[0] != package and not any(m == a or m.startswith(a + ".") for a in allowed)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("package", "allowed"),
+    [
+        ("core", ()),
+        ("models", ("core",)),
+        ("submissions", ("core",)),
+        # the annotation formats and the metrics' UNANNOTATED/score_va: the ABAW format is submissions' concern
+        ("preprocessing", ("core", "submissions.formats", "submissions.metrics")),
+    ],
+)
+def test_lower_packages_import_only_what_their_layer_allows(package: str, allowed: tuple[str, ...]) -> None:
+    assert _offenders(package, allowed) == []
+
+
+def test_the_foundation_helpers_are_imported_from_core_only() -> None:
+    moved = ("submissions.atomic", "submissions.locking", "submissions.errors")
+    users = [f"{f}: {m}" for pkg in ("models", "preprocessing", "harness") for f, mods in _imports(pkg).items()
+             for m in mods if m in moved]  # fmt: skip
+    assert users == []
+
+
+def test_the_offender_check_sees_an_import() -> None:
+    """The check above can fail: harness imports preprocessing, which a lower layer may not."""
+    assert any(m.startswith("preprocessing") for mods in _imports("harness").values() for m in mods)
+    assert _offenders("harness", ("core",)) != []
