@@ -36,7 +36,8 @@ from core.errors import HarnessError
 from core.hashing import stable_hash
 from harness.config import BASELINE_ROW, Config
 from harness.data import FrameDataset, FrameItem, crop_files, labelled_frames, load_labels, read_crop
-from harness.engine import Forward, barrier, fit, init_distributed, set_threads
+from harness.distributed import Strategy, current_strategy
+from harness.engine import Forward, fit, set_threads
 from harness.folds import Fold, fold_split, stage1_reserved
 from harness.predict import save_predictions
 from harness.runs import RunDir
@@ -242,7 +243,7 @@ def _result(run: RunDir, rec: Mapping[str, Any], skipped: bool) -> Stage2Result:
 
 def train_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold, run_dir: str | Path, *,
                    resume: bool = False, force: bool = False,
-                   progress: bool | None = None) -> Stage2Result:  # fmt: skip
+                   progress: bool | None = None, strategy: Strategy | None = None) -> Stage2Result:  # fmt: skip
     """Train, select, predict and score the challenge baseline on one fold (see the module docstring).
 
     Args:
@@ -254,18 +255,19 @@ def train_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold, run_d
         resume: continue an interrupted run from its last checkpoint.
         force: train even when the folder holds a finished run of this config.
         progress: rich progress bars (default: the config's `runtime.progress`).
+        strategy: the run's processes (None: this process's own, `harness.distributed.current_strategy`).
 
     Raises:
         BaselineError: no training frame, a validation video without a known length, a missing weights file.
     """
-    info = init_distributed()
+    strategy = current_strategy(strategy)
     set_threads(cfg.runtime.threads)
     if isinstance(fold, int):
         fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed, stage1_reserved(layout, cfg))
     h = baseline_hash(cfg, fold)
     run = RunDir(run_dir)
     done = None if force else run.finished_with(cfg, run_hash=h)
-    barrier()
+    strategy.barrier()
     if done is not None:
         return _result(run, done, skipped=True)
     b = cfg.baseline
@@ -275,12 +277,12 @@ def train_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold, run_d
         raise BaselineError(f"{layout.root}: no training frame of fold {fold.index} has both a face crop and a label")
     val_items = labelled_frames([layout.entry(v) for v in fold.val], b.val_frames_per_video)
     model = build_baseline(cfg)
-    if info.is_main:
+    if strategy.on_main:
         run.lock()
     try:
-        if info.is_main:
+        if strategy.on_main:
             run.prepare(cfg, resume=resume, run_hash=h)
-        barrier()
+        strategy.barrier()
         show = cfg.runtime.progress if progress is None else progress
         t0 = time.perf_counter()
         evaluate = (_frame_evaluator(val_items, crop_transform(size, 0.0, False), cfg.stage1.extract_batch)
@@ -288,21 +290,21 @@ def train_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold, run_d
         result = fit(model, FrameDataset(items, crop_transform(size, b.hflip, True)), frame_loss, b.loop,
                      cfg.deepspeed, run, seed=cfg.seed, evaluate=evaluate, resume=resume,
                      num_workers=cfg.runtime.num_workers, progress=show,
-                     label=f"baseline fold {fold.index}")  # fmt: skip
+                     label=f"baseline fold {fold.index}", strategy=strategy)  # fmt: skip
         train_s = time.perf_counter() - t0
         rec: dict[str, Any] = {}
-        if info.is_main:
+        if strategy.on_main:
             rec = _finish(cfg, layout, cache, fold, run, items, h,
                           {"best_epoch": result.best_epoch, "frames": len(items), "val_frames": len(val_items),
                            "init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
                            "steps_per_epoch": result.steps_per_epoch, "optimizer": result.extra.get("optimizer"),
                            "train_s": round(train_s, 1)})  # fmt: skip
-        barrier()
-        if not info.is_main:
+        strategy.barrier()
+        if not strategy.on_main:
             rec = run.final_record() or {}
         return _result(run, rec, skipped=False)
     finally:
-        if info.is_main:
+        if strategy.on_main:
             run.unlock()
 
 
@@ -375,7 +377,8 @@ def _finish(cfg: Config, layout: Any, cache: Any, fold: Fold, run: RunDir, items
 
 def baseline_runs(cfg: Config, layout: Any, cache: Any, out: str | Path, folds: Sequence[int], *,
                   resume: bool = False, progress: bool | None = None,
-                  on_result: Callable[[Stage2Result], None] | None = None) -> list[Stage2Result]:  # fmt: skip
+                  on_result: Callable[[Stage2Result], None] | None = None,
+                  strategy: Strategy | None = None) -> list[Stage2Result]:  # fmt: skip
     """The baseline on each fold, in the experiment's run folders (`<out>/ablation/baseline/fold<i>/`).
 
     Args:
@@ -387,13 +390,14 @@ def baseline_runs(cfg: Config, layout: Any, cache: Any, out: str | Path, folds: 
         resume: continue interrupted runs.
         progress: progress bars.
         on_result: called after each run.
+        strategy: the run's processes (None: this process's own).
     """
     from harness.experiments import run_dir_for
 
     results = []
     for f in folds:
         r = train_baseline(cfg, layout, cache, f, run_dir_for(out, cfg, f, BASELINE_ROW), resume=resume,
-                           progress=progress)  # fmt: skip
+                           progress=progress, strategy=strategy)  # fmt: skip
         results.append(r)
         if on_result:
             on_result(r)

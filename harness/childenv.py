@@ -1,6 +1,6 @@
 """The environment a child process of ours starts with.
 
-`harness.engine.init_distributed` gives a process without a launcher the rendezvous of a world of one (RANK,
+`harness.distributed.setup_strategy` gives a process without a launcher the rendezvous of a world of one (RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) in `os.environ`, where DeepSpeed reads it. A child started later
 from that process must not inherit it: it would try to open the parent's port, which the parent holds (EADDRINUSE),
 or join the parent's world. Every subprocess the harness or its tests start takes its environment from here.

@@ -23,16 +23,12 @@ Every process runs the evaluation (ZeRO-3 needs all of them for a forward); rank
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
-import logging
 import math
 import os
 import shutil
-import socket
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from core.atomic import atomic_write_bytes
 from core.errors import HarnessError
 from harness.config import DeepSpeedSection, LoopConfig, train_batch_size
+from harness.distributed import Strategy, current_strategy
 from harness.runs import RunDir
 from harness.schedule import Schedule, WarmupCosineRestarts
 from harness.tb_events import TB_DIR, EpochEvents
@@ -69,95 +66,10 @@ class TrainError(HarnessError):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process stands.
-
-    Args:
-        rank: global rank.
-        world_size: number of processes.
-        local_rank: rank on this machine.
-        device: the torch device this process trains on.
-    """
-
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _quiet_deepspeed() -> None:
-    for name in ("DeepSpeed", "deepspeed"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    with contextlib.suppress(Exception):
-        from deepspeed.utils import logger
-
-        logger.setLevel(logging.WARNING)
-
-
-def init_distributed() -> DistInfo:
-    """Initialise torch.distributed through DeepSpeed once per process and describe this process.
-
-    Without a launcher (no RANK/WORLD_SIZE in the environment) this is a single process: the environment gets
-    rank 0 of 1 and a free local port. On a CPU the backend is gloo, and DeepSpeed's shared-memory collective op
-    is marked unavailable first: its build costs about 45 s at the first `init_distributed` on a fresh machine,
-    and gloo does the same collectives (measured: `deepspeed.initialize` drops from 39-63 s to about 3 s).
-    """
-    if not torch.cuda.is_available():
-        # Name the accelerator instead of letting DeepSpeed guess (and warn that it fell back to the CPU).
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    import deepspeed
-    import torch.distributed as dist
-
-    _quiet_deepspeed()
-    # ZeRO-3 calls collectives that torch 2.14 marks deprecated, once per step: keep the console readable.
-    warnings.filterwarnings(
-        "ignore", message=r".*is deprecated\. Please use `torch\.distributed", category=FutureWarning
-    )
-    cuda = torch.cuda.is_available()
-    if not dist.is_initialized():
-        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
-            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-            os.environ["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(_free_port())
-        os.environ.setdefault("LOCAL_RANK", "0")
-        if not cuda:
-            import deepspeed.ops
-
-            # `__compatible_ops__` is DeepSpeed's per-process record of buildable ops; edits to it persist.
-            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
-        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
-
-
 def set_threads(threads: int) -> None:
     """Set torch's intra-op threads (`runtime.threads`); 0 leaves torch's default."""
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-def barrier() -> None:
-    """Wait for every process (no-op without torch.distributed)."""
-    import torch.distributed as dist
-
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -455,16 +367,6 @@ def _resume_tag(folder: os.PathLike | str) -> str | None:
     return tag if tag in _checkpoint_tags(p) else None
 
 
-def _all_mean(value: float, device: torch.device) -> float:
-    import torch.distributed as dist
-
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
-
-
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -480,12 +382,16 @@ def fit(
     num_workers: int = 0,
     progress: bool = False,
     label: str = "train",
+    strategy: Strategy | None = None,
 ) -> FitResult:
     """Train `model` on `train_set` for `loop.epochs` epochs under DeepSpeed; checkpoint and log every epoch.
 
     The run folder must be prepared (`RunDir.prepare`); rank 0 writes ds_config.json, metrics.jsonl, TensorBoard
     events (tb/, `harness.tb_events`), checkpoints/ and best.safetensors. After this call `model` may be sharded or
     cast (ZeRO-3, bf16): build a fresh module and load best.safetensors to use the result.
+
+    Each epoch is `_train_epoch`, then `_evaluate_and_keep_best`, then `_log_epoch` and `_checkpoint`; a resumed
+    fit starts from `_restore`.
 
     Args:
         model: the module to train (its parameters with requires_grad=False stay frozen).
@@ -501,27 +407,28 @@ def fit(
         num_workers: DataLoader workers.
         progress: show a rich progress bar (rank 0).
         label: name shown in the progress bar.
+        strategy: the run's processes (None: this process's own, `harness.distributed.current_strategy`).
 
     Raises:
         TrainError: the dataset is too small for one optimiser step.
     """
     import deepspeed
 
-    info = init_distributed()
-    precision = resolve_precision(ds.precision, info.device)
+    strategy = current_strategy(strategy)
+    precision = resolve_precision(ds.precision, strategy.device)
     dtype = compute_dtype(precision)
-    ds_cfg = deepspeed_config(loop, ds, info.world_size, precision)
+    ds_cfg = deepspeed_config(loop, ds, strategy.world_size, precision)
     n = len(train_set)  # type: ignore[arg-type]
-    spe = steps_per_epoch(n, loop.micro_batch, loop.grad_accum, info.world_size)
+    spe = steps_per_epoch(n, loop.micro_batch, loop.grad_accum, strategy.world_size)
     if spe < 1 and loop.epochs > 0:
         raise TrainError(
             f"{run.path}: {n} training samples make fewer than one optimiser step (micro batch {loop.micro_batch} x "
-            f"accumulation {loop.grad_accum} x {info.world_size} process(es)); lower the batch size"
+            f"accumulation {loop.grad_accum} x {strategy.world_size} process(es)); lower the batch size"
         )
-    if info.is_main:
+    if strategy.on_main:
         run.write_json("ds_config.json", ds_cfg)
     schedule = Schedule.from_config(loop.schedule, max(spe, 1))
-    optimizer = build_adamw(_param_groups(model, loop.weight_decay), info.device, lr=schedule.start_lr,
+    optimizer = build_adamw(_param_groups(model, loop.weight_decay), strategy.device, lr=schedule.start_lr,
                             betas=loop.betas, weight_decay=loop.weight_decay)  # fmt: skip
     optimizer_name = adamw_name(optimizer)
     t0 = time.perf_counter()
@@ -532,69 +439,30 @@ def fit(
         config=ds_cfg,
     )
     init_s = time.perf_counter() - t0
-
-    start_epoch, best_epoch, best = 0, -1, {}
-    history = run.epoch_records() if info.is_main else []
-    tag = _resume_tag(run.checkpoints)
-    if resume and tag is not None:
-        from harness.safe_io import load_deepspeed_checkpoint
-
-        # DeepSpeed unpickles with full pickle; this reads every file weights-only (a shared run folder's
-        # checkpoint runs no code) and names the file and the type when one holds more than tensors.
-        _, client = load_deepspeed_checkpoint(engine, run.checkpoints, tag)
-        start_epoch = int(client.get("epoch", -1)) + 1
-        best_epoch = int(client.get("best_epoch", -1))
-        best = dict(client.get("best", {}))
-        if info.is_main:
-            run.truncate_epochs(start_epoch - 1)
-            history = run.epoch_records()
-    elif info.is_main:
-        run.truncate_epochs(-1)
-        history = []
+    state = _restore(engine, run, resume, strategy)
 
     def forward(*tensors: torch.Tensor) -> torch.Tensor:
-        moved = [None if t is None else t.to(info.device) for t in tensors]
+        moved = [None if t is None else t.to(strategy.device) for t in tensors]
         moved = [t.to(dtype) if t is not None and t.is_floating_point() else t for t in moved]
         out = engine(*moved)
         return out.float().cpu() if isinstance(out, torch.Tensor) else out
 
-    bar = _Progress(progress and info.is_main, label)
+    bar = _Progress(progress and strategy.on_main, label)
     # TensorBoard's view of metrics.jsonl (rank 0): written before the epoch's checkpoint, so a resume redoes
     # (and the purge step hides) exactly the epochs whose events might be stale.
-    events = EpochEvents(run.path / TB_DIR, start_epoch, history, enabled=info.is_main)
+    events = EpochEvents(run.path / TB_DIR, state.start_epoch, state.history, enabled=strategy.on_main)
     step_times: list[float] = []
     try:
-        for epoch in range(start_epoch, loop.epochs):
-            seed_epoch(seed, epoch, info.rank)
-            sampler = EpochBatchSampler(n, loop.micro_batch, loop.grad_accum, info.world_size, info.rank, seed, epoch)
+        for epoch in range(state.start_epoch, loop.epochs):
+            seed_epoch(seed, epoch, strategy.rank)
+            sampler = EpochBatchSampler(n, loop.micro_batch, loop.grad_accum, strategy.world_size, strategy.rank,
+                                        seed, epoch)  # fmt: skip
             loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
-            engine.train()
             t_epoch = time.perf_counter()
-            losses: list[float] = []
             bar.start_epoch(epoch, loop.epochs, len(sampler))
-            t_step = time.perf_counter()
-            for i, batch in enumerate(loader):
-                loss = loss_fn(engine, _to_device(batch, info.device, dtype))
-                engine.backward(loss)
-                engine.step()
-                losses.append(float(loss.detach().float().item()))
-                if (i + 1) % loop.grad_accum == 0:
-                    now = time.perf_counter()
-                    step_times.append(now - t_step)
-                    t_step = now
-                bar.advance(losses[-1], scheduler.get_last_lr()[0])
-            train_loss = _all_mean(float(np.mean(losses)) if losses else float("nan"), info.device)
-            metrics: dict[str, float] = {}
-            if evaluate is not None:
-                engine.eval()
-                with torch.no_grad():
-                    metrics = {k: float(v) for k, v in evaluate(forward).items()}
-                engine.train()
-            score, best_score = metrics.get("p_va", -math.inf), best.get("p_va", -math.inf)
-            improved = evaluate is None or best_epoch < 0 or score > best_score
-            state = full_state_dict(engine) if improved else None
-            if improved:
-                best_epoch, best = epoch, metrics
+            train_loss = _train_epoch(engine, loader, loss_fn, loop.grad_accum, scheduler, bar, strategy, dtype,
+                                      step_times)  # fmt: skip
+            metrics, best_weights = _evaluate_and_keep_best(engine, evaluate, forward, epoch, state)
             record = {
                 "epoch": epoch,
                 "step": int(engine.global_steps),
@@ -603,18 +471,8 @@ def fit(
                 "lr": float(scheduler.get_last_lr()[0]),
                 "time_s": round(time.perf_counter() - t_epoch, 3),
             }
-            if info.is_main:
-                if state is not None:
-                    save_weights(run.best_weights, state)
-                history.append(record)
-                run.write_metrics(history)
-                events.write(record)
-            client = {"epoch": epoch, "best_epoch": best_epoch, "best": best}
-            engine.save_checkpoint(str(run.checkpoints), tag=f"{CKPT_PREFIX}{epoch:04d}", client_state=client)
-            barrier()
-            if info.is_main:
-                for old in _checkpoint_tags(run.checkpoints)[:-1]:
-                    shutil.rmtree(run.checkpoints / old, ignore_errors=True)
+            _log_epoch(run, state, record, best_weights, events, strategy)
+            _checkpoint(engine, run, epoch, state, strategy)
             bar.end_epoch(record)
     finally:
         bar.close()
@@ -623,14 +481,116 @@ def fit(
         engine = optimizer = scheduler = None
         gc.collect()
     return FitResult(
-        best_epoch=best_epoch,
-        best=best,
-        history=history,
+        best_epoch=state.best_epoch,
+        best=state.best,
+        history=state.history,
         steps_per_epoch=spe,
         init_s=init_s,
         step_s=float(np.mean(step_times)) if step_times else 0.0,
         extra={"optimizer": optimizer_name},
     )
+
+
+@dataclass
+class _FitState:
+    """What a fit carries from epoch to epoch (and restores from a checkpoint's client state).
+
+    Args:
+        start_epoch: the first epoch this call trains.
+        best_epoch: the epoch of the best validation P_VA so far (-1: none yet).
+        best: that epoch's validation metrics.
+        history: the epoch records so far (rank 0; empty elsewhere).
+    """
+
+    start_epoch: int = 0
+    best_epoch: int = -1
+    best: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _restore(engine: Any, run: RunDir, resume: bool, strategy: Strategy) -> _FitState:
+    """The state to start from: the latest whole checkpoint's when resuming, else a fresh one (metrics cleared)."""
+    state = _FitState(history=run.epoch_records() if strategy.on_main else [])
+    tag = _resume_tag(run.checkpoints)
+    if resume and tag is not None:
+        from harness.safe_io import load_deepspeed_checkpoint
+
+        # DeepSpeed unpickles with full pickle; this reads every file weights-only (a shared run folder's
+        # checkpoint runs no code) and names the file and the type when one holds more than tensors.
+        _, client = load_deepspeed_checkpoint(engine, run.checkpoints, tag)
+        state.start_epoch = int(client.get("epoch", -1)) + 1
+        state.best_epoch = int(client.get("best_epoch", -1))
+        state.best = dict(client.get("best", {}))
+        if strategy.on_main:
+            run.truncate_epochs(state.start_epoch - 1)
+            state.history = run.epoch_records()
+    elif strategy.on_main:
+        run.truncate_epochs(-1)
+        state.history = []
+    return state
+
+
+def _train_epoch(engine: Any, loader: DataLoader, loss_fn: LossFn, grad_accum: int, scheduler: Any, bar: _Progress,
+                 strategy: Strategy, dtype: torch.dtype, step_times: list[float]) -> float:  # fmt: skip
+    """One pass over `loader`; appends each optimiser step's seconds to `step_times` and returns the mean loss
+    over every process."""
+    engine.train()
+    losses: list[float] = []
+    t_step = time.perf_counter()
+    for i, batch in enumerate(loader):
+        loss = loss_fn(engine, _to_device(batch, strategy.device, dtype))
+        engine.backward(loss)
+        engine.step()
+        losses.append(float(loss.detach().float().item()))
+        if (i + 1) % grad_accum == 0:
+            now = time.perf_counter()
+            step_times.append(now - t_step)
+            t_step = now
+        bar.advance(losses[-1], scheduler.get_last_lr()[0])
+    return strategy.all_mean(float(np.mean(losses)) if losses else float("nan"))
+
+
+def _evaluate_and_keep_best(engine: Any, evaluate: EvalFn | None, forward: Forward, epoch: int,
+                            state: _FitState) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:  # fmt: skip
+    """Validation metrics of this epoch, and the full weights when it beats the best so far (`state` updated).
+
+    Without an evaluator every epoch counts as the best, so the last one is kept. Every process gathers the
+    weights (a ZeRO-3 collective); rank 0 writes them.
+    """
+    metrics: dict[str, float] = {}
+    if evaluate is not None:
+        engine.eval()
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in evaluate(forward).items()}
+        engine.train()
+    score, best_score = metrics.get("p_va", -math.inf), state.best.get("p_va", -math.inf)
+    improved = evaluate is None or state.best_epoch < 0 or score > best_score
+    weights = full_state_dict(engine) if improved else None
+    if improved:
+        state.best_epoch, state.best = epoch, metrics
+    return metrics, weights
+
+
+def _log_epoch(run: RunDir, state: _FitState, record: dict[str, Any], best_weights: dict[str, torch.Tensor] | None,
+               events: EpochEvents, strategy: Strategy) -> None:  # fmt: skip
+    """Rank 0: the best weights when they changed, then the epoch's JSON line and TensorBoard events."""
+    if not strategy.on_main:
+        return
+    if best_weights is not None:
+        save_weights(run.best_weights, best_weights)
+    state.history.append(record)
+    run.write_metrics(state.history)
+    events.write(record)
+
+
+def _checkpoint(engine: Any, run: RunDir, epoch: int, state: _FitState, strategy: Strategy) -> None:
+    """Every process saves its part of the epoch's checkpoint; rank 0 then deletes the older ones."""
+    client = {"epoch": epoch, "best_epoch": state.best_epoch, "best": state.best}
+    engine.save_checkpoint(str(run.checkpoints), tag=f"{CKPT_PREFIX}{epoch:04d}", client_state=client)
+    strategy.barrier()
+    if strategy.on_main:
+        for old in _checkpoint_tags(run.checkpoints)[:-1]:
+            shutil.rmtree(run.checkpoints / old, ignore_errors=True)
 
 
 class _Progress:

@@ -48,6 +48,7 @@ import polars as pl
 
 from core.atomic import atomic_write_text
 from harness.config import BASELINE_ROW, NO_REFINE_ROW, Config
+from harness.distributed import Strategy
 from harness.stage2 import Stage2Result, train_stage2
 from submissions import MetricError
 from submissions.bootstrap import (
@@ -204,13 +205,13 @@ def without_refinement(cfg: Config) -> Config:
 
 
 def _maybe_stage1(cfg: Config, layout: Any, cache: Any, out: Path, resume: bool, progress: bool | None,
-                  console: Any = None) -> Path | None:  # fmt: skip
+                  console: Any = None, strategy: Strategy | None = None) -> Path | None:  # fmt: skip
     """Run stage 1 into `<out>/stage1` when enabled (skipped when its features are cached); the encoder weights."""
     if not cfg.stage1.enabled:
         return None
     from harness.stage1 import run_stage1
 
-    res = run_stage1(cfg, layout, cache, out / "stage1", resume=resume, progress=progress)
+    res = run_stage1(cfg, layout, cache, out / "stage1", resume=resume, progress=progress, strategy=strategy)
     if console is not None and not res.skipped and cfg.stage1.reserve > 0:
         console.print(res.reserve_note())
     return res.encoder_weights
@@ -529,7 +530,8 @@ def _scores(res: Stage2Result) -> tuple[float, float, float]:
 
 def _train_row(cfg: Config, layout: Any, cache: Any, out: Path, folds: Sequence[int], seeds: Sequence[int],
                model: str, visual: str, encoder: Path | None, resume: bool, progress: bool | None,
-               on_result: Callable[[Stage2Result], None] | None) -> list[list[ExperimentRun]]:  # fmt: skip
+               on_result: Callable[[Stage2Result], None] | None,
+               strategy: Strategy | None = None) -> list[list[ExperimentRun]]:  # fmt: skip
     """Train (or reuse) one row's runs, seed by seed and within a seed fold by fold; `runs[k][j]` is fold k's run of
     seed j. Seed by seed: a command stopped after its first seed has left a complete experiment of that seed."""
     runs: list[list[ExperimentRun]] = [[] for _ in folds]
@@ -539,12 +541,13 @@ def _train_row(cfg: Config, layout: Any, cache: Any, out: Path, folds: Sequence[
             if model == BASELINE_ROW:
                 from harness.baseline import train_baseline
 
-                r = train_baseline(variant(cfg, seed=s), layout, cache, f, where, resume=resume, progress=progress)
+                r = train_baseline(variant(cfg, seed=s), layout, cache, f, where, resume=resume, progress=progress,
+                                   strategy=strategy)
             else:
                 v = without_refinement(variant(cfg, None, visual, seed=s)) if model == NO_REFINE_ROW else \
                     variant(cfg, model, visual, seed=s)  # fmt: skip
                 r = train_stage2(v, layout, cache, f, where, resume=resume, progress=progress,
-                                 encoder_weights=encoder)  # fmt: skip
+                                 encoder_weights=encoder, strategy=strategy)  # fmt: skip
             run = ExperimentRun.of(r, s, len(seeds), layout)
             runs[k].append(run)
             if on_result:
@@ -619,6 +622,7 @@ def run_folds(
     progress: bool | None = None,
     console: Any = None,
     on_result: Callable[[Stage2Result], None] | None = None,
+    strategy: Strategy | None = None,
 ) -> TableReport:
     """Train the configured model on each fold (once per stage-2 seed) and write Table I (per fold, mean, std,
     beside the paper's).
@@ -634,18 +638,19 @@ def run_folds(
         progress: progress bars (default: the config's).
         console: a rich console to print the table on (None: print nothing).
         on_result: called after each run (with an `ExperimentRun`), e.g. to log.
+        strategy: the run's processes (None: this process's own, `harness.distributed.current_strategy`).
     """
     out = Path(out)
     folds = list(cfg.experiment.folds if folds is None else folds)
     seeds = _seeds_of(cfg, seeds)
-    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console)
+    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console, strategy)
     grid = _train_row(cfg, layout, cache, out, folds, seeds, cfg.model.name, cfg.features.visual, encoder, resume,
-                      progress, on_result) if folds else []  # fmt: skip
+                      progress, on_result, strategy) if folds else []  # fmt: skip
     base: list[list[ExperimentRun]] = []
     if BASELINE_ROW in cfg.experiment.ablation_models and 0 in folds:
         # The challenge reports its baseline on the official split: Table I's Baseline row is fold 0's.
         base = _train_row(cfg, layout, cache, out, [0], seeds, BASELINE_ROW, cfg.features.visual, encoder, resume,
-                          progress, on_result)  # fmt: skip
+                          progress, on_result, strategy)  # fmt: skip
     paper = _paper("I")
     intervals = _intervals(_flat(grid))
     rows = [_summary_row(f"Fold {f}", [reps], paper.get(f"Fold {f}"), seeds)
@@ -689,6 +694,7 @@ def run_ablation(
     progress: bool | None = None,
     console: Any = None,
     on_result: Callable[[Stage2Result], None] | None = None,
+    strategy: Strategy | None = None,
 ) -> list[TableReport]:
     """Tables IV and III on the same folds and seeds, each beside the paper's rows.
 
@@ -709,6 +715,7 @@ def run_ablation(
         progress: progress bars.
         console: rich console for the tables.
         on_result: called after each run (with an `ExperimentRun`).
+        strategy: the run's processes (None: this process's own, `harness.distributed.current_strategy`).
     """
     out = Path(out)
     folds = list(cfg.experiment.ablation_folds if folds is None else folds)
@@ -722,10 +729,11 @@ def run_ablation(
             "Table III needs the features before fine-tuning: set stage1.extract_unfinetuned=true "
             "(or run without Table III)"
         )
-    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console)
+    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console, strategy)
 
     def train(model: str, visual: str) -> list[list[ExperimentRun]]:
-        return _train_row(cfg, layout, cache, out, folds, seeds, model, visual, encoder, resume, progress, on_result)
+        return _train_row(cfg, layout, cache, out, folds, seeds, model, visual, encoder, resume, progress, on_result,
+                          strategy)
 
     reports = []
     fold_txt = ",".join(map(str, folds))

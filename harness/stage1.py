@@ -43,7 +43,8 @@ from harness.data import (
     labelled_frames,
     read_crop,
 )
-from harness.engine import FitResult, Forward, barrier, fit, init_distributed, load_weights, set_threads
+from harness.distributed import Strategy, current_strategy
+from harness.engine import FitResult, Forward, fit, load_weights, set_threads
 from harness.fingerprint import platform_fingerprint
 from harness.folds import stage1_reserved
 from harness.progress import StepProgress
@@ -164,7 +165,7 @@ def _vit(cfg: Config) -> nn.Module:
 
 
 def initial_encoder_state(
-    cfg: Config, layout: Any, run: RunDir, resume: bool, progress: bool
+    cfg: Config, layout: Any, run: RunDir, resume: bool, progress: bool, strategy: Strategy | None = None
 ) -> dict[str, torch.Tensor]:
     """Encoder weights before fine-tuning: the MAE checkpoint, or an MAE pre-trained here (`run/mae`).
 
@@ -174,6 +175,7 @@ def initial_encoder_state(
         run: the stage-1 run folder.
         resume: continue an interrupted pre-training.
         progress: progress bars.
+        strategy: the run's processes (None: this process's own).
 
     Raises:
         Stage1Error: the checkpoint file is missing, or there are no training frames.
@@ -191,7 +193,7 @@ def initial_encoder_state(
         return read_state_dict(path)
     mae_run = run.sub("mae")
     h = feature_hash(cfg, [e.name for e in layout.train], unfinetuned=True)
-    info = init_distributed()
+    strategy = current_strategy(strategy)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.mae_config())
     if mae_run.finished_with(cfg, run_hash=h) is None:
@@ -199,15 +201,16 @@ def initial_encoder_state(
         if not items:
             raise Stage1Error(f"{layout.root}: no training frame has both a face crop and a label")
         data = FrameDataset(items, frame_transform(cfg.stage1.augment, cfg.encoder.vit.img_size, train=True))
-        if info.is_main:
+        if strategy.on_main:
             mae_run.prepare(cfg, resume=resume, run_hash=h)
-        barrier()
+        strategy.barrier()
         result = fit(model, data, _mae_loss, cfg.stage1.mae.loop, cfg.deepspeed, mae_run, seed=cfg.seed,
-                     resume=resume, num_workers=cfg.runtime.num_workers, progress=progress, label="MAE")  # fmt: skip
-        if info.is_main:
+                     resume=resume, num_workers=cfg.runtime.num_workers, progress=progress, label="MAE",
+                     strategy=strategy)  # fmt: skip
+        if strategy.on_main:
             mae_run.write_final({"config_hash": h, "frames": len(data), "best_epoch": result.best_epoch,
                                  "init_s": result.init_s, "step_s": result.step_s})  # fmt: skip
-        barrier()
+        strategy.barrier()
         model = build_model(cfg.mae_config())
     if mae_run.best_weights.is_file():
         model.load_state_dict(load_weights(mae_run.best_weights))
@@ -228,7 +231,8 @@ def encoder_from_state(cfg: Config, state: Mapping[str, torch.Tensor]) -> nn.Mod
 
 
 def finetune_encoder(cfg: Config, layout: Any, state: Mapping[str, torch.Tensor], run: RunDir, resume: bool,
-                     progress: bool) -> tuple[Path, FitResult | None, dict[str, float]]:  # fmt: skip
+                     progress: bool, strategy: Strategy | None = None,
+                     ) -> tuple[Path, FitResult | None, dict[str, float]]:  # fmt: skip
     """Hierarchical fine-tuning on the training frames; returns (best weights file, fit result, best metrics).
 
     Args:
@@ -238,13 +242,14 @@ def finetune_encoder(cfg: Config, layout: Any, state: Mapping[str, torch.Tensor]
         run: the stage-1 run folder (`run/finetune` is used).
         resume: continue an interrupted fine-tuning.
         progress: progress bars.
+        strategy: the run's processes (None: this process's own).
     """
     ft_run = run.sub("finetune")
     h = feature_hash(cfg, [e.name for e in finetune_entries(cfg, layout)])
     done = ft_run.finished_with(cfg, run_hash=h)
     if done is not None:
         return ft_run.best_weights, None, dict(done.get("val", {}))
-    info = init_distributed()
+    strategy = current_strategy(strategy)
     items = labelled_frames(finetune_entries(cfg, layout), cfg.stage1.frames_per_video)
     if not items:
         raise Stage1Error(f"{layout.root}: no training frame has both a face crop and a label")
@@ -255,18 +260,18 @@ def finetune_encoder(cfg: Config, layout: Any, state: Mapping[str, torch.Tensor]
     if len(val_items) >= 2:
         val = FrameDataset(val_items, frame_transform(cfg.stage1.augment, size, train=False))
         evaluate = _frame_evaluator(val, cfg.runtime.eval_batch)
-    if info.is_main:
+    if strategy.on_main:
         ft_run.prepare(cfg, resume=resume, run_hash=h)
-    barrier()
+    strategy.barrier()
     model = encoder_from_state(cfg, state)
     result = fit(model, data, _frame_loss, cfg.stage1.finetune, cfg.deepspeed, ft_run, seed=cfg.seed,
                  evaluate=evaluate, resume=resume, num_workers=cfg.runtime.num_workers, progress=progress,
-                 label="fine-tune")  # fmt: skip
-    if info.is_main:
+                 label="fine-tune", strategy=strategy)  # fmt: skip
+    if strategy.on_main:
         ft_run.write_final({"config_hash": h, "frames": len(data), "val_frames": len(val_items),
                             "best_epoch": result.best_epoch, "val": result.best, "init_s": result.init_s,
                             "step_s": result.step_s})  # fmt: skip
-    barrier()
+    strategy.barrier()
     return ft_run.best_weights, result, result.best
 
 
@@ -368,7 +373,7 @@ class _Crops(Dataset):
 
 
 def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, resume: bool = False,
-               progress: bool | None = None) -> Stage1Result:  # fmt: skip
+               progress: bool | None = None, strategy: Strategy | None = None) -> Stage1Result:  # fmt: skip
     """Stage 1 end to end: encoder weights, optional un-fine-tuned features, fine-tuning, features.
 
     Args:
@@ -378,6 +383,7 @@ def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, res
         run_dir: the stage-1 run folder (`mae/` and `finetune/` phases inside).
         resume: continue interrupted training phases.
         progress: progress bars (default: the config's `runtime.progress`).
+        strategy: the run's processes (None: this process's own, `harness.distributed.current_strategy`).
     """
     progress = cfg.runtime.progress if progress is None else progress
     set_threads(cfg.runtime.threads)
@@ -394,38 +400,38 @@ def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, res
     if cached("visual", h_ft) and (not need_mae or cached("visual_mae", h_mae)):
         return Stage1Result(h_ft, ft_weights if ft_weights.is_file() else None, [e.name for e in entries], True,
                             tuned)
-    info = init_distributed()
+    strategy = current_strategy(strategy)
     run = RunDir(run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
-    if info.is_main:
+    if strategy.on_main:
         run.lock()
     timings: dict[str, float] = {}
     try:
         t = time.perf_counter()
-        state = initial_encoder_state(cfg, layout, run, resume, progress)
+        state = initial_encoder_state(cfg, layout, run, resume, progress, strategy)
         timings["encoder_s"] = time.perf_counter() - t
-        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        device = strategy.device
         t = time.perf_counter()
-        weights, _result, best = finetune_encoder(cfg, layout, state, run, resume, progress)
+        weights, _result, best = finetune_encoder(cfg, layout, state, run, resume, progress, strategy)
         timings["finetune_s"] = time.perf_counter() - t
         t = time.perf_counter()
         videos: list[str] = []
-        if info.is_main:
+        if strategy.on_main:
             vit = _vit(cfg)
             vit.load_state_dict(load_weights(weights))
             encoders = {"visual": (vit.to(device), h_ft)}
             if need_mae:
                 encoders["visual_mae"] = (encoder_from_state(cfg, state).to(device), h_mae)
             videos = extract_features(cfg, layout, cache, encoders, progress)
-        barrier()
+        strategy.barrier()
         timings["extract_s"] = time.perf_counter() - t
         if not videos:
             videos = [e.name for e in entries if cache.has(e.name, "visual", h_ft)]
-        if info.is_main:
+        if strategy.on_main:
             run.write_json("summary.json", {"feature_hash": h_ft, "feature_hash_mae": h_mae, "finetune": best,
                                             "finetune_videos": tuned, "videos": len(videos),
                                             "timings": timings, "platform": platform_fingerprint()})  # fmt: skip
         return Stage1Result(h_ft, weights, videos, False, tuned, best, timings)
     finally:
-        if info.is_main:
+        if strategy.on_main:
             run.unlock()

@@ -31,7 +31,8 @@ from harness.data import (
     load_video_streams,
     video_frames,
 )
-from harness.engine import DistInfo, Forward, barrier, fit, init_distributed, set_threads
+from harness.distributed import Strategy, current_strategy
+from harness.engine import Forward, fit, set_threads
 from harness.folds import Fold, fold_split, stage1_reserved
 from harness.predict import predict_arrays, predict_videos, save_predictions
 from harness.refine import class_va_means, refine_labels, refined_frames
@@ -186,6 +187,7 @@ def train_stage2(
     force: bool = False,
     progress: bool | None = None,
     encoder_weights: str | Path | None = None,
+    strategy: Strategy | None = None,
 ) -> Stage2Result:
     """Train, select, predict and score the temporal model of `cfg` on one fold.
 
@@ -200,32 +202,33 @@ def train_stage2(
         progress: rich progress bars (default: the config's `runtime.progress`).
         encoder_weights: the stage-1 ViT that made the visual features, recorded so that `harness predict` can
             run a raw video through the same encoder.
+        strategy: the run's processes (None: this process's own, `harness.distributed.current_strategy`).
     """
-    info = init_distributed()
+    strategy = current_strategy(strategy)
     set_threads(cfg.runtime.threads)
     if isinstance(fold, int):
         fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed, stage1_reserved(layout, cfg))
     extra = fold.identity()
     run = RunDir(run_dir)
     done = None if force else run.finished_with(cfg, extra)
-    barrier()
+    strategy.barrier()
     if done is not None:
         return _result_from(run, done, skipped=True)
-    if info.is_main:
+    if strategy.on_main:
         run.lock()
     try:
-        if info.is_main:
+        if strategy.on_main:
             run.prepare(cfg, resume=resume, extra=extra)
-        barrier()
+        strategy.barrier()
         timing = {"encoder_weights": str(Path(encoder_weights).resolve()) if encoder_weights else None}
         show = cfg.runtime.progress if progress is None else progress
-        return _train(cfg, layout, cache, fold, run, info, resume, show, extra, timing)
+        return _train(cfg, layout, cache, fold, run, strategy, resume, show, extra, timing)
     finally:
-        if info.is_main:
+        if strategy.on_main:
             run.unlock()
 
 
-def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, info: DistInfo, resume: bool,
+def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, strategy: Strategy, resume: bool,
            progress: bool, extra: Mapping[str, Any], more: Mapping[str, Any]) -> Stage2Result:  # fmt: skip
     from models.registry import build_model
 
@@ -234,10 +237,10 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
     train_labels, refined = training_labels(cfg, layout, _labels_for(layout, cache, fold.train, feature))
     val_labels = _labels_for(layout, cache, fold.val, feature)
     stats_file = run.path / "norm_stats.npz"
-    if info.is_main:
+    if strategy.on_main:
         stats = compute_norm_stats(cache, list(fold.train), cfg.features)
         stats.save(stats_file)
-    barrier()
+    strategy.barrier()
     stats = NormStats.load(stats_file)
 
     train_set = WindowDataset(cache, train_labels, cfg.features, stats, cfg.windows.length, cfg.windows.stride)
@@ -247,15 +250,16 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
         model, train_set, stage2_loss, cfg.stage2, cfg.deepspeed, run,
         seed=cfg.seed, evaluate=make_evaluator(cache, cfg, stats, val_labels), resume=resume,
         num_workers=cfg.runtime.num_workers, progress=progress, label=f"{cfg.model.name} fold {fold.index}",
+        strategy=strategy,
     )  # fmt: skip
     rec: dict[str, Any] = {}
-    if info.is_main:
+    if strategy.on_main:
         rec = _finish(cfg, layout, cache, fold, run, val_labels, result.best_epoch, extra,
                       {"init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
                        "steps_per_epoch": result.steps_per_epoch, "windows": len(train_set),
                        "optimizer": result.extra.get("optimizer"), "refined_labels": refined, **more})  # fmt: skip
-    barrier()
-    if not info.is_main:
+    strategy.barrier()
+    if not strategy.on_main:
         rec = run.final_record() or {}
     return _result_from(run, rec, skipped=False)
 

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.commands.folds import parse_folds, run_printer, with_seeds
     from harness.config import config_from_args
     from harness.data import open_dataset
-    from harness.engine import init_distributed
+    from harness.distributed import setup_strategy
     from harness.experiments import run_ablation
 
     cfg = with_seeds(config_from_args(args), args.seeds)
@@ -45,12 +45,12 @@ def run(args: argparse.Namespace) -> int:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         cfg = cfg.replace(**{"experiment.ablation_models": models})
     layout, cache = open_dataset(args.data, args.cache)
-    main = init_distributed().is_main
-    console = Console() if main else None
+    strategy = setup_strategy()
+    console = Console() if strategy.on_main else None
     reports = run_ablation(cfg, layout, cache, args.out, parse_folds(args.folds),
                            table3=False if args.no_table3 else None, resume=args.resume,
                            progress=False if args.no_progress else None, console=console,
-                           on_result=run_printer(console))  # fmt: skip
+                           on_result=run_printer(console), strategy=strategy)  # fmt: skip
     if console is not None:
         console.print("written: " + ", ".join(str(f) for r in reports for f in r.files))
     return 0

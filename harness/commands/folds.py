@@ -98,16 +98,16 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.config import config_from_args
     from harness.data import open_dataset
-    from harness.engine import init_distributed
+    from harness.distributed import setup_strategy
     from harness.experiments import run_folds
 
     cfg = with_seeds(config_from_args(args), args.seeds)
     layout, cache = open_dataset(args.data, args.cache)
-    main = init_distributed().is_main
-    console = Console() if main else None
+    strategy = setup_strategy()
+    console = Console() if strategy.on_main else None
     report = run_folds(cfg, layout, cache, args.out, parse_folds(args.folds), resume=args.resume,
                        progress=False if args.no_progress else None, console=console,
-                       on_result=run_printer(console))  # fmt: skip
+                       on_result=run_printer(console), strategy=strategy)  # fmt: skip
     if console is not None:
         console.print("written: " + ", ".join(str(f) for f in report.files))
     return 0

@@ -77,18 +77,20 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.data import open_dataset
-    from harness.engine import init_distributed
+    from harness.distributed import setup_strategy
 
     layout, cache = open_dataset(args.data, args.cache)
     progress = False if args.no_progress else None
     out = Path(args.out)
-    main = init_distributed().is_main
+    strategy = setup_strategy()
+    main = strategy.on_main
     console = Console()
     encoder = None
     if args.stage == "1" or (args.stage == "all" and cfg.stage1.enabled):
         from harness.stage1 import run_stage1
 
-        r1 = run_stage1(cfg, layout, cache, out / "stage1", resume=args.resume, progress=progress)
+        r1 = run_stage1(cfg, layout, cache, out / "stage1", resume=args.resume, progress=progress,
+                        strategy=strategy)
         encoder = r1.encoder_weights
         if main:
             state = "cached, skipped" if r1.skipped else f"fine-tune CCC {json.dumps(r1.finetune)}"
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             cand = out / "stage1" / "finetune" / "best.safetensors"
             encoder = cand if cand.is_file() else None
         r2 = train_stage2(cfg, layout, cache, args.fold, out, resume=args.resume, force=args.force,
-                          progress=progress, encoder_weights=encoder)  # fmt: skip
+                          progress=progress, encoder_weights=encoder, strategy=strategy)  # fmt: skip
         if main:
             s = r2.reported
             console.print(

@@ -12,15 +12,15 @@ from core.errors import HarnessError
 from core.locking import FolderLock, LockHeldError
 
 
-class _Busy(HarnessError):
+class _BusyError(HarnessError):
     pass
 
 
 def test_second_holder_gets_the_owners_error_naming_the_holder(tmp_path: Path) -> None:
     first = FolderLock(tmp_path / "sub" / ".lock").acquire()
     assert first.held and (tmp_path / "sub" / ".lock").read_text().strip().isdigit()
-    with pytest.raises(_Busy, match=r"sub/\.lock held by \d+"):
-        FolderLock(tmp_path / "sub" / ".lock", lambda p, who: _Busy(f"{p} held by {who}")).acquire()
+    with pytest.raises(_BusyError, match=r"sub/\.lock held by \d+"):
+        FolderLock(tmp_path / "sub" / ".lock", lambda p, who: _BusyError(f"{p} held by {who}")).acquire()
     with pytest.raises(LockHeldError):  # no error factory: the lock's own error
         FolderLock(tmp_path / "sub" / ".lock").acquire()
     first.release()

@@ -134,7 +134,7 @@ def _train(root: Path, out: Path, overrides: list[str], hold: bool = False) -> d
 
     from harness.config import load_config
     from harness.data import VISUAL_MASK
-    from harness.engine import init_distributed
+    from harness.distributed import setup_strategy
     from harness.resources import current_rss_mib, peak_rss, reset_peak_rss
     from harness.stage2 import train_stage2
     from preprocessing.affwild2 import AffWild2Layout
@@ -142,7 +142,7 @@ def _train(root: Path, out: Path, overrides: list[str], hold: bool = False) -> d
 
     cfg = load_config("quick", overrides)
     layout, cache = AffWild2Layout.discover(root), FeatureCache(root / "cache")
-    init_distributed()  # gloo and DeepSpeed's imports belong to the baseline, not to the data
+    setup_strategy()  # gloo and DeepSpeed's imports belong to the baseline, not to the data
     if hold:
         _hold_in_memory()
     sampler = StatusPeaks()

@@ -1,4 +1,4 @@
-"""A child process never inherits the torch.distributed rendezvous that `init_distributed` put in this process."""
+"""A child process never inherits the torch.distributed rendezvous that `setup_strategy` put in this process."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from harness.childenv import DIST_VARS, child_env
-from harness.engine import init_distributed
+from harness.distributed import setup_strategy
 
 
 def test_child_env_leaves_out_the_rendezvous_and_dropped_names(monkeypatch):
@@ -23,10 +23,10 @@ def test_child_env_leaves_out_the_rendezvous_and_dropped_names(monkeypatch):
 
 
 def test_a_child_of_an_initialised_process_opens_its_own_world():
-    info = init_distributed()  # this process now holds MASTER_PORT
+    info = setup_strategy()  # this process now holds MASTER_PORT
     assert info.world_size == 1
     code = (
-        "from harness.engine import init_distributed; i = init_distributed(); "
+        "from harness.distributed import setup_strategy; i = setup_strategy(); "
         "import torch.distributed as d; print(i.rank, i.world_size, d.is_initialized())"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=180,
