@@ -31,8 +31,12 @@ class LockHeldError(HarnessError):
         super().__init__(f"{path} is held by pid {holder}")
 
 
-def acquire_lock(path: str | Path) -> IO[str]:
-    """Take the lock on `path` (created if needed) without waiting; write our pid into it.
+def acquire_lock(path: str | Path, wait: bool = False) -> IO[str]:
+    """Take the lock on `path` (created if needed) and write our pid into it.
+
+    Args:
+        path: the lock file.
+        wait: block until the holder lets go, instead of failing at once.
 
     Returns:
         the open lock file: keep it open for as long as the lock is held, and pass it to `release_lock`.
@@ -44,7 +48,7 @@ def acquire_lock(path: str | Path) -> IO[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.seek(0)
         holder = fh.read().strip() or "unknown"
@@ -85,15 +89,19 @@ class FolderLock:
         """Whether this object holds the lock now."""
         return self._fh is not None
 
-    def acquire(self) -> FolderLock:
-        """Take the lock without waiting (no-op when already held by this object).
+    def acquire(self, wait: bool = False) -> FolderLock:
+        """Take the lock (no-op when already held by this object).
+
+        Args:
+            wait: block until the holder lets go, instead of failing at once (for short critical sections, such
+                as merging a summary that several processes write).
 
         Raises:
-            HarnessError: another process holds it (the owner's error, or `LockHeldError`).
+            HarnessError: another process holds it and `wait` is False (the owner's error, or `LockHeldError`).
         """
         if self._fh is None:
             try:
-                self._fh = acquire_lock(self.path)
+                self._fh = acquire_lock(self.path, wait)
             except LockHeldError as exc:
                 if self._held_error is None:
                     raise
@@ -110,3 +118,22 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+LOCKS_DIR = ".locks"
+"""Folder of the per-video lock files, inside the folder whose videos they guard (hidden: never a video's name)."""
+
+
+def video_lock(root: str | Path, video: str, held_error: Callable[[Path, str], HarnessError] | None = None,
+               ) -> FolderLock:  # fmt: skip
+    """The (not yet taken) lock of one video's outputs under `root`: `<root>/.locks/<video>.lock`.
+
+    Writers of different videos never wait for each other (the ranks of a sharded run each hold their own
+    videos'); two writers of one video are turned away.
+
+    Args:
+        root: the folder holding one sub-folder per video (the feature cache, `cropped_aligned`).
+        video: the video's name (a plain file name).
+        held_error: as for `FolderLock`.
+    """
+    return FolderLock(Path(root) / LOCKS_DIR / f"{video}.lock", held_error)

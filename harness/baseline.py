@@ -230,7 +230,7 @@ def _frame_evaluator(items: Sequence[FrameItem], transform: Any, batch: int) -> 
 
 
 def _lengths(layout: Any, cache: Any, names: Sequence[str]) -> dict[str, int | None]:
-    from harness.stage1 import frame_count
+    from harness.features import frame_count
 
     return {n: frame_count(layout.entry(n), cache) for n in names}
 
@@ -340,19 +340,19 @@ def _finish(cfg: Config, layout: Any, cache: Any, fold: Fold, run: RunDir, items
                            workers)  # fmt: skip
     val_preds = {v: preds[v] for v in sorted(fold.val)}
     val_labels = {v: load_labels(layout.entry(v).annotation, lengths[v]) for v in val_preds}
-    save_predictions(run.predictions / "validation.npz", val_preds)
+    save_predictions(run.validation_predictions, val_preds)
     val = score_predictions(val_preds, val_labels)
     test_score = None
     if test:
         test_preds = {v: preds[v] for v in test}
-        save_predictions(run.predictions / "test.npz", test_preds)
+        save_predictions(run.test_predictions, test_preds)
         entries = [layout.entry(v) for v in test]
         if all(e.annotation is not None for e in entries):
             labels = {e.name: load_labels(e.annotation, lengths[e.name]) for e in entries}
             test_score = score_predictions(test_preds, labels)
         if len(test) == len(fold.test) and getattr(layout, "sample_file", None) is not None:
             log: list[str] = []
-            write_submission(run.predictions / "submission.csv", test_preds, layout.sample_file, pad=True, log=log)
+            write_submission(run.submission_file, test_preds, layout.sample_file, pad=True, log=log)
             notes.extend(log)
     crops = {v: crop_files(layout.entry(v).crops_dir) for v in lengths}
     face = sum(f"{i + 1:05d}.jpg" in crops[v] for v, n in lengths.items() for i in range(n))

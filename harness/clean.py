@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import HarnessError
-
-CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
+from harness.runs import CHECKPOINTS_DIR, FINAL_EVENT, METRICS_FILE
 
 
 @dataclass(frozen=True)
@@ -49,8 +47,8 @@ def _size(path: Path) -> int:
 def run_is_finished(run: Path) -> bool:
     """Whether `run/metrics.jsonl` ends with the final record (`harness.runs.RunDir.write_final`)."""
     try:
-        lines = [x for x in (run / METRICS).read_text(encoding="utf-8").splitlines() if x.strip()]
-        return bool(lines) and json.loads(lines[-1]).get("event") == "final"
+        lines = [x for x in (run / METRICS_FILE).read_text(encoding="utf-8").splitlines() if x.strip()]
+        return bool(lines) and json.loads(lines[-1]).get("event") == FINAL_EVENT
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return False
 
@@ -70,7 +68,7 @@ def clean_checkpoints(root: Path, dry_run: bool = False) -> CleanReport:
     total = _size(root)
     removed, kept, freed = [], [], 0
     # Sorted walk: the report lists folders in the same order on every machine.
-    for ckpt in sorted(p for p in root.rglob(CHECKPOINTS) if p.is_dir() and not p.is_symlink()):
+    for ckpt in sorted(p for p in root.rglob(CHECKPOINTS_DIR) if p.is_dir() and not p.is_symlink()):
         if run_is_finished(ckpt.parent):
             freed += _size(ckpt)
             removed.append(ckpt)

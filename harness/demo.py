@@ -154,7 +154,7 @@ def _plots(cfg: Config, layout, cache, run_dir: Path, out: Path, fps: float,
     from submissions.formats import read_annotation
 
     files: dict[str, Path] = {}
-    test_npz = run_dir / "predictions" / "test.npz"
+    test_npz = RunDir(run_dir).test_predictions
     preds = load_predictions(test_npz) if test_npz.is_file() else {}
     labelled = [e for e in layout.test if e.annotation is not None and e.name in preds]
     traces = {e.name: (load_labels(e.annotation, preds[e.name].shape[0]), preds[e.name]) for e in labelled[:3]}
@@ -256,6 +256,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
     """Run every stage of the demo; return where everything is (see the module docstring)."""
     from harness.experiments import run_ablation, run_dir_for, run_folds
     from harness.preprocess import PreprocessConfig, preprocess
+    from harness.runs import RunDir
     from preprocessing.affwild2 import AffWild2Layout
     from preprocessing.cache import FeatureCache
     from preprocessing.corpus import make_corpus
@@ -314,8 +315,10 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
 
     run0 = run_dir_for(exp, cfg, 0)
     with _stage(console, res, "5/5 submission, score, report", shares):
-        zip_path = package_submission(run0, layout.sample_file, out / "submission.zip").path
-        scored = score_files(run0 / "predictions" / "submission.csv", layout.test_labels_dir)
+        run = RunDir(run0)
+        zip_path = package_submission(run.submission_file, layout.sample_file, out / "submission.zip",
+                                      metadata=run.metadata()).path
+        scored = score_files(run.submission_file, layout.test_labels_dir)
         test, ci = scored.total, scored.bootstrap()
         res.scores[f"{cfg.name}/test/{cfg.model.name}"] = _with_ci(
             {"ccc_v": test.ccc_v, "ccc_a": test.ccc_a, "p_va": test.p_va}, ci)

@@ -15,6 +15,7 @@ import numpy as np
 
 from core.errors import HarnessError
 from harness.findings import Finding, from_problems
+from harness.runs import RunDir
 from preprocessing.affwild2 import AffWild2Layout, LayoutError
 from submissions import FormatError
 from submissions.formats import read_annotation, read_expr_annotation, read_sample_locations, validate_submission
@@ -143,10 +144,11 @@ def check_dataset(root: Path) -> list[Finding]:
 def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
     """Every problem of a run folder: resolved config, git hash, metrics lines, checkpoints, predictions."""
     out: list[Finding] = []
-    for name in ("config.yaml", "git.txt"):
-        if not (run / name).is_file():
-            out.append(Finding("warning", str(run / name), "missing: the run cannot be reproduced exactly"))
-    metrics = run / "metrics.jsonl"
+    folder = RunDir(run)
+    for f in (folder.config_file, folder.git_file):
+        if not f.is_file():
+            out.append(Finding("warning", str(f), "missing: the run cannot be reproduced exactly"))
+    metrics = folder.metrics_file
     text = None
     if metrics.is_file():
         try:
@@ -167,7 +169,7 @@ def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
         out.append(Finding("warning", str(metrics), "missing: no epoch finished yet"))
     for tmp in run.rglob(".*.tmp"):
         out.append(Finding("warning", str(tmp), "a temporary file left by an interrupted write (safe to delete)"))
-    pred = run / "predictions" / "submission.csv"
+    pred = folder.submission_file
     if pred.is_file() and sample is not None:
         try:
             out.extend(from_problems(validate_submission(pred, sample)))
@@ -205,6 +207,6 @@ def check_path(path: Path, sample: Path | None = None) -> list[Finding]:
     if not path.is_dir():
         # validate_submission refuses a FIFO, a device or an oversized file without reading it.
         return from_problems(validate_submission(path, sample))
-    if (path / "config.yaml").is_file() or (path / "metrics.jsonl").is_file():
+    if RunDir(path).config_file.is_file() or RunDir(path).metrics_file.is_file():
         return check_run(path, sample)
     return check_dataset(path)

@@ -42,9 +42,9 @@ from core.atomic import atomic_write_bytes
 from core.errors import HarnessError
 from harness.config import DeepSpeedSection, LoopConfig, train_batch_size
 from harness.distributed import Strategy, current_strategy
-from harness.runs import RunDir
+from harness.runs import DS_CONFIG_FILE, RunDir
 from harness.schedule import Schedule, WarmupCosineRestarts
-from harness.tb_events import TB_DIR, EpochEvents
+from harness.tb_events import EpochEvents
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 Forward = Callable[..., torch.Tensor]
@@ -426,7 +426,7 @@ def fit(
             f"accumulation {loop.grad_accum} x {strategy.world_size} process(es)); lower the batch size"
         )
     if strategy.on_main:
-        run.write_json("ds_config.json", ds_cfg)
+        run.write_json(DS_CONFIG_FILE, ds_cfg)
     schedule = Schedule.from_config(loop.schedule, max(spe, 1))
     optimizer = build_adamw(_param_groups(model, loop.weight_decay), strategy.device, lr=schedule.start_lr,
                             betas=loop.betas, weight_decay=loop.weight_decay)  # fmt: skip
@@ -450,7 +450,7 @@ def fit(
     bar = _Progress(progress and strategy.on_main, label)
     # TensorBoard's view of metrics.jsonl (rank 0): written before the epoch's checkpoint, so a resume redoes
     # (and the purge step hides) exactly the epochs whose events might be stale.
-    events = EpochEvents(run.path / TB_DIR, state.start_epoch, state.history, enabled=strategy.on_main)
+    events = EpochEvents(run.tb_dir, state.start_epoch, state.history, enabled=strategy.on_main)
     step_times: list[float] = []
     try:
         for epoch in range(state.start_epoch, loop.epochs):

@@ -49,6 +49,7 @@ import polars as pl
 from core.atomic import atomic_write_text
 from harness.config import BASELINE_ROW, NO_REFINE_ROW, Config
 from harness.distributed import Strategy
+from harness.runs import STAGE1_DIR, RunDir
 from harness.stage2 import Stage2Result, train_stage2
 from submissions import MetricError
 from submissions.bootstrap import (
@@ -211,7 +212,7 @@ def _maybe_stage1(cfg: Config, layout: Any, cache: Any, out: Path, resume: bool,
         return None
     from harness.stage1 import run_stage1
 
-    res = run_stage1(cfg, layout, cache, out / "stage1", resume=resume, progress=progress, strategy=strategy)
+    res = run_stage1(cfg, layout, cache, out / STAGE1_DIR, resume=resume, progress=progress, strategy=strategy)
     if console is not None and not res.skipped and cfg.stage1.reserve > 0:
         console.print(res.reserve_note())
     return res.encoder_weights
@@ -247,7 +248,7 @@ def run_stats(res: Stage2Result, layout: Any) -> ClusterStats | None:
     from harness.predict import load_predictions
     from submissions.bootstrap import cluster_stats
 
-    path = res.run_dir / "predictions" / f"{res.reported_on}.npz"
+    path = RunDir(res.run_dir).split_predictions(res.reported_on)
     if not path.is_file():
         return None
     preds = load_predictions(path)
@@ -259,7 +260,7 @@ def _save_interval(res: Stage2Result, stats: ClusterStats, ci: BootstrapCI) -> N
     """Write `<run>/bootstrap.json`, only when its content changes (a rerun leaves a finished run untouched)."""
     doc = {"on": res.reported_on, "videos": stats.videos, "frames": stats.frames, **ci.as_dict()}
     text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
-    path = res.run_dir / "bootstrap.json"
+    path = RunDir(res.run_dir).bootstrap_file
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         atomic_write_text(path, text)
 

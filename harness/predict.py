@@ -19,7 +19,7 @@ from core.atomic import atomic_open, atomic_write_text
 from core.errors import HarnessError
 from harness.config import Config, load_config
 from harness.data import CacheLike, NormStats, load_video_streams, normalised_streams
-from harness.runs import RunDir
+from harness.runs import ENCODER_KEY, RunDir
 from harness.windows import window_starts
 
 Forward = Callable[..., torch.Tensor]
@@ -60,7 +60,9 @@ def predict_arrays(forward: Forward, visual: np.ndarray, audio: np.ndarray, leng
     """Predict every frame of one video from its normalised streams.
 
     Args:
-        forward: `(visual (B, L, Dv), audio (B, L, Da), pad_mask (B, L)) -> (B, L, 2)` float32 CPU tensor.
+        forward: `(visual (B, L, Dv), audio (B, L, Da), pad_mask (B, L)) -> (B, L, 2)` float32 CPU tensor. A
+            `ModuleForward` of a temporal model gets all windows of a video at least one window long at once
+            (`ModuleForward.windows`: the same predictions, the windows' shared work done once).
         visual: (N, Dv) normalised visual features.
         audio: (N, Da) normalised audio features.
         length: window length.
@@ -76,6 +78,10 @@ def predict_arrays(forward: Forward, visual: np.ndarray, audio: np.ndarray, leng
     starts = window_starts(N, length, stride)
     if not starts:
         return np.zeros((0, 2))
+    if isinstance(forward, ModuleForward) and forward.shares_windows(N, length):
+        # The same predictions, the work that overlapping windows share done once (`ModuleForward.windows`).
+        preds = average_windows(N, starts, length, forward.windows(visual, audio, starts, length, batch))
+        return np.clip(preds, -1.0, 1.0)
     outs = []
     for i in range(0, len(starts), batch):
         chunk = starts[i : i + batch]
@@ -94,15 +100,57 @@ def predict_arrays(forward: Forward, visual: np.ndarray, audio: np.ndarray, leng
     return np.clip(preds, -1.0, 1.0)
 
 
-def module_forward(model: nn.Module, device: torch.device | str = "cpu") -> Forward:
-    """A `Forward` over a plain module in eval mode under no_grad."""
-    model.eval().to(device)
+class ModuleForward:
+    """A `Forward` over a plain module in eval mode under no_grad (what `module_forward` returns).
 
-    def forward(*tensors: torch.Tensor) -> torch.Tensor:
+    Over a temporal model (`models.temporal.AVTemporalModel`), `predict_arrays` hands it a whole video's windows
+    at once (`windows`), so the model computes what overlapping windows share once; the predictions are the
+    per-window calls' own.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu"):
+        """Put the model in eval mode on the device.
+
+        Args:
+            model: the module.
+            device: where it runs; inputs are moved there and outputs back to the CPU.
+        """
+        self.model = model.eval().to(device)
+        self.device = device
+
+    def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return model(*[t.to(device) for t in tensors]).float().cpu()
+            return self.model(*[t.to(self.device) for t in tensors]).float().cpu()
 
-    return forward
+    def shares_windows(self, n: int, length: int) -> bool:
+        """Whether `windows` serves a video of n frames: a temporal model, and every window inside the video."""
+        from models.temporal import AVTemporalModel
+
+        return isinstance(self.model, AVTemporalModel) and n >= length
+
+    def windows(self, visual: np.ndarray, audio: np.ndarray, starts: Sequence[int], length: int,
+                batch: int) -> np.ndarray:  # fmt: skip
+        """The windows' predictions from the temporal model's `forward_windows` (under inference_mode).
+
+        Args:
+            visual: (N, Dv) normalised visual features.
+            audio: (N, Da) normalised audio features.
+            starts: window starts, each window inside the video.
+            length: window length.
+            batch: windows per Transformer call.
+
+        Returns:
+            (W, length, 2) float32, equal to calling this forward on the windows.
+        """
+        v = torch.from_numpy(np.ascontiguousarray(visual, dtype=np.float32)).to(self.device)  # (N, Dv)
+        a = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)  # (N, Da)
+        with torch.inference_mode():
+            return self.model.forward_windows(v, a, starts, length, batch).float().cpu().numpy()  # (W, L, 2)
+
+
+def module_forward(model: nn.Module, device: torch.device | str = "cpu") -> ModuleForward:
+    """A `Forward` over a plain module in eval mode under no_grad (see `ModuleForward`)."""
+    return ModuleForward(model, device)
 
 
 def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Config, nn.Module, NormStats]:
@@ -120,7 +168,7 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tup
     from models.registry import build_model
 
     run = RunDir(run_dir)
-    for f in (run.config_file, run.best_weights, run.path / "norm_stats.npz"):
+    for f in (run.config_file, run.best_weights, run.norm_stats_file):
         if not f.is_file():
             raise PredictError(f"{run.path}: not a trained stage-2 run folder ({f.name} is missing)")
     cfg = load_config(run.config_file)
@@ -130,7 +178,7 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tup
         load_state(model, load_weights(run.best_weights), source=str(run.best_weights), strict=True)
     except (RuntimeError, ValueError, KeyError) as exc:  # shapes or names of another model
         raise PredictError(f"{run.best_weights}: does not fit the run's model ({_one_line(exc)})") from None
-    stats = load_norm_stats(run.path / "norm_stats.npz")
+    stats = load_norm_stats(run.norm_stats_file)
     return cfg, model.eval().to(device), stats
 
 
@@ -275,17 +323,17 @@ def find_encoder_weights(run_dir: str | Path) -> Path | None:
     from submissions.limits import read_text_bounded
 
     run = Path(run_dir)
-    summary = run / "summary.json"
+    summary = RunDir(run).summary_file
     if summary.is_file():
         try:
             data = json.loads(read_text_bounded(summary, "run summary", 16 << 20))
         except json.JSONDecodeError as exc:
             raise PredictError(f"{summary}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        recorded = data.get("encoder_weights") if isinstance(data, dict) else None
+        recorded = data.get(ENCODER_KEY) if isinstance(data, dict) else None
         if isinstance(recorded, str) and recorded and Path(recorded).is_file():
             return Path(recorded)
     for up in (run, *run.parents[:3]):
-        p = up / "stage1" / "finetune" / "best.safetensors"
+        p = RunDir(up).stage1.finetune.best_weights
         if p.is_file():
             return p
     return None
@@ -309,10 +357,9 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
     Returns:
         ((N, 2) predictions, written files).
     """
-    from core.hashing import stable_hash
     from harness.engine import load_weights
+    from harness.features import encode_videos, feature_hash
     from harness.preprocess import PreprocessConfig, preprocess
-    from harness.stage1 import extract_features
     from preprocessing.affwild2 import VideoEntry
     from preprocessing.cache import FeatureCache
 
@@ -343,16 +390,8 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
     crops = work / "cropped_aligned" / name
     entry = VideoEntry(name=name, raw_video=video, crops_dir=crops if crops.is_dir() else None, annotation=None,
                        person=None)  # fmt: skip
-
-    from types import SimpleNamespace
-
-    one = SimpleNamespace(train=[], validation=[], test=[entry])
-
-    stat = weights.stat()
-    fhash = stable_hash({"weights": str(weights.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                         "encoder": cfg.to_dict()["encoder"]})  # fmt: skip
     with FeatureCache(work / "features") as cache:
-        extract_features(cfg, one, cache, {cfg.features.visual: (vit, fhash)})
+        encode_videos(cfg, [entry], cache, {cfg.features.visual: (vit, feature_hash(cfg, weights=weights))})
         arrays = cache.load(name, [cfg.features.visual, "visual_mask", *cfg.features.audio])
     preds = predict_streams(run_dir, arrays)
     return preds, write_video_outputs(out_dir, name, preds, fps)

@@ -8,9 +8,15 @@ INPUT is an Aff-Wild2 root, a folder of videos, or one video. For every raw vide
    `OUT/features/<name>/` for every subject of the video (both people of a two-person video share its audio).
 Every step is skipped when its outputs exist with the same configuration hash, so an interrupted run (even one
 killed with SIGKILL) resumes where it stopped: finished videos are not redone, a half-done one is redone from
-its start, and temporary files left by the killed run are removed. The run holds the feature cache's lock from
-its start to its end (and, when it detects faces, the lock of `OUT/cropped_aligned`, which `harness faces` takes
-too), so a second run on the same OUT stops at once with a clear message.
+its start, and temporary files left by the killed run are removed. The run holds the locks of its own videos
+(their features, and their crops where it detects faces, the lock `harness faces` takes too) from its start to its
+end, so a second run on the same videos stops at once with a clear message.
+
+Scale-out: under `torchrun` every rank takes its share of the videos (balanced by frames, `harness.sharding`) and
+writes into the same OUT; rank 0 reports every rank's results. `--shard i/n` does the same split without a
+launcher, for job arrays; each shard writes `preprocess_summary.d/shard-000i-of-000n.json`, and the shards merge
+them into `preprocess_summary.json` as they finish (`shards.complete` once all are in). A killed rank loses only
+the video it was writing.
 
 Bad input: one bad video is reported in its `VideoResult.error` (file, reason, what to do) and the run goes on
 (unless `strict`). What a video only partly allows is used and said in `VideoResult.notes`: the decodable part of
@@ -34,12 +40,15 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.atomic import atomic_write_text, remove_stale_temps
 from core.errors import HarnessError
 from core.hashing import stable_hash
+from core.locking import LOCKS_DIR, FolderLock
+from harness.sharding import Shard, ShardError, shard_items
 from preprocessing.affwild2 import AffWild2Layout, LayoutError, person_of, strip_person
 from preprocessing.audio import AUDIO_SR, audio_feature_config, compute_audio_features
 from preprocessing.cache import CacheError, CacheLockedError, FeatureCache
@@ -49,9 +58,16 @@ from preprocessing.video import DecodeStats, PacketScan, VideoError, VideoInfo, 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mpg", ".mpeg", ".mov", ".mkv", ".webm")
 AUDIO_FEATURES = ("mfcc", "egemaps", "vggish", "audio_mask")
 SUMMARY = "preprocess_summary.json"
+SHARD_SUMMARIES = "preprocess_summary.d"
+"""Each shard's own summary (`shard-0003-of-0008.json`), merged into SUMMARY as the shards finish."""
 LONGER_AUDIO_S = 0.25
 """Audio that outlasts the video by more than this is noted (AAC padding alone adds up to ~0.1 s)."""
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+if TYPE_CHECKING:  # annotations only: a one-process preprocess never imports torch for them
+    import torch
+
+    from harness.distributed import Strategy
 
 
 @dataclass(frozen=True)
@@ -312,28 +328,23 @@ def _with_file(job: VideoJob, exc: BaseException | str) -> str:
     return f"{job.path}: {text}"
 
 
-def _remove_temp_files(out: Path, crops: bool = True) -> int:
-    """Delete the temporary files (`.NAME.XXXX.tmp`, see `core.atomic`) a killed run left behind.
+def _clean_video_temps(out: Path, job: VideoJob, crops: bool) -> int:
+    """Delete the temporary files (`.NAME.XXXX.tmp`, see `core.atomic`) a killed run left in one video's folders.
 
-    Only called while holding the cache lock (and, for the crop folders, the crops lock), so no other run is
-    writing them.
-
-    Args:
-        out: the output root.
-        crops: also clean `cropped_aligned/*` (only when this run holds the crops lock: a `harness faces` run may
-            be writing there).
+    Only called while this process holds the video's locks (its features, and its crops when `crops`), so no other
+    run is writing there: a sharded run cleans exactly its own videos.
     """
-    crop_folders = list(out.glob("cropped_aligned/*")) if crops else []
-    return remove_stale_temps((out, *crop_folders, out / "features", *out.glob("features/*")))
+    folders = [out / "features" / s for s in job.subjects]
+    if crops:
+        folders += [out / "cropped_aligned" / s for s in job.subjects]
+    return remove_stale_temps(folders)
 
 
 def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: FeatureCache,
-            results: list[VideoResult], root: Path | None) -> None:  # fmt: skip
+            results: list[VideoResult], root: Path | None, device: torch.device | str = "cpu") -> None:  # fmt: skip
     """CLS features of every frame with a crop (zeros + mask False elsewhere) from the given encoder checkpoint."""
-    from types import SimpleNamespace
-
     from harness.config import load_config
-    from harness.stage1 import extract_features
+    from harness.features import encode_videos, feature_hash
     from models.checkpoints import load_checkpoint
     from models.registry import build_model
     from preprocessing.affwild2 import VideoEntry
@@ -343,10 +354,6 @@ def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: Featu
     report = load_checkpoint(vit, cfg.encoder)
     for r in results:
         r.notes.append(f"visual features from {cfg.encoder} ({len(report.loaded)} tensors loaded)")
-    weights = Path(cfg.encoder)
-    settings = run_cfg.to_dict()
-    fhash = stable_hash({"weights": str(weights.resolve()), "bytes": weights.stat().st_size,
-                         "encoder": settings["encoder"], "augment": settings["stage1"]["augment"]})  # fmt: skip
     ok = {r.video for r in results}
     entries = []
     for job in jobs:
@@ -358,8 +365,87 @@ def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: Featu
             crops = shipped if shipped is not None and shipped.is_dir() else out / "cropped_aligned" / s
             entries.append(VideoEntry(name=s, raw_video=job.path, crops_dir=crops if crops.is_dir() else None,
                                       annotation=None, person=person_of(s)))  # fmt: skip
-    extract_features(run_cfg, SimpleNamespace(train=[], validation=[], test=entries), cache,
-                     {run_cfg.features.visual: (vit, fhash)})  # fmt: skip
+    encode_videos(run_cfg, entries, cache, {run_cfg.features.visual: (vit.to(device),
+                                                                      feature_hash(run_cfg, weights=cfg.encoder))})
+
+
+def job_frames(job: VideoJob) -> int:
+    """The work a video is counted as when videos are split across shards: the frames its header announces.
+
+    A file that cannot be probed counts 0 (it fails fast, in whichever shard gets it)."""
+    try:
+        return max(probe(job.path).frames, 0)
+    except (HarnessError, OSError):
+        return 0
+
+
+def _takes_crops(job: VideoJob, cfg: PreprocessConfig) -> bool:
+    """Whether this run writes the video's crops (detection on, and the dataset does not ship them all)."""
+    return cfg.faces and (cfg.detect or set(job.shipped_crops) != set(job.subjects))
+
+
+def _lock_videos(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: FeatureCache) -> list[FolderLock]:
+    """Take the feature locks (and, where crops are written, the crops locks) of every video of this run at once,
+    before any slow set-up: a run that overlaps another one on a video stops here, with a message naming it.
+
+    Returns:
+        the crops locks taken (the feature locks stay with `cache` until it is closed).
+    """
+    crops: list[FolderLock] = []
+    try:
+        for job in jobs:
+            cache.lock_videos(job.subjects)
+            if _takes_crops(job, cfg):
+                crops.append(lock_crops(out, job.name))
+    except (CacheLockedError, CropsLockedError) as exc:
+        for lock in crops:
+            lock.release()
+        cache.close()
+        raise type(exc)(f"cannot preprocess into {out}: another run is using it. {exc}") from None
+    return crops
+
+
+def _summary(input_path: str | Path, cfg: PreprocessConfig, results: list[VideoResult]) -> dict[str, Any]:
+    return {"input": str(input_path), "config": asdict(cfg), "failed": [r.video for r in results if r.error],
+            "videos": [asdict(r) for r in results]}  # fmt: skip
+
+
+def merge_shard_summaries(shards: list[dict[str, Any]], count: int, order: list[str]) -> dict[str, Any]:
+    """One summary from the shards' own (pure): every finished shard's videos in the dataset's order.
+
+    Args:
+        shards: the shard summaries found (each with `shard`, `input`, `config`, `videos`).
+        count: the number of shards of the run.
+        order: every video's name, in discovery order.
+    """
+    rank = {name: i for i, name in enumerate(order)}
+    videos = sorted((v for s in shards for v in s["videos"]), key=lambda v: rank.get(v["video"], len(rank)))
+    done = sorted(int(s["shard"]) for s in shards)
+    first = shards[0] if shards else {"input": "", "config": {}}
+    return {"input": first["input"], "config": first["config"],
+            "shards": {"count": count, "done": done, "complete": done == list(range(count))},
+            "failed": [v["video"] for v in videos if v.get("error")], "videos": videos}  # fmt: skip
+
+
+def _write_shard_summary(out: Path, shard: Shard, summary: dict[str, Any], order: list[str]) -> None:
+    """Write this shard's summary, then merge every shard's present into `preprocess_summary.json`.
+
+    The merge holds `.locks/summary.lock` (waiting for it: merges are short), so shards that finish together
+    each read the others' finished files and the last one to merge writes the whole summary.
+    """
+    folder = out / SHARD_SUMMARIES
+    atomic_write_text(folder / f"{shard.label}.json",
+                      json.dumps({"shard": shard.index, **summary}, indent=1, ensure_ascii=False) + "\n")
+    with FolderLock(out / LOCKS_DIR / "summary.lock").acquire(wait=True):
+        remove_stale_temps((out,))  # a summary write cut short by a kill (only merges write there, under this lock)
+        shards = []
+        for f in sorted(folder.glob(f"shard-*-of-{shard.count:04d}.json")):
+            try:
+                shards.append(json.loads(f.read_text(encoding="utf-8")))
+            except (OSError, json.JSONDecodeError):  # written atomically: only a foreign file can be bad
+                continue
+        merged = merge_shard_summaries(shards, shard.count, order)
+        atomic_write_text(out / SUMMARY, json.dumps(merged, indent=1, ensure_ascii=False) + "\n")
 
 
 def preprocess(
@@ -368,34 +454,49 @@ def preprocess(
     cfg: PreprocessConfig = PreprocessConfig(),
     strict: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    *,
+    shard: Shard | None = None,
+    strategy: Strategy | None = None,
 ) -> list[VideoResult]:
-    """Run the preprocessing steps over every video of INPUT; write `OUT/preprocess_summary.json`.
+    """Run the preprocessing steps over every video of INPUT (or this process's shard); write the summary.
+
+    Several processes may share one OUT: each takes the locks of its own videos only, so the ranks of a torchrun
+    job (or the tasks of a job array, `shard`) write side by side into one crops folder and one feature cache.
+    The videos are split by frames (`harness.sharding`), the same way in every process.
 
     Args:
         input_path: Aff-Wild2 root, folder of videos, or one video.
         out: output root (crops under `cropped_aligned/`, features under `features/`).
         cfg: what to do.
         strict: stop at the first bad video instead of reporting it and going on.
-        progress: called with (video, done, total) after each video.
+        progress: called with (video, done, total) after each video of this process.
+        shard: this process's share of the videos (`--shard i/n`, a job array's task); None: all of them.
+        strategy: the processes of a torchrun job: each rank takes shard rank/world, and rank 0 gets every
+            rank's results back; None: this process alone.
+
+    Returns:
+        this process's results; on rank 0 of a torchrun job, every rank's, in the videos' order.
+
+    Raises:
+        ShardError: both `shard` and a multi-process `strategy`.
+        CacheLockedError, CropsLockedError: another run writes one of this run's videos.
     """
     out = Path(out)
     jobs, root = discover_jobs(input_path)
+    spread = strategy is not None and strategy.world_size > 1
+    if spread and shard is not None and shard.count > 1:
+        raise ShardError("--shard splits videos without torchrun; under torchrun every rank takes its own shard")
+    if spread:
+        shard = Shard(strategy.rank, strategy.world_size)
+    shard = shard or Shard()
+    mine = jobs if shard.count == 1 else shard_items(jobs, [job_frames(j) for j in jobs], shard)
     cache = FeatureCache(out / "features")
-    try:  # before any slow set-up: a second run on the same OUT stops at once
-        cache.lock()
-    except CacheLockedError as exc:
-        raise CacheLockedError(f"cannot preprocess into {out}: another run is using it. {exc}") from None
-    crops_lock = None
+    crops_locks = _lock_videos(mine, out, cfg, cache)  # before any slow set-up: an overlapping run stops at once
     try:
+        for job in mine:
+            _clean_video_temps(out, job, crops=_takes_crops(job, cfg))
         detector = None
-        detect = cfg.faces and any(cfg.detect or set(j.shipped_crops) != set(j.subjects) for j in jobs)
-        if detect:  # crops are written: `harness faces` on the same OUT must wait its turn, and so must we
-            try:
-                crops_lock = lock_crops(out)
-            except CropsLockedError as exc:
-                raise CropsLockedError(f"cannot preprocess into {out}: another run is using it. {exc}") from None
-        _remove_temp_files(out, crops=crops_lock is not None)
-        if detect:
+        if any(_takes_crops(j, cfg) for j in mine):
             from preprocessing.faces.detectors import get_detector
 
             options = {"input_size": cfg.input_size} if cfg.detector == "scrfd" else {}
@@ -409,7 +510,7 @@ def preprocess(
                 raise HarnessError(msg)
             vggish = load_vggish(cfg.vggish)
         results: list[VideoResult] = []
-        for i, job in enumerate(jobs):
+        for i, job in enumerate(mine):
             res = VideoResult(video=job.name, subjects=len(job.subjects))
             t0 = time.perf_counter()
             try:
@@ -426,14 +527,24 @@ def preprocess(
             res.seconds = time.perf_counter() - t0
             results.append(res)
             if progress:
-                progress(job.name, i + 1, len(jobs))
+                progress(job.name, i + 1, len(mine))
         if cfg.encoder:
-            _visual(jobs, out, cfg, cache, [r for r in results if not r.error], root)
-        summary = {"input": str(input_path), "config": asdict(cfg), "failed": [r.video for r in results if r.error],
-                   "videos": [asdict(r) for r in results]}  # fmt: skip
-        atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+            device = strategy.device if strategy is not None else "cpu"
+            _visual(mine, out, cfg, cache, [r for r in results if not r.error], root, device)
+        summary = _summary(input_path, cfg, results)
+        if shard.count == 1:
+            atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+        else:
+            _write_shard_summary(out, shard, summary, [j.name for j in jobs])
     finally:
-        if crops_lock is not None:
-            crops_lock.release()
+        for lock in crops_locks:
+            lock.release()
         cache.close()
+    if spread:
+        strategy.barrier()
+        gathered = strategy.all_gather([asdict(r) for r in results])
+        if strategy.on_main:
+            order = {j.name: k for k, j in enumerate(jobs)}
+            every = sorted((VideoResult(**r) for part in gathered for r in part), key=lambda r: order[r.video])
+            return every
     return results

@@ -37,6 +37,7 @@ import polars as pl
 
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
+from harness.runs import SUMMARY_FILE, RunDir
 from harness.tables import ci_cells, paired_display
 from submissions.limits import InputRefusedError, read_bounded, read_text_bounded
 
@@ -485,7 +486,7 @@ def locate(path: str | Path) -> Sources:
                            "experiment folder (`harness folds` / `ablate`) or a run folder")
     if not path.is_dir():
         raise HarnessError(f"{path}: not a folder; give a demo, experiment or run folder")
-    if (path / "summary.json").is_file():
+    if RunDir(path).summary_file.is_file():
         return Sources(path, "run", None, path)
     exp = path / "experiments"
     if (path / "scores.json").is_file() or exp.is_dir():
@@ -559,8 +560,8 @@ def _leaderboard_source(src: Sources) -> Path | None:
     if (src.root / "scores.json").is_file():
         return src.root / "scores.json"
     exp = src.experiments
-    if exp is not None and (next(exp.glob("folds/fold*/summary.json"), None)
-                            or next(exp.glob("ablation/*/fold*/summary.json"), None)):  # fmt: skip
+    if exp is not None and (next(exp.glob(f"folds/fold*/{SUMMARY_FILE}"), None)
+                            or next(exp.glob(f"ablation/*/fold*/{SUMMARY_FILE}"), None)):  # fmt: skip
         return exp
     return None
 
@@ -627,7 +628,7 @@ def read_plots(src: Sources) -> list[Plot]:
     runs = [src.root] if src.kind == "run" else (
         sorted(src.experiments.glob("folds/fold*"), key=_fold_number) if src.experiments else [])
     for run in runs:
-        metrics = run / "metrics.jsonl"
+        metrics = RunDir(run).metrics_file
         if run.name in drawn or not metrics.is_file():
             continue
         records = read_metrics(metrics)
@@ -673,16 +674,17 @@ def collect_report(path: str | Path) -> Report:
         rep.files.append(("scores", str(root / "scores.json")))
     rep.plots = read_plots(src)
     platform = scores.get("platform")
-    if not isinstance(platform, dict) and src.run is not None and (src.run / "summary.json").is_file():
-        platform = _read_object(src.run / "summary.json", "run summary").get("platform")
+    run = RunDir(src.run) if src.run is not None else None
+    if not isinstance(platform, dict) and run is not None and run.summary_file.is_file():
+        platform = _read_object(run.summary_file, "run summary").get("platform")
     if isinstance(platform, dict):
         rep.environment = environment_table(platform)
-    if src.run is not None:
-        if (src.run / "git.txt").is_file():
-            rep.git = read_text_bounded(src.run / "git.txt", "git hash file", MAX_TEXT_BYTES).strip()
-        if (src.run / "config.yaml").is_file():
-            rep.config = read_text_bounded(src.run / "config.yaml", "run config", MAX_TEXT_BYTES)
-            rep.config_source = str(src.run / "config.yaml")
+    if run is not None:
+        if run.git_file.is_file():
+            rep.git = read_text_bounded(run.git_file, "git hash file", MAX_TEXT_BYTES).strip()
+        if run.config_file.is_file():
+            rep.config = read_text_bounded(run.config_file, "run config", MAX_TEXT_BYTES)
+            rep.config_source = str(run.config_file)
     if (root / "timings.json").is_file():
         rep.timings = timings_table(_read_object(root / "timings.json", "timings file"))
     if (root / "submission.zip").is_file():

@@ -2,14 +2,22 @@
 
     <run>/config.yaml        the resolved config (what `load_config(<run>/config.yaml)` reads back)
     <run>/git.txt            `git rev-parse HEAD` of the code that ran (or `unknown`)
+    <run>/run.json           the hash identifying the run (config and e.g. the fold), checked by `--resume`
     <run>/run.lock           held (fcntl.flock) by the process training in this folder
     <run>/ds_config.json     the DeepSpeed config the engine got
     <run>/metrics.jsonl      one JSON object per epoch, then one `{"event": "final", ...}` record
+    <run>/tb/                TensorBoard events, a view of metrics.jsonl (`harness.tb_events`)
     <run>/checkpoints/       DeepSpeed checkpoints (the latest epoch's; `--resume` continues from it)
     <run>/best.safetensors   model weights of the best epoch by validation P_VA (or the last, without validation)
     <run>/norm_stats.npz     stage 2: feature normalisation statistics of the training split
-    <run>/predictions/       per-video predictions (.npz) and, for the official fold, submission.csv
+    <run>/predictions/       per-video predictions (validation.npz, test.npz) and, for the official fold,
+                             submission.csv
     <run>/summary.json       the final record, for packaging
+    <run>/bootstrap.json     the video-bootstrap interval of the reported split (`harness.experiments`)
+    <run>/stage1/            `harness train`: the stage-1 run folder, with its phases mae/ and finetune/
+
+`RunDir` names each of these (a property per file and folder); the module-level constants it builds them from
+serve code that holds a folder path and no `RunDir`.
 
 Every file is written through `core.atomic`; metrics.jsonl is rewritten whole on each record (it is small)
 so that a killed process never leaves half a line; the temporary files of a write cut short by a kill are removed
@@ -29,9 +37,34 @@ from core.atomic import atomic_write_text, remove_stale_temps
 from core.errors import HarnessError
 from core.locking import FolderLock
 from harness.config import Config, config_hash, load_config
+from harness.tb_events import TB_DIR
+from submissions.limits import MAX_MANIFEST_BYTES, read_text_bounded
 
+CONFIG_FILE = "config.yaml"
+GIT_FILE = "git.txt"
+RUN_FILE = "run.json"
 LOCK_FILE = "run.lock"
+DS_CONFIG_FILE = "ds_config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+BEST_WEIGHTS_FILE = "best.safetensors"
+NORM_STATS_FILE = "norm_stats.npz"
+PREDICTIONS_DIR = "predictions"
+SUBMISSION_FILE = "submission.csv"
+"""The test split's ABAW submission file, inside `PREDICTIONS_DIR`."""
+PREDICTION_SPLITS = ("validation", "test")
+"""The splits whose predictions a run keeps as `PREDICTIONS_DIR/<split>.npz`."""
+SUMMARY_FILE = "summary.json"
+BOOTSTRAP_FILE = "bootstrap.json"
+STAGE1_DIR = "stage1"
+"""The stage-1 run folder inside a `harness train` output folder or an experiment folder."""
+MAE_DIR = "mae"
+FINETUNE_DIR = "finetune"
+"""Stage 1's two phases, each a run folder nested in the stage-1 one."""
+
 FINAL_EVENT = "final"
+ENCODER_KEY = "encoder_weights"
+"""The final record's field holding the stage-1 encoder weights behind a stage-2 run's visual features."""
 
 
 class RunError(HarnessError):
@@ -71,32 +104,101 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock = FolderLock(self.path / LOCK_FILE, self._locked_error)
+        self._lock = FolderLock(self.lock_file, self._locked_error)
 
     # -- paths --------------------------------------------------------------------------------------------------
     @property
     def config_file(self) -> Path:
-        return self.path / "config.yaml"
+        return self.path / CONFIG_FILE
+
+    @property
+    def git_file(self) -> Path:
+        return self.path / GIT_FILE
+
+    @property
+    def run_file(self) -> Path:
+        return self.path / RUN_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
+    def ds_config_file(self) -> Path:
+        return self.path / DS_CONFIG_FILE
 
     @property
     def metrics_file(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.path / METRICS_FILE
+
+    @property
+    def tb_dir(self) -> Path:
+        return self.path / TB_DIR
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.path / CHECKPOINTS_DIR
 
     @property
     def best_weights(self) -> Path:
-        return self.path / "best.safetensors"
+        return self.path / BEST_WEIGHTS_FILE
+
+    @property
+    def norm_stats_file(self) -> Path:
+        return self.path / NORM_STATS_FILE
 
     @property
     def predictions(self) -> Path:
-        return self.path / "predictions"
+        return self.path / PREDICTIONS_DIR
+
+    def split_predictions(self, split: str) -> Path:
+        """The per-video predictions of one split (`validation` or `test`, see `PREDICTION_SPLITS`).
+
+        Raises:
+            ValueError: another split name (a typo would name a file nothing writes).
+        """
+        if split not in PREDICTION_SPLITS:
+            raise ValueError(f"no predictions of split {split!r}; a run keeps {', '.join(PREDICTION_SPLITS)}")
+        return self.predictions / f"{split}.npz"
+
+    @property
+    def validation_predictions(self) -> Path:
+        return self.split_predictions("validation")
+
+    @property
+    def test_predictions(self) -> Path:
+        return self.split_predictions("test")
+
+    @property
+    def submission_file(self) -> Path:
+        return self.predictions / SUBMISSION_FILE
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    @property
+    def bootstrap_file(self) -> Path:
+        return self.path / BOOTSTRAP_FILE
 
     def sub(self, name: str) -> RunDir:
         """A run folder nested in this one (stage 1 keeps `mae/` and `finetune/` phases)."""
         return RunDir(self.path / name)
+
+    @property
+    def stage1(self) -> RunDir:
+        """The stage-1 run folder `harness train` keeps in its output folder."""
+        return self.sub(STAGE1_DIR)
+
+    @property
+    def mae(self) -> RunDir:
+        """Stage 1's MAE pre-training phase (of a stage-1 run folder)."""
+        return self.sub(MAE_DIR)
+
+    @property
+    def finetune(self) -> RunDir:
+        """Stage 1's fine-tuning phase (of a stage-1 run folder); its `best_weights` are the encoder."""
+        return self.sub(FINETUNE_DIR)
 
     # -- locking ------------------------------------------------------------------------------------------------
     def lock(self) -> None:
@@ -166,13 +268,13 @@ class RunDir:
         if not resume:
             self.reset()
         atomic_write_text(self.config_file, cfg.to_yaml())
-        atomic_write_text(self.path / "git.txt", git_hash() + "\n")
+        atomic_write_text(self.git_file, git_hash() + "\n")
         info = {"config_hash": want, "extra": dict(extra or {})}
-        atomic_write_text(self.path / "run.json", json.dumps(info, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(self.run_file, json.dumps(info, indent=1, sort_keys=True) + "\n")
 
     def run_hash(self) -> str | None:
         """The hash of the run this folder holds (from run.json), or None."""
-        f = self.path / "run.json"
+        f = self.run_file
         if not f.is_file():
             return None
         try:
@@ -199,9 +301,9 @@ class RunDir:
         for p in (
             self.metrics_file,
             self.best_weights,
-            self.path / "summary.json",
-            self.path / "norm_stats.npz",
-            self.path / "ds_config.json",
+            self.summary_file,
+            self.norm_stats_file,
+            self.ds_config_file,
         ):
             p.unlink(missing_ok=True)
 
@@ -253,7 +355,7 @@ class RunDir:
 
         rec = {"event": FINAL_EVENT, **record, "platform": platform_fingerprint()}
         self.write_metrics([r for r in self.read_metrics() if r.get("event") != FINAL_EVENT] + [rec])
-        self.write_json("summary.json", rec)
+        self.write_json(SUMMARY_FILE, rec)
         return rec
 
     def finished_with(self, cfg: Config, extra: Mapping[str, Any] | None = None,
@@ -266,5 +368,54 @@ class RunDir:
 
     # -- misc ---------------------------------------------------------------------------------------------------
     def write_json(self, name: str, obj: Any) -> Path:
-        """Write `<run>/<name>` as indented JSON."""
+        """Write `<run>/<name>` as indented JSON.
+
+        Args:
+            name: one of the module's file names (`SUMMARY_FILE`, `DS_CONFIG_FILE`, ...).
+            obj: what to write.
+        """
         return atomic_write_text(self.path / name, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+    def metadata(self) -> dict[str, Any]:
+        """What the folder says about itself, for a submission package's manifest: its name (`run`), the final
+        record (`summary`), the resolved config (`config_yaml`) and the git hash (`git_hash`), whichever exist.
+
+        Every file is read bounded (a package manifest's limit), so a huge or special file cannot stall packaging.
+
+        Raises:
+            HarnessError: summary.json is not JSON, or a file is unreadable or too large (naming the file).
+        """
+        meta: dict[str, Any] = {"run": self.path.name}
+        if self.summary_file.is_file():
+            text = read_text_bounded(self.summary_file, "run summary", MAX_MANIFEST_BYTES)
+            try:
+                meta["summary"] = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise RunError(f"{self.summary_file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if self.config_file.is_file():
+            meta["config_yaml"] = read_text_bounded(self.config_file, "run config", MAX_MANIFEST_BYTES)
+        if self.git_file.is_file():
+            meta["git_hash"] = read_text_bounded(self.git_file, "git hash file", 4096).strip()
+        return meta
+
+
+def resolve_prediction(run_or_pred: str | Path) -> tuple[Path, RunDir | None]:
+    """The prediction file to package and its run folder: a run folder's test-set submission file, or a prediction
+    file given as it is (no run then).
+
+    Args:
+        run_or_pred: a run folder or a prediction file.
+
+    Raises:
+        HarnessError: a run folder without a submission file, or neither a file nor a folder.
+    """
+    p = Path(run_or_pred)
+    if p.is_dir():
+        run = RunDir(p)
+        if not run.submission_file.is_file():
+            where = Path(PREDICTIONS_DIR) / SUBMISSION_FILE
+            raise HarnessError(f"{p}: no {where} in this run folder; run `harness predict` first")
+        return run.submission_file, run
+    if not p.is_file():
+        raise HarnessError(f"{p}: no such prediction file or run folder")
+    return p, None

@@ -19,7 +19,6 @@ run folders' final records for training), so an interrupted stage 1 continues wh
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,30 +28,22 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from core.errors import HarnessError
-from core.hashing import stable_hash
 from harness.config import Config
 from harness.data import (
-    VISUAL_MASK,
-    CacheLike,
     FrameDataset,
-    crop_files,
     frame_transform,
     labelled_frames,
-    read_crop,
 )
 from harness.distributed import Strategy, current_strategy
 from harness.engine import FitResult, Forward, fit, load_weights, set_threads
+from harness.features import encode_videos, feature_hash, frame_count
 from harness.fingerprint import platform_fingerprint
 from harness.folds import stage1_reserved
-from harness.progress import StepProgress
-from harness.runs import RunDir
-
-FEATURE_VERSION = 1
-MASK_HASH = stable_hash({"feature": VISUAL_MASK, "version": FEATURE_VERSION})
-"""`visual_mask` depends only on which crops exist, not on the encoder: one hash for every encoder."""
+from harness.runs import SUMMARY_FILE, RunDir
+from harness.sharding import Shard, shard_items
 
 
 class Stage1Error(HarnessError):
@@ -87,24 +78,6 @@ class Stage1Result:
                 f"out: {', '.join(self.finetune_videos)}")  # fmt: skip
 
 
-def feature_hash(cfg: Config, train_videos: list[str], unfinetuned: bool = False) -> str:
-    """Hash of everything the stage-1 features depend on (encoder, stage-1 settings, seed, training videos).
-
-    Args:
-        cfg: the config.
-        train_videos: the videos the encoder is trained on (fine-tuned on, unless `unfinetuned`).
-        unfinetuned: the hash of `visual_mae` (no fine-tuning settings).
-    """
-    d = cfg.to_dict()
-    s1 = {k: v for k, v in d["stage1"].items() if k not in ("extract_batch", "extract_unfinetuned", "enabled")}
-    if unfinetuned:
-        # Pre-training reads no labels and every training video: fine-tuning's settings do not change it.
-        tuning = ("finetune", "frames_per_video", "val_frames_per_video", "reserve")
-        s1 = {k: v for k, v in s1.items() if k not in tuning}
-    return stable_hash({"encoder": d["encoder"], "stage1": s1, "seed": d["seed"], "train": sorted(train_videos),
-                        "version": FEATURE_VERSION})  # fmt: skip
-
-
 def finetune_entries(cfg: Config, layout: Any) -> list[Any]:
     """The training videos fine-tuning learns from: those `stage1.reserve` keeps from stage 2, or all of them."""
     keep = set(stage1_reserved(layout, cfg))
@@ -113,24 +86,6 @@ def finetune_entries(cfg: Config, layout: Any) -> list[Any]:
 
 def _all_entries(layout: Any) -> list[Any]:
     return [*layout.train, *layout.validation, *layout.test]
-
-
-def frame_count(entry: Any, cache: CacheLike) -> int | None:
-    """Frames of a video: the cache manifest's `n_frames`, else the annotation's rows, else the last crop's number.
-
-    Args:
-        entry: the `VideoEntry`.
-        cache: the feature cache.
-    """
-    n = cache.manifest(entry.name).get("n_frames")
-    if n is not None:
-        return int(n)
-    if entry.annotation is not None:
-        from submissions.formats import read_annotation
-
-        return int(read_annotation(entry.annotation).shape[0])
-    names = [f for f in crop_files(entry.crops_dir) if f.endswith(".jpg") and f[:-4].isdigit()]
-    return max(int(f[:-4]) for f in names) if names else None
 
 
 def _frame_loss(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -191,8 +146,8 @@ def initial_encoder_state(
                 "encoder.checkpoint=null to pre-train an MAE on the training frames"
             )
         return read_state_dict(path)
-    mae_run = run.sub("mae")
-    h = feature_hash(cfg, [e.name for e in layout.train], unfinetuned=True)
+    mae_run = run.mae
+    h = feature_hash(cfg, train_videos=[e.name for e in layout.train], unfinetuned=True)
     strategy = current_strategy(strategy)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.mae_config())
@@ -244,8 +199,8 @@ def finetune_encoder(cfg: Config, layout: Any, state: Mapping[str, torch.Tensor]
         progress: progress bars.
         strategy: the run's processes (None: this process's own).
     """
-    ft_run = run.sub("finetune")
-    h = feature_hash(cfg, [e.name for e in finetune_entries(cfg, layout)])
+    ft_run = run.finetune
+    h = feature_hash(cfg, train_videos=[e.name for e in finetune_entries(cfg, layout)])
     done = ft_run.finished_with(cfg, run_hash=h)
     if done is not None:
         return ft_run.best_weights, None, dict(done.get("val", {}))
@@ -275,103 +230,6 @@ def finetune_encoder(cfg: Config, layout: Any, state: Mapping[str, torch.Tensor]
     return ft_run.best_weights, result, result.best
 
 
-@torch.no_grad()
-def extract_features(cfg: Config, layout: Any, cache: Any, encoders: Mapping[str, tuple[nn.Module, str]],
-                     progress: bool = False) -> list[str]:  # fmt: skip
-    """CLS features of every frame of every video into the cache (and `visual_mask`), one decoding pass.
-
-    Each crop is decoded and transformed once and fed to every encoder (Table III needs the encoder before and
-    after fine-tuning: decoding dominates the cost on a CPU). A video is skipped for an encoder whose feature is
-    cached with the same hash. Frames without a crop get a zero row and mask False.
-
-    Args:
-        cfg: the config.
-        layout: the dataset layout (all splits).
-        cache: the `FeatureCache` to write.
-        encoders: feature name -> (ViT with `forward_features`, the feature's config hash).
-        progress: a progress bar.
-
-    Returns:
-        the videos that have every feature afterwards.
-    """
-    size = cfg.encoder.vit.img_size
-    transform = frame_transform(cfg.stage1.augment, size, train=False)
-    for enc, _ in encoders.values():
-        enc.eval()
-    done: list[str] = []
-    jobs: list[tuple[Any, int, dict[str, tuple[nn.Module, str]], list[int]]] = []
-    for e in _all_entries(layout):
-        n = frame_count(e, cache)
-        if n is None:
-            continue
-        todo = {k: v for k, v in encoders.items() if not cache.has(e.name, k, v[1])}
-        if not todo and cache.has(e.name, VISUAL_MASK, MASK_HASH):
-            done.append(e.name)
-            continue
-        present = crop_files(e.crops_dir)
-        jobs.append((e, n, todo, [i for i in range(n) if f"{i + 1:05d}.jpg" in present]))
-
-    def save(job: tuple[Any, int, dict[str, tuple[nn.Module, str]], list[int]], feats: dict[str, np.ndarray]) -> None:
-        e, n, todo, present = job
-        mask = np.zeros(n, dtype=bool)
-        mask[present] = True
-        for k, (_, fhash) in todo.items():
-            meta: dict[str, Any] = {"version": FEATURE_VERSION, "encoder": cfg.encoder.name,
-                                    "frames_with_face": len(present)}  # fmt: skip
-            if cache.manifest(e.name).get("n_frames") is None:
-                meta["n_frames"] = n
-            cache.save(e.name, k, feats[k], fhash, meta)
-        cache.save(e.name, VISUAL_MASK, mask, MASK_HASH, {"version": FEATURE_VERSION})
-        done.append(e.name)
-
-    # One loader over every frame of every video, in video order: decoding runs in the worker processes while the
-    # encoders run here; a video's features are saved (and freed) as soon as its last frame is through.
-    items = [(j, i) for j, job in enumerate(jobs) for i in job[3]]
-    paths = [str(jobs[j][0].crops_dir / f"{i + 1:05d}.jpg") for j, i in items]
-    loader = DataLoader(_Crops(paths, transform), batch_size=cfg.stage1.extract_batch,
-                        num_workers=cfg.runtime.num_workers)  # fmt: skip
-    bar = StepProgress(f"features {', '.join(encoders)}", total=len(jobs), enabled=progress, unit="videos")
-    left = [len(job[3]) for job in jobs]
-    feats: dict[int, dict[str, np.ndarray]] = {}
-    nxt = 0  # the next job not yet saved
-    pos = 0
-    for imgs in itertools.chain(loader, [None]):
-        while nxt < len(jobs) and left[nxt] == 0:  # videos complete so far (also those without any crop)
-            e, n, todo, _present = jobs[nxt]
-            save(jobs[nxt], feats.pop(nxt, None) or {k: np.zeros((n, m.config.embed_dim), np.float32)
-                                                     for k, (m, _) in todo.items()})  # fmt: skip
-            nxt += 1
-            bar.advance(info=e.name)
-        if imgs is None:
-            break
-        batch_items = items[pos : pos + imgs.shape[0]]
-        pos += imgs.shape[0]
-        outs = {k: m.forward_features(imgs.to(next(m.parameters()).device)).float().cpu().numpy()
-                for k, (m, _) in encoders.items()}  # fmt: skip
-        for r, (j, i) in enumerate(batch_items):
-            e, n, todo, _present = jobs[j]
-            if j not in feats:
-                feats[j] = {k: np.zeros((n, m.config.embed_dim), np.float32) for k, (m, _) in todo.items()}
-            for k in todo:
-                feats[j][k][i] = outs[k][r]
-            left[j] -= 1
-    bar.close()
-    return done
-
-
-class _Crops(Dataset):
-    """Face crops by path through the evaluation transform (feature extraction)."""
-
-    def __init__(self, paths: list[str], transform: Any):
-        self.paths, self.transform = paths, transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.transform(read_crop(self.paths[i]))
-
-
 def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, resume: bool = False,
                progress: bool | None = None, strategy: Strategy | None = None) -> Stage1Result:  # fmt: skip
     """Stage 1 end to end: encoder weights, optional un-fine-tuned features, fine-tuning, features.
@@ -388,15 +246,15 @@ def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, res
     progress = cfg.runtime.progress if progress is None else progress
     set_threads(cfg.runtime.threads)
     tuned = [e.name for e in finetune_entries(cfg, layout)]
-    h_ft = feature_hash(cfg, tuned)
-    h_mae = feature_hash(cfg, [e.name for e in layout.train], unfinetuned=True)
+    h_ft = feature_hash(cfg, train_videos=tuned)
+    h_mae = feature_hash(cfg, train_videos=[e.name for e in layout.train], unfinetuned=True)
     entries = [e for e in _all_entries(layout) if frame_count(e, cache) is not None]
     need_mae = cfg.stage1.extract_unfinetuned
 
     def cached(name: str, h: str) -> bool:
         return all(cache.has(e.name, name, h) for e in entries)
 
-    ft_weights = RunDir(run_dir).sub("finetune").best_weights
+    ft_weights = RunDir(run_dir).finetune.best_weights
     if cached("visual", h_ft) and (not need_mae or cached("visual_mae", h_mae)):
         return Stage1Result(h_ft, ft_weights if ft_weights.is_file() else None, [e.name for e in entries], True,
                             tuned)
@@ -415,22 +273,23 @@ def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, res
         weights, _result, best = finetune_encoder(cfg, layout, state, run, resume, progress, strategy)
         timings["finetune_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        videos: list[str] = []
-        if strategy.on_main:
-            vit = _vit(cfg)
-            vit.load_state_dict(load_weights(weights))
-            encoders = {"visual": (vit.to(device), h_ft)}
-            if need_mae:
-                encoders["visual_mae"] = (encoder_from_state(cfg, state).to(device), h_mae)
-            videos = extract_features(cfg, layout, cache, encoders, progress)
+        vit = _vit(cfg)
+        vit.load_state_dict(load_weights(weights))
+        encoders = {"visual": (vit.to(device), h_ft)}
+        if need_mae:
+            encoders["visual_mae"] = (encoder_from_state(cfg, state).to(device), h_mae)
+        # Every process encodes its share of the videos (balanced by frames) on its own device.
+        shard = Shard(strategy.rank, strategy.world_size)
+        mine = shard_items(entries, [frame_count(e, cache) or 0 for e in entries], shard)
+        encode_videos(cfg, mine, cache, encoders, progress and strategy.on_main)
+        cache.close()  # this process's video locks: the others may read (and later runs write) them now
         strategy.barrier()
         timings["extract_s"] = time.perf_counter() - t
-        if not videos:
-            videos = [e.name for e in entries if cache.has(e.name, "visual", h_ft)]
+        videos = [e.name for e in entries if cache.has(e.name, "visual", h_ft)]
         if strategy.on_main:
-            run.write_json("summary.json", {"feature_hash": h_ft, "feature_hash_mae": h_mae, "finetune": best,
-                                            "finetune_videos": tuned, "videos": len(videos),
-                                            "timings": timings, "platform": platform_fingerprint()})  # fmt: skip
+            run.write_json(SUMMARY_FILE, {"feature_hash": h_ft, "feature_hash_mae": h_mae, "finetune": best,
+                                          "finetune_videos": tuned, "videos": len(videos),
+                                          "timings": timings, "platform": platform_fingerprint()})  # fmt: skip
         return Stage1Result(h_ft, weights, videos, False, tuned, best, timings)
     finally:
         if strategy.on_main:

@@ -36,7 +36,7 @@ from harness.engine import Forward, fit, set_threads
 from harness.folds import Fold, fold_split, stage1_reserved
 from harness.predict import predict_arrays, predict_videos, save_predictions
 from harness.refine import class_va_means, refine_labels, refined_frames
-from harness.runs import RunDir
+from harness.runs import ENCODER_KEY, RunDir
 from submissions.scoring import score_predictions as score_predictions_va
 
 
@@ -53,6 +53,8 @@ class Stage2Result:
         best_epoch: the epoch whose weights were kept.
         skipped: True when an earlier finished run was reused.
         record: the final metrics record.
+        encoder_weights: the stage-1 ViT weights behind the visual features (the final record's
+            `encoder_weights`), None when the run was given none.
     """
 
     run_dir: Path
@@ -63,6 +65,7 @@ class Stage2Result:
     best_epoch: int
     skipped: bool
     record: dict[str, Any] = field(default_factory=dict)
+    encoder_weights: Path | None = None
 
     @property
     def reported(self) -> dict[str, float]:
@@ -173,6 +176,7 @@ def _result_from(run: RunDir, rec: Mapping[str, Any], skipped: bool) -> Stage2Re
         best_epoch=int(rec["best_epoch"]),
         skipped=skipped,
         record=dict(rec),
+        encoder_weights=Path(rec[ENCODER_KEY]) if rec.get(ENCODER_KEY) else None,
     )
 
 
@@ -220,23 +224,23 @@ def train_stage2(
         if strategy.on_main:
             run.prepare(cfg, resume=resume, extra=extra)
         strategy.barrier()
-        timing = {"encoder_weights": str(Path(encoder_weights).resolve()) if encoder_weights else None}
+        encoder = Path(encoder_weights).resolve() if encoder_weights else None
         show = cfg.runtime.progress if progress is None else progress
-        return _train(cfg, layout, cache, fold, run, strategy, resume, show, extra, timing)
+        return _train(cfg, layout, cache, fold, run, strategy, resume, show, extra, encoder)
     finally:
         if strategy.on_main:
             run.unlock()
 
 
 def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, strategy: Strategy, resume: bool,
-           progress: bool, extra: Mapping[str, Any], more: Mapping[str, Any]) -> Stage2Result:  # fmt: skip
+           progress: bool, extra: Mapping[str, Any], encoder: Path | None) -> Stage2Result:  # fmt: skip
     from models.registry import build_model
 
     feature = cfg.features.visual
     # Refined targets are for training only: validation (best epoch) and test are scored on the files' labels.
     train_labels, refined = training_labels(cfg, layout, _labels_for(layout, cache, fold.train, feature))
     val_labels = _labels_for(layout, cache, fold.val, feature)
-    stats_file = run.path / "norm_stats.npz"
+    stats_file = run.norm_stats_file
     if strategy.on_main:
         stats = compute_norm_stats(cache, list(fold.train), cfg.features)
         stats.save(stats_file)
@@ -257,7 +261,7 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
         rec = _finish(cfg, layout, cache, fold, run, val_labels, result.best_epoch, extra,
                       {"init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
                        "steps_per_epoch": result.steps_per_epoch, "windows": len(train_set),
-                       "optimizer": result.extra.get("optimizer"), "refined_labels": refined, **more})  # fmt: skip
+                       "optimizer": result.extra.get("optimizer"), "refined_labels": refined}, encoder)  # fmt: skip
     strategy.barrier()
     if not strategy.on_main:
         rec = run.final_record() or {}
@@ -265,12 +269,14 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
 
 
 def _finish(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, val_labels: Mapping[str, np.ndarray],
-            best_epoch: int, extra: Mapping[str, Any], timing: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """Predict with the best weights, score, write predictions and the final record (rank 0)."""
+            best_epoch: int, extra: Mapping[str, Any], timing: Mapping[str, Any],
+            encoder: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Predict with the best weights, score, write predictions and the final record (rank 0); the record keeps
+    the encoder path so that `harness predict` finds the encoder (`harness.predict.find_encoder_weights`)."""
     from submissions.formats import write_submission
 
     val_preds = predict_videos(run.path, cache, sorted(val_labels))
-    save_predictions(run.predictions / "validation.npz", val_preds)
+    save_predictions(run.validation_predictions, val_preds)
     val = score_predictions(val_preds, val_labels)
     test_score = None
     notes = []
@@ -279,14 +285,14 @@ def _finish(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir,
         notes.append(f"{len(fold.test) - len(test)} test video(s) have no cached features and were not predicted")
     if test:
         test_preds = predict_videos(run.path, cache, test)
-        save_predictions(run.predictions / "test.npz", test_preds)
+        save_predictions(run.test_predictions, test_preds)
         entries = [layout.entry(v) for v in test]
         if all(e.annotation is not None for e in entries):
             labels = {e.name: load_labels(e.annotation, test_preds[e.name].shape[0]) for e in entries}
             test_score = score_predictions(test_preds, labels)
         if len(test) == len(fold.test) and getattr(layout, "sample_file", None) is not None:
             log: list[str] = []
-            write_submission(run.predictions / "submission.csv", test_preds, layout.sample_file, pad=True, log=log)
+            write_submission(run.submission_file, test_preds, layout.sample_file, pad=True, log=log)
             notes.extend(log)
     record = {
         "config_hash": config_hash(cfg, extra),
@@ -298,5 +304,6 @@ def _finish(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir,
         "test": test_score,
         "notes": notes,
         **timing,
+        ENCODER_KEY: str(encoder) if encoder else None,
     }
     return run.write_final(record)

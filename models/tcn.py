@@ -15,9 +15,18 @@ computed as one matrix product of every frame with all k taps' weights at once, 
 followed by a shifted sum of the k column blocks (`tap_sum`): the same sums as `nn.Conv1d`, without the
 channels-first transposes and copies, and the first block's 1x1 residual projection rides in the same product.
 The weights stay in `nn.Conv1d` modules, so state dicts keep the usual `conv1.weight` (C_out, C_in, k) layout.
+
+Overlapping windows of one long sequence (whole-video prediction): a window's output equals the whole sequence's
+output at every frame farther than `TCN.edge` frames from the window's ends (there the window's own zero padding
+never reaches), so `TCN.forward_windows` runs the network once over the whole sequence and recomputes only the
+`edge` frames at each end of each window, block by block (`TemporalBlock.forward_edges`). The sums are the same
+ones in the same order as `forward` on each window alone.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -152,6 +161,43 @@ class TemporalBlock(nn.Module):
         out = torch.relu_(h2 + res)  # (B, T, C_out); in place on the fresh sum
         return out if keep is None else out * keep
 
+    @property
+    def halo(self) -> int:
+        """Frames each convolution reaches on either side: dilation * (kernel_size // 2)."""
+        return self.conv1.dilation[0] * (self.conv1.kernel_size[0] // 2)
+
+    def forward_edges(
+        self, x: torch.Tensor, head: torch.Tensor, tail: torch.Tensor, starts: torch.Tensor, length: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The block's output at the ends of windows of a long sequence, each as `forward` of the window alone.
+
+        Inside a window, the block's input equals the whole sequence's `x` except in its first and last `e` frames
+        (`head`, `tail`); its output then differs from the whole sequence's in the first and last e + 2 halo frames.
+        Those are `forward` over a chunk of the window's first (last) e + 4 halo frames: the chunk's own end cuts
+        off frames, which corrupts only outputs farther than e + 2 halo frames from the window's end.
+
+        Args:
+            x: (N, C_in) the block's input over the whole sequence (no padding).
+            head: (W, e, C_in) the first e frames of each window's input.
+            tail: (W, e, C_in) the last e frames of each window's input.
+            starts: (W,) long, window starts; window w covers frames [starts[w], starts[w] + length) of x.
+            length: window length, at least 2 (e + 2 halo) (else the two ends' chunks would overlap).
+
+        Returns:
+            ((W, e + 2 halo, C_out) first frames, (W, e + 2 halo, C_out) last frames) of each window's output.
+        """
+        W, e, _ = head.shape
+        h = self.halo
+        if length < 2 * (e + 2 * h):
+            raise ValueError(f"window length {length} is shorter than the block's two ends, 2 x {e + 2 * h}")
+        near = torch.arange(e, e + 4 * h, device=x.device)  # chunk frames past the dirty e, window coordinates
+        head_rows = starts[:, None] + near  # (W, 4h) sequence frames
+        tail_rows = starts[:, None] + (length - e - 4 * h) + (near - e)  # (W, 4h)
+        chunks = torch.cat([torch.cat([head, x[head_rows]], dim=1),  # (W, e + 4h, C_in)
+                            torch.cat([x[tail_rows], tail], dim=1)])  # (2W, e + 4h, C_in)  # fmt: skip
+        out = self(chunks)  # (2W, e + 4h, C_out)
+        return out[:W, : e + 2 * h], out[W:, 2 * h :]  # (W, e + 2h, C_out) each
+
 
 class TCN(nn.Module):
     """A stack of `TemporalBlock`s mapping (B, T, d_in) to (B, T, channels)."""
@@ -206,3 +252,74 @@ class TCN(nn.Module):
         for blk in self.blocks:
             h = blk(h, keep)  # (B, T, C)
         return h
+
+    @property
+    def edge(self) -> int:
+        """Frames at each end of a sequence whose outputs its zero padding reaches: (receptive_field - 1) / 2."""
+        return sum(2 * b.halo for b in self.blocks)
+
+    def forward_windows(self, x: torch.Tensor, starts: Sequence[int], length: int) -> WindowOutputs:
+        """The outputs of overlapping windows of one long sequence, computing what they share once (eval mode).
+
+        Window w's output equals `self(x[None, s : s + length])[0]` (s = starts[w]): the network runs once over
+        the whole sequence, which gives every window's output except its first and last `edge` frames; those come
+        from `TemporalBlock.forward_edges`, block by block. The same sums in the same order as `forward` on each
+        window (equal up to the matrix library computing a row of a product alike in products of other heights).
+
+        Args:
+            x: (N, d_in) the whole sequence.
+            starts: window starts, each with 0 <= s and s + length <= N.
+            length: window length, at least 2 `edge`.
+
+        Raises:
+            ValueError: in training mode (dropout draws depend on the batch), or on a window outside x, or a
+                length below 2 `edge`.
+        """
+        N, D = x.shape
+        if self.training:
+            raise ValueError("TCN.forward_windows runs in eval mode only (dropout draws depend on the batch)")
+        if self.in_dim != D:
+            raise ValueError(f"TCN expects (N, {self.in_dim}), got {(N, D)}")
+        if length < 2 * self.edge:
+            raise ValueError(f"window length {length} is shorter than the network's two ends, 2 x {self.edge}")
+        outside = [s for s in starts if s < 0 or s + length > N]
+        if outside:
+            raise ValueError(f"the window of {length} frames at {outside[0]} lies outside the {N} frames")
+        st = torch.as_tensor(list(starts), dtype=torch.long, device=x.device)  # (W,)
+        head = tail = x.new_empty(len(starts), 0, D)  # (W, 0, D): the input has no window-dependent frames
+        full = x[None]  # (1, N, D)
+        for blk in self.blocks:
+            head, tail = blk.forward_edges(full[0], head, tail, st, length)  # (W, e, C) each
+            full = blk(full)  # (1, N, C)
+        return WindowOutputs(full[0], head, tail, st, length)
+
+
+@dataclass(frozen=True)
+class WindowOutputs:
+    """A network's outputs over overlapping windows of one sequence, stored once (`TCN.forward_windows`).
+
+    Args:
+        full: (N, C) the outputs over the whole sequence.
+        head: (W, E, C) the first E frames of each window's outputs.
+        tail: (W, E, C) the last E frames of each window's outputs.
+        starts: (W,) long, window starts.
+        length: window length (>= 2 E).
+    """
+
+    full: torch.Tensor
+    head: torch.Tensor
+    tail: torch.Tensor
+    starts: torch.Tensor
+    length: int
+
+    def __len__(self) -> int:
+        return self.starts.shape[0]
+
+    def windows(self, first: int, stop: int) -> torch.Tensor:
+        """The outputs of windows first, ..., stop - 1: (stop - first, length, C)."""
+        E, L = self.head.shape[1], self.length
+        rows = self.starts[first:stop, None] + torch.arange(L, device=self.starts.device)  # (B, L)
+        out = self.full[rows]  # (B, L, C), a fresh tensor
+        out[:, :E] = self.head[first:stop]
+        out[:, L - E :] = self.tail[first:stop]
+        return out

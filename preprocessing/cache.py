@@ -2,7 +2,7 @@
 
 Layout under a cache root:
 
-    <root>/.lock                          held (fcntl.flock) by the one process writing to this cache
+    <root>/.locks/<video>.lock            held (fcntl.flock) by the one process writing that video's features
     <root>/<video>/manifest.json          {"video", "n_frames", "fps", "features": {name: {...}}}
     <root>/<video>/<feature>.npy          visual (N, D) float32, visual_mask (N,) bool, mfcc (N, 39),
                                           egemaps (N, 23), vggish (N, 128), audio_mask (N,) bool, ...
@@ -31,10 +31,9 @@ import numpy as np
 from core.atomic import atomic_open, atomic_write_text
 from core.errors import HarnessError
 from core.hashing import HashError, jsonable
-from core.locking import FolderLock
+from core.locking import FolderLock, video_lock
 
 MANIFEST = "manifest.json"
-LOCK_FILE = ".lock"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _FEATURE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -70,9 +69,10 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 class FeatureCache:
     """Read and write the feature cache under one root.
 
-    Writing takes an exclusive lock on `<root>/.lock` (non-blocking; `CacheLockedError` when another process, or
-    another FeatureCache object, holds it) at the first `save` and keeps it until `close()` or the end of a
-    `with` block. Reading takes no lock.
+    Writing a video takes that video's lock, `<root>/.locks/<video>.lock` (non-blocking; `CacheLockedError` when
+    another process, or another FeatureCache object, holds it), at its first `save` (or `lock_videos`) and keeps
+    it until `close()` or the end of a `with` block: processes writing different videos (the ranks of a sharded
+    preprocess) share one cache, two writers of one video do not. Reading takes no lock.
 
     Args:
         root: the cache root folder (created on first write).
@@ -80,25 +80,44 @@ class FeatureCache:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self._lock = FolderLock(self.root / LOCK_FILE, self._locked_error)
+        self._locks: dict[str, FolderLock] = {}
 
     # -- locking -------------------------------------------------------------------------------------------------
-    def lock(self) -> None:
-        """Take the root's write lock now (idempotent)."""
-        self._lock.acquire()
+    def lock_videos(self, videos: Iterable[str]) -> None:
+        """Take the write locks of `videos` now, all or none (idempotent for those already held).
 
-    def _locked_error(self, path: Path, holder: str) -> CacheLockedError:
-        return CacheLockedError(
-            f"{self.root}: feature cache is being written by another process (lock {path}, holder pid "
-            f"{holder}); wait for it to finish or use another cache root"
-        )
+        Raises:
+            CacheLockedError: another process writes one of them (the message names it and the holder).
+        """
+        taken: list[FolderLock] = []
+        try:
+            for video in videos:
+                if video in self._locks:
+                    continue
+                self.video_dir(video)  # the name is checked before it names a lock file
+
+                def held(path: Path, holder: str, video: str = video) -> CacheLockedError:
+                    return CacheLockedError(
+                        f"{self.root}: the features of {video!r} are being written by another process (lock {path}, "
+                        f"holder pid {holder}); wait for it to finish or use another cache root"
+                    )
+
+                lock = video_lock(self.root, video, held).acquire()
+                taken.append(lock)
+                self._locks[video] = lock
+        except CacheLockedError:
+            for lock in taken:
+                lock.release()
+            self._locks = {v: k for v, k in self._locks.items() if k not in taken}
+            raise
 
     def close(self) -> None:
-        """Release the write lock, if held."""
-        self._lock.release()
+        """Release every video lock this object holds."""
+        for lock in self._locks.values():
+            lock.release()
+        self._locks = {}
 
     def __enter__(self) -> FeatureCache:
-        self.lock()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -169,7 +188,7 @@ class FeatureCache:
             meta = jsonable(meta)
         except HashError as exc:
             raise CacheError(f"{video}/{name}: meta {exc}") from None
-        self.lock()
+        self.lock_videos([video])
         folder = self.video_dir(video)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.npy"

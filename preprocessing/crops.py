@@ -12,8 +12,9 @@ Each file is written atomically. When a video is finished, `.done.json` is writt
 configuration hash and the counts; a later run with the same configuration skips the video, and a run with a
 different one clears the folder's JPEGs first so no stale frame survives.
 
-One writer at a time: `harness faces` and `harness preprocess` hold `cropped_aligned/.lock` (`lock_crops`) while
-they write crops, so a second run on the same output folder stops at once with a message naming the folder.
+One writer per video: `harness faces` and `harness preprocess` hold `cropped_aligned/.locks/<video>.lock`
+(`lock_crops`) while they write that video's crops, so a second run on the same video stops at once with a message
+naming the folder and the video, while the ranks of a sharded preprocess write their own videos side by side.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from PIL import Image
 
 from core.atomic import atomic_write_bytes, atomic_write_text
 from core.errors import HarnessError
-from core.locking import FolderLock
+from core.locking import FolderLock, video_lock
 from preprocessing.faces.align import align_face
 from preprocessing.faces.base import FaceDetector
 from preprocessing.faces.detectors import get_detector
@@ -42,38 +43,38 @@ from preprocessing.video import DecodeStats, iter_frames, probe
 CROPS_DIR = "cropped_aligned"
 MANIFEST = ".done.json"
 MANIFEST_VERSION = 1
-LOCK_FILE = ".lock"
-"""In `cropped_aligned/`: held (fcntl.flock, with the holder's pid) by the one process writing crops there."""
-
 
 class CropsLockedError(HarnessError):
     """Another process is writing face crops into the same `cropped_aligned` folder."""
 
 
-def lock_crops(out_root: str | Path) -> FolderLock:
-    """Take the write lock of `<out_root>/cropped_aligned` without waiting (the folder is created if needed).
+def lock_crops(out_root: str | Path, video: str) -> FolderLock:
+    """Take the write lock of one video's crops in `<out_root>/cropped_aligned` without waiting.
 
     Two runs writing the same video's crops would interleave their JPEGs and manifests; the lock turns the
-    second run away before it detects anything. The kernel frees the lock when its holder dies, even by SIGKILL.
+    second run away before it detects anything, while runs on other videos (the ranks of a sharded preprocess)
+    go on beside it. The kernel frees the lock when its holder dies, even by SIGKILL.
 
     Args:
         out_root: the folder that receives `cropped_aligned/`.
+        video: the raw video's name (a two-person video's `_left` and `_right` crops share its lock).
 
     Returns:
         the held lock: keep it while writing, then `release()` it (or use it as a context manager).
 
     Raises:
-        CropsLockedError: another process holds it (the message names the folder, the lock and the holder).
+        CropsLockedError: another process holds it (the message names the folder, the video, the lock and the
+            holder).
     """
     folder = Path(out_root) / CROPS_DIR
 
     def held(path: Path, holder: str) -> CropsLockedError:
         return CropsLockedError(
-            f"{folder}: another run (pid {holder}) is writing face crops into this folder (lock {path}); "
-            "wait for it to finish or use another --out"
+            f"{folder}: another run (pid {holder}) is writing the face crops of {video!r} into this folder (lock "
+            f"{path}); wait for it to finish or use another --out"
         )
 
-    return FolderLock(folder / LOCK_FILE, held).acquire()
+    return video_lock(folder, video, held).acquire()
 
 
 @dataclass(frozen=True)

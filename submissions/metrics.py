@@ -46,6 +46,25 @@ def ccc(truth: np.ndarray | list[float], pred: np.ndarray | list[float]) -> floa
 
     Raises:
         MetricError: on a length mismatch, NaN/inf values, or fewer than 2 frames.
+
+    Examples:
+        Agreement is 1, mirror agreement -1, and a shift costs what it adds to the denominator:
+
+        >>> ccc([1, 2, 3], [1, 2, 3]), ccc([1, 2, 3], [3, 2, 1])
+        (1.0, -1.0)
+        >>> ccc([1, 2, 3, 4], [1, 3, 2, 4])
+        0.8
+        >>> round(ccc([1, 2, 3], [2, 3, 4]), 4)  # correlation 1, means 1 apart: 2 (2/3) / (2/3 + 2/3 + 1) = 4/7
+        0.5714
+
+        Constant series: NaN when equal (undefined), 0 when their means differ:
+
+        >>> ccc([0.5, 0.5], [0.5, 0.5]), ccc([0.0, 0.0], [1.0, 1.0])
+        (nan, 0.0)
+        >>> ccc([0.3], [0.3])
+        Traceback (most recent call last):
+            ...
+        submissions.errors.MetricError: CCC needs at least 2 frames, got 1
     """
     x = _as_1d("truth", truth)
     y = _as_1d("pred", pred)
@@ -68,7 +87,12 @@ def ccc(truth: np.ndarray | list[float], pred: np.ndarray | list[float]) -> floa
 
 
 def annotated_mask(labels: np.ndarray) -> np.ndarray:
-    """Frames that carry a label: rows of an (N, 2) label array where neither value is -5."""
+    """Frames that carry a label: rows of an (N, 2) label array where neither value is -5.
+
+    Examples:
+        >>> annotated_mask(np.array([[0.1, 0.2], [-5.0, 0.3], [0.4, -5.0], [-5.0, -5.0]])).tolist()
+        [True, False, False, False]
+    """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.shape[1] != 2:
         raise MetricError(f"labels must have shape (N, 2), got {labels.shape}")
@@ -94,6 +118,12 @@ class VAScore:
     dropped: int
 
     def as_dict(self) -> dict[str, float | int]:
+        """The fields by name.
+
+        Examples:
+            >>> VAScore(ccc_v=0.5, ccc_a=0.25, p_va=0.375, frames=10, dropped=2).as_dict()
+            {'ccc_v': 0.5, 'ccc_a': 0.25, 'p_va': 0.375, 'frames': 10, 'dropped': 2}
+        """
         return asdict(self)
 
 
@@ -106,6 +136,21 @@ def score_va(labels: np.ndarray, preds: np.ndarray) -> VAScore:
 
     Raises:
         MetricError: on shape mismatch, or when fewer than 2 annotated frames remain.
+
+    Examples:
+        The third frame has no label: its prediction is not scored, whatever it is.
+
+        >>> labels = np.array([[0.1, 0.2], [0.5, -0.4], [-5.0, -5.0], [0.9, 0.8]])
+        >>> preds = np.array([[0.1, 0.2], [0.5, -0.4], [0.7, -0.7], [0.9, 0.8]])
+        >>> score_va(labels, preds)
+        VAScore(ccc_v=1.0, ccc_a=1.0, p_va=1.0, frames=3, dropped=1)
+
+        Valence mirrored about its mean (-1), arousal exact (1): P_VA is their mean.
+
+        >>> labels = np.array([[-0.5, 0.1], [0.0, 0.2], [0.5, 0.3]])
+        >>> preds = np.array([[0.5, 0.1], [0.0, 0.2], [-0.5, 0.3]])
+        >>> score_va(labels, preds).p_va
+        0.0
     """
     labels = np.asarray(labels, dtype=np.float64)
     preds = np.asarray(preds, dtype=np.float64)

@@ -1,7 +1,9 @@
 """Package a validated submission as a zip with a manifest; extract zips safely.
 
-The package holds the prediction file and `manifest.json`: the run's config and git hash, model and config names,
-per-fold validation scores, and the SHA-256 of every file. An invalid prediction file is refused.
+The package holds the prediction file and `manifest.json`: the SHA-256 of every file and the metadata the caller
+gives (the harness passes what the run folder says about itself: its config, git hash and final record with the
+per-fold scores). This module reads no run folder and knows nothing of its layout. An invalid prediction file is
+refused.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import json
 import os
 import stat
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 from zlib import error as zlib_error
 
 from core.atomic import atomic_open
@@ -36,30 +39,10 @@ from submissions.limits import (
 
 PREDICTION_NAME = "predictions.csv"
 MANIFEST_NAME = "manifest.json"
-RUN_PREDICTION = Path("predictions") / "submission.csv"
-"""Where a run folder keeps its test-set submission file."""
 
 
 class UnsafeArchiveError(HarnessError):
     """A zip member would land outside the target folder, is absolute, or is a link."""
-
-
-def run_metadata(run_dir: Path) -> dict:
-    """What a run folder says about itself: config, git hash, model and per-fold scores (whatever is present)."""
-    meta: dict = {"run": run_dir.name}
-    summary = run_dir / "summary.json"
-    if summary.is_file():
-        try:
-            meta["summary"] = json.loads(read_text_bounded(summary, "run summary", MAX_MANIFEST_BYTES))
-        except json.JSONDecodeError as exc:
-            raise HarnessError(f"{summary}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    cfg = run_dir / "config.yaml"
-    if cfg.is_file():
-        meta["config_yaml"] = read_text_bounded(cfg, "run config", MAX_MANIFEST_BYTES)
-    git = run_dir / "git.txt"
-    if git.is_file():
-        meta["git_hash"] = read_text_bounded(git, "git hash file", 4096).strip()
-    return meta
 
 
 @dataclass(frozen=True)
@@ -75,41 +58,33 @@ class Package:
     manifest: dict
 
 
-def resolve_prediction(run_or_pred: str | Path) -> tuple[Path, Path | None]:
-    """(prediction file, run folder or None) for a run folder or a prediction file."""
-    p = Path(run_or_pred)
-    if p.is_dir():
-        pred = p / RUN_PREDICTION
-        if not pred.is_file():
-            raise HarnessError(f"{p}: no {RUN_PREDICTION} in this run folder; run `harness predict` first")
-        return pred, p
-    if not p.is_file():
-        raise HarnessError(f"{p}: no such prediction file or run folder")
-    return p, None
-
-
 def package_submission(
-    run_or_pred: str | Path,
+    prediction: str | Path,
     sample: str | Path,
     out_zip: str | Path,
-    extra: dict | None = None,
+    metadata: Mapping[str, Any] | None = None,
     force: bool = False,
 ) -> Package:
     """Validate a prediction file against the sample file, then write the submission zip atomically.
 
     Args:
-        run_or_pred: a run folder (its `predictions/submission.csv` is used) or a prediction file.
+        prediction: the prediction file (ABAW single-file submission).
         sample: the organisers' sample file (the frame list of the test set).
         out_zip: the zip to write.
-        extra: more manifest fields (e.g. the command line).
+        metadata: more manifest fields, merged last: e.g. what the run says about itself
+            (`harness.runs.RunDir.metadata`) and the command line.
         force: replace an existing `out_zip` that is not a previous package.
 
     Raises:
         FormatError: the prediction file is invalid (nothing is written).
-        HarnessError: `out_zip` does not end in .zip, or is a file this command did not write (without `force`).
+        HarnessError: `out_zip` does not end in .zip, or is a file this command did not write (without `force`),
+            or `prediction` is a folder.
     """
     check_package_target(out_zip, force)
-    pred, run_dir = resolve_prediction(run_or_pred)
+    pred = Path(prediction)
+    if pred.is_dir():
+        # A run folder's layout is the harness's: it passes the folder's submission file.
+        raise HarnessError(f"{pred}: is a folder; give the prediction file to package")
     problems = validate_submission(pred, sample)
     if problems:
         raise FormatError(problems)
@@ -122,10 +97,8 @@ def package_submission(
         "sample_sha256": sha256_file(sample),
         "files": {PREDICTION_NAME: sha256_file(pred)},
     }
-    if run_dir is not None:
-        manifest.update(run_metadata(run_dir))
-    if extra:
-        manifest.update(extra)
+    if metadata:
+        manifest.update(metadata)
     with atomic_open(out_zip, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.write(pred, PREDICTION_NAME)
         zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))

@@ -55,3 +55,34 @@ def test_the_offender_check_sees_an_import() -> None:
     """The check above can fail: harness imports preprocessing, which a lower layer may not."""
     assert any(m.startswith("preprocessing") for mods in _imports("harness").values() for m in mods)
     assert _offenders("harness", ("core",)) != []
+
+
+def test_submissions_knows_no_run_folder_layout() -> None:
+    """A run folder's file names are `harness.runs`' alone: submissions/ is handed files and metadata, never a folder
+    to look into (no string in it is one of those names)."""
+    from harness import runs
+
+    # File names are looked for anywhere in a string; the folder name `predictions` only as a path part (the word
+    # itself is everywhere in the scoring messages).
+    names = (runs.CONFIG_FILE, runs.GIT_FILE, runs.RUN_FILE, runs.METRICS_FILE, runs.BEST_WEIGHTS_FILE,
+             runs.NORM_STATS_FILE, runs.SUBMISSION_FILE, runs.SUMMARY_FILE, runs.BOOTSTRAP_FILE,
+             f"{runs.PREDICTIONS_DIR}/")  # fmt: skip
+    found = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:60]!r}"
+             for path in sorted((ROOT / "submissions").rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)
+             and (node.value == runs.PREDICTIONS_DIR or any(n in node.value for n in names))]  # fmt: skip
+    assert found == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test helpers live in `tests/**/_*.py` (and the security corpus's cases.py, hostile.py): importing a
+    test module would collect and run its tests' module-level code a second time under another name."""
+    users = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            mods = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []  # fmt: skip
+            users += [f"{path.relative_to(ROOT)}: {m}" for m in mods
+                      if m.startswith("tests.") and m.rsplit(".", 1)[-1].startswith("test_")]  # fmt: skip
+    assert users == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -45,10 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Extract the crops of one video with a progress bar, then print the counts.
 
-    The output's crops folder is locked first, before the detector loads: a second run on the same `--out`
-    stops at once with a message naming the folder (`CropsLockedError`) instead of interleaving its crops.
+    The video's crops are locked first, before the detector loads: a second run on the same video and `--out`
+    stops at once with a message naming the folder and the video (`CropsLockedError`) instead of interleaving its
+    crops.
     """
-    with lock_crops(args.out):
+    with lock_crops(args.out, args.name or Path(args.video).stem):
         return _extract(args)
 
 

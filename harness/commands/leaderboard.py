@@ -10,6 +10,7 @@ import polars as pl
 from rich.console import Console
 
 from core.errors import HarnessError
+from harness.runs import SUMMARY_FILE, RunDir
 from harness.tables import ci_cells, paired_display, print_table, save_table
 from submissions.leaderboard import (
     RECORDED_PATH,
@@ -66,7 +67,7 @@ def resolve_source(path: str | Path) -> tuple[str, Path]:
     if path.is_dir():
         if (path / "scores.json").is_file():
             return "scores", path / "scores.json"
-        if (path / "summary.json").is_file():
+        if RunDir(path).summary_file.is_file():
             return "run", path
         if (path / "folds").is_dir() or (path / "ablation").is_dir():
             return "experiment", path
@@ -98,8 +99,9 @@ def _bounds(val: dict) -> dict[str, tuple[float, float]] | None:
 
 def _run_entries(run: Path, name: str, group: str | None = None) -> list[Entry]:
     """A finished run's rows: its validation score and, when it has one, its test score (with its interval)."""
-    rec = _read_json(run / "summary.json")
-    ci_file = run / "bootstrap.json"
+    folder = RunDir(run)
+    rec = _read_json(folder.summary_file)
+    ci_file = folder.bootstrap_file
     ci = _read_json(ci_file) if ci_file.is_file() else {}
     bounds = {m: (ci[m]["low"], ci[m]["high"]) for m in METRICS
               if isinstance(ci.get(m), dict) and ci[m].get("low") is not None}  # fmt: skip
@@ -113,7 +115,7 @@ def _run_entries(run: Path, name: str, group: str | None = None) -> list[Entry]:
         out.append(Entry(f"{name} ({on})", float(s.get("ccc_v", nan)), float(s.get("ccc_a", nan)), float(s["p_va"]),
                          str(run), group or on, bounds if ci.get("on") == on and bounds else None))  # fmt: skip
     if not out:
-        raise HarnessError(f"{run / 'summary.json'}: holds no validation or test score")
+        raise HarnessError(f"{folder.summary_file}: holds no validation or test score")
     return out
 
 
@@ -130,13 +132,13 @@ def load_entries(path: str | Path) -> list[Entry]:
                       "this run", group_of(k), _bounds(v))
                 for k, v in sorted(data.items()) if isinstance(v, dict) and "p_va" in v]  # fmt: skip
     if kind == "run":
-        rec = _read_json(where / "summary.json")
+        rec = _read_json(RunDir(where).summary_file)
         return _run_entries(where, f"fold{rec.get('fold', '?')}/{rec.get('model', where.name)}")
     out = []
-    for summary in sorted(where.glob("folds/fold*/summary.json")):
+    for summary in sorted(where.glob(f"folds/fold*/{SUMMARY_FILE}")):
         rec = _read_json(summary)
         out += _run_entries(summary.parent, f"{summary.parent.name}/{rec.get('model', '?')}")
-    for summary in sorted(where.glob("ablation/*/fold*/summary.json")):
+    for summary in sorted(where.glob(f"ablation/*/fold*/{SUMMARY_FILE}")):
         out += _run_entries(summary.parent, f"{summary.parent.name}/{summary.parent.parent.name}", "ablation")
     if not out:
         raise HarnessError(f"{where}: an experiment folder without finished runs (no */summary.json)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import polars as pl
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.console import Console
 from harness.findings import Finding, from_message, print_findings
 from harness.preprocess import PreprocessConfig, VideoResult, preprocess
 from harness.progress import StepProgress
+from harness.sharding import Shard, ShardError, parse_shard
 from harness.tables import print_table
 
 NAME = "preprocess"
@@ -19,6 +21,8 @@ EXAMPLES = [
     "harness preprocess clips/ --out cache/clips --stride 2",
     "harness preprocess talk.mp4 --out cache/talk --vggish weights/vggish",
     "harness preprocess clips/ --out cache/clips --encoder runs/demo/stage1/finetune/best.safetensors",
+    "torchrun --nproc_per_node 8 -m harness.cli preprocess /data/Aff-Wild2 --out cache/affwild2",
+    "harness preprocess /data/Aff-Wild2 --out cache/affwild2 --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
 ]
 
 
@@ -36,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "mae_pretrain_vit_large.pth, or timm's vit_large_patch16_224.mae state dict)")
     p.add_argument("--encoder-config", default="demo", help="config describing the encoder's ViT (default demo)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad video")
+    p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                   help="do shard I of N (0-based) of the videos, split by frames; for job arrays (under torchrun "
+                   "each rank takes its own shard)")
 
 
 def result_findings(results: list[VideoResult]) -> list[Finding]:
@@ -53,8 +60,26 @@ def result_findings(results: list[VideoResult]) -> list[Finding]:
     return out
 
 
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ShardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _launched() -> bool:
+    """Whether a launcher (torchrun, or one that sets the same variables) started several processes."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+
+
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    strategy = None
+    if _launched():
+        from harness.distributed import setup_strategy
+
+        strategy = setup_strategy()
+    main = strategy is None or strategy.on_main
+    console = Console(quiet=not main)
     if not args.vggish:
         console.print("[yellow]VGGish off[/]: no weights given (--vggish PATH); audio features are MFCC 39 + "
                       "eGeMAPS 23 = 62 dims", soft_wrap=True)  # fmt: skip
@@ -62,9 +87,14 @@ def run(args: argparse.Namespace) -> int:
                            input_size=args.input_size,
                            audio=not args.no_audio, vggish=args.vggish, encoder=args.encoder,
                            encoder_config=args.encoder_config)
-    with StepProgress("preprocess", console=console, unit="videos") as bar:
+    label = "preprocess" if strategy is None else f"preprocess (rank {strategy.rank} of {strategy.world_size})"
+    if args.shard is not None:
+        label = f"preprocess (shard {args.shard})"
+    with StepProgress(label, console=console, unit="videos", enabled=main) as bar:
         results = preprocess(args.input, args.out, cfg, strict=args.strict,
-                             progress=lambda v, i, n: bar.update(i, n, info=v))
+                             progress=lambda v, i, n: bar.update(i, n, info=v), shard=args.shard, strategy=strategy)
+    if not main:
+        return 1 if any(r.error for r in results) else 0
     df = pl.DataFrame([
         {"video": r.video, "frames": r.frames, "fps": r.fps, "audio track": "yes" if r.has_audio else "no",
          "faces found": "-" if r.with_face is None else f"{r.with_face}/{r.with_face + r.without_face}",

@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from harness.findings import finding_lines, from_problems
+from harness.runs import resolve_prediction
 from submissions import FormatError
-from submissions.package import package_submission
+from submissions.package import check_package_target, package_submission
 
 NAME = "submit"
 HELP = "Validate predictions against the sample file and package the ABAW submission zip with a manifest."
@@ -29,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from harness.cli import MAX_ERROR_LINES
 
     try:
-        pkg = package_submission(args.run_or_pred, args.sample, args.out, extra={"command": " ".join(sys.argv)},
-                                 force=args.force)  # fmt: skip
+        check_package_target(args.out, args.force)  # a refused --out first, before any run file is read
+        pred, run_dir = resolve_prediction(args.run_or_pred)
+        meta = {**(run_dir.metadata() if run_dir is not None else {}), "command": " ".join(sys.argv)}
+        pkg = package_submission(pred, args.sample, args.out, metadata=meta, force=args.force)
     except FormatError as exc:
         # The prediction file's problems, one located line each on stderr (nothing was written).
         for line in finding_lines(from_problems(exc.problems), limit=MAX_ERROR_LINES):

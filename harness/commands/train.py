@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from harness.runs import CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE, RUN_FILE, STAGE1_DIR, RunDir
+
 NAME = "train"
 HELP = "Train stage 1 (MAE + hierarchical fine-tuning + features) and/or stage 2 (BDCA) with DeepSpeed; resumable."
 EXAMPLES = [
@@ -38,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-RUN_MARKERS = ("run.json", "config.yaml", "metrics.jsonl", "stage1", "checkpoints")
+RUN_MARKERS = (RUN_FILE, CONFIG_FILE, METRICS_FILE, STAGE1_DIR, CHECKPOINTS_DIR)
 """Names whose presence marks a folder as a run folder this command wrote."""
 
 
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stage == "1" or (args.stage == "all" and cfg.stage1.enabled):
         from harness.stage1 import run_stage1
 
-        r1 = run_stage1(cfg, layout, cache, out / "stage1", resume=args.resume, progress=progress,
+        r1 = run_stage1(cfg, layout, cache, RunDir(out).stage1.path, resume=args.resume, progress=progress,
                         strategy=strategy)
         encoder = r1.encoder_weights
         if main:
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         from harness.stage2 import train_stage2
 
         if encoder is None:
-            cand = out / "stage1" / "finetune" / "best.safetensors"
+            cand = RunDir(out).stage1.finetune.best_weights
             encoder = cand if cand.is_file() else None
         r2 = train_stage2(cfg, layout, cache, args.fold, out, resume=args.resume, force=args.force,
                           progress=progress, encoder_weights=encoder, strategy=strategy)  # fmt: skip

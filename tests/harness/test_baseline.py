@@ -20,7 +20,7 @@ from harness.stage2 import score_predictions
 from models.errors import CheckpointError
 from submissions.formats import validate_submission
 from tests.harness._corpus import make_corpus
-from tests.harness.test_stage2 import settings as stage2_settings
+from tests.harness._stage2 import settings as stage2_settings
 
 BASELINE = [
     "baseline.img_size=32", "baseline.width=4", "baseline.layers=[1, 1]", "baseline.frames_per_video=12",

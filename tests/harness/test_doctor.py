@@ -10,7 +10,7 @@ from harness.cli import main
 from harness.doctor import check_path, label_rows_finding
 from harness.findings import finding_line
 from submissions.formats import EXPR_HEADER, image_location, write_annotation, write_expr_annotation
-from tests.preprocessing.test_bad_videos import write_video
+from tests._video import write_video
 
 
 def _layout(root):

@@ -10,7 +10,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.utils.data import Dataset
 
 from harness.config import DeepSpeedSection, load_config, train_batch_size
 from harness.engine import (
@@ -27,55 +26,7 @@ from harness.engine import (
 )
 from harness.runs import RunDir, RunLockedError
 from harness.schedule import Schedule, lr_at
-from submissions.metrics import score_va
-
-
-class Pairs(Dataset):
-    """y = tanh(x W) for a fixed W: a learnable regression with two outputs."""
-
-    def __init__(self, n: int, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        w = torch.randn(8, 2, generator=torch.Generator().manual_seed(99))
-        self.x = torch.randn(n, 8, generator=g)
-        self.y = torch.tanh(self.x @ w * 0.5)
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "y": self.y[i]}
-
-
-def tiny_model(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2), nn.Tanh())
-
-
-def loss_fn(model, batch):
-    from models.losses import ccc_loss
-
-    return ccc_loss(model(batch["x"]).float(), batch["y"].float())
-
-
-def evaluator(data: Pairs):
-    def evaluate(forward):
-        s = score_va(data.y.numpy(), forward(data.x).numpy())
-        return {"ccc_v": s.ccc_v, "ccc_a": s.ccc_a, "p_va": s.p_va}
-
-    return evaluate
-
-
-def loop_cfg(epochs: int = 3, micro: int = 8, accum: int = 1, **sched):
-    # The paper's peak lr unless a test says otherwise: these tiny problems are sized for it (the demo config's
-    # own lr is tuned for the demo corpus and may change).
-    sched.setdefault("lr", 5e-3)
-    overrides = {"stage2.epochs": epochs, "stage2.micro_batch": micro, "stage2.grad_accum": accum,
-                 "stage2.schedule.warmup_steps": 2, "stage2.schedule.restart_epochs": 2.0,
-                 **{f"stage2.schedule.{k}": v for k, v in sched.items()}}  # fmt: skip
-    return load_config("quick", overrides).stage2
-
-
-ZERO0 = DeepSpeedSection(zero_stage=0, precision="fp32")
+from tests.harness._engine import ZERO0, Pairs, evaluator, loop_cfg, loss_fn, tiny_model
 
 
 @settings(max_examples=60, deadline=None)

@@ -30,7 +30,7 @@ from harness.engine import load_weights
 from harness.experiments import run_dir_for
 from harness.runs import RunDir
 from tests.harness._corpus import make_corpus
-from tests.harness.test_stage2 import settings as stage2_settings
+from tests.harness._stage2 import settings as stage2_settings
 
 pytestmark = pytest.mark.slow
 

@@ -40,7 +40,7 @@ from submissions.bootstrap import (
     resampled_scores,
 )
 from tests.harness._corpus import make_corpus
-from tests.harness.test_stage2 import settings as stage2_settings
+from tests.harness._stage2 import settings as stage2_settings
 
 OVERRIDES = stage2_settings(
     "stage1.enabled=false", "stage2.epochs=1", "experiment.k=3", "experiment.folds=[0]",

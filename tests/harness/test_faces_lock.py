@@ -1,6 +1,6 @@
-"""`harness faces` holds its output's crops folder: a second run on the same folder, while the first runs, stops at
-once with a message naming the folder and the holder, loads no detector and writes nothing; the first run ends
-with all its crops. `harness preprocess` with face detection respects the same lock.
+"""`harness faces` holds its video's lock in the crops folder: a second run on the same video, while the first runs,
+stops at once with a message naming the folder, the video and the holder, loads no detector and writes nothing; the
+first run ends with all its crops. `harness preprocess` with face detection respects the same lock.
 
 The first run is a real process (`python -m harness.cli faces ...`), paused with SIGSTOP once it holds the lock, so
 it is certainly still running when the second one starts (a deterministic overlap), then let go with SIGCONT.
@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from core.locking import LOCKS_DIR
 from harness.childenv import child_env
 from harness.cli import main
 from harness.preprocess import PreprocessConfig, preprocess
-from preprocessing.crops import CROPS_DIR, LOCK_FILE, MANIFEST, CropsLockedError
+from preprocessing.crops import CROPS_DIR, MANIFEST, CropsLockedError
+from tests._video import FPS, grid_frames, write_video
 from tests._weights import require_scrfd
-from tests.preprocessing.test_bad_videos import FPS, grid_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 24
@@ -47,7 +48,7 @@ def test_second_faces_run_on_the_same_folder_is_turned_away(
     import preprocessing.faces.detectors
 
     out, log = tmp_path / "out", tmp_path / "first.log"
-    lock = out / CROPS_DIR / LOCK_FILE
+    lock = out / CROPS_DIR / LOCKS_DIR / "clip.lock"
     cmd = [sys.executable, "-m", "harness.cli", "faces", str(video), "--out", str(out), *ARGS]
     with open(log, "wb") as fh:
         first = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=child_env())
@@ -66,7 +67,8 @@ def test_second_faces_run_on_the_same_folder_is_turned_away(
         # Turned away before its slow set-up: the detector patched above would fail the test if it were reached.
         assert main(["faces", str(video), "--out", str(out), *ARGS]) == 2
         err = re.sub(r"\s+", "", capsys.readouterr().err)
-        want = (f"{out / CROPS_DIR}:error:anotherrun(pid{first.pid})iswritingfacecropsintothisfolder(lock{lock});"
+        want = (f"{out / CROPS_DIR}:error:anotherrun(pid{first.pid})iswritingthefacecropsof'clip'intothisfolder(lock"
+                f"{lock});"
                 "waitforittofinishoruseanother--out")  # fmt: skip
         assert want in err, err
         # preprocess, which would detect faces into the same folder, is turned away by the same lock.
@@ -79,5 +81,5 @@ def test_second_faces_run_on_the_same_folder_is_turned_away(
     crops = sorted(p.name for p in (out / CROPS_DIR / "clip").glob("*.jpg"))
     assert manifest["frames"] == FRAMES and manifest["with_face"] == len(crops) == FRAMES
     assert crops == [f"{i:05d}.jpg" for i in range(1, FRAMES + 1)]
-    assert sorted(p.name for p in (out / CROPS_DIR).iterdir()) == [LOCK_FILE, "clip"]  # nothing else was written
+    assert sorted(p.name for p in (out / CROPS_DIR).iterdir()) == [LOCKS_DIR, "clip"]  # nothing else was written
     assert not list(out.rglob("*.tmp")) and not (out / "features" / "clip").exists()

@@ -14,7 +14,7 @@ from harness.config import load_config
 from harness.experiments import run_ablation, run_dir_for, run_folds
 from harness.folds import FoldError, fold_split, group_key, make_folds, reserve_videos, stage1_reserved
 from tests.harness._corpus import make_corpus
-from tests.harness.test_stage2 import settings as stage2_settings
+from tests.harness._stage2 import settings as stage2_settings
 
 
 @st.composite

@@ -24,7 +24,7 @@ from harness.predict import (
 from harness.stage2 import train_stage2
 from harness.windows import window_starts
 from tests.harness._corpus import make_corpus
-from tests.harness.test_stage2 import settings as stage2_settings
+from tests.harness._stage2 import settings as stage2_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.locking import LOCKS_DIR
 from harness.childenv import child_env
 from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preprocess
 from preprocessing.cache import MANIFEST as FEATURES_MANIFEST
 from preprocessing.cache import CacheLockedError, FeatureCache
 from preprocessing.crops import CROPS_DIR
 from preprocessing.crops import MANIFEST as CROPS_MANIFEST
+from tests._video import FPS, grid_frames, write_video
 from tests._weights import require_scrfd
-from tests.preprocessing.test_bad_videos import FPS, grid_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = PreprocessConfig(stride=2, input_size=160)
@@ -154,7 +155,7 @@ def test_second_run_on_the_same_folder_is_locked_out(
     monkeypatch.setattr(preprocessing.faces.detectors, "get_detector", no_set_up)
     out, log = tmp_path / "out", tmp_path / "run.log"
     proc = _start(src, out, log)
-    lock = out / "features" / ".lock"
+    lock = out / "features" / LOCKS_DIR / f"{VIDEOS[-1]}.lock"  # the run locks all its videos at its start
     _wait_for(lambda: lock.is_file() and lock.read_text().strip() == str(proc.pid), proc, log, "the lock was taken")
     t0 = time.perf_counter()
     with pytest.raises(CacheLockedError) as err:

@@ -16,7 +16,7 @@ from harness.refine import class_va_means, refine_labels, refined_frames
 from harness.stage2 import train_stage2, training_labels
 from preprocessing.affwild2 import load_expressions
 from tests.harness._corpus import make_corpus
-from tests.harness.test_stage2 import settings as stage2_settings
+from tests.harness._stage2 import settings as stage2_settings
 
 N_CLASSES = 8
 

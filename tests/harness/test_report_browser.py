@@ -16,7 +16,7 @@ from PIL import Image
 
 from harness.childenv import child_env
 from harness.report import write_report
-from tests.harness.test_report import make_demo_folder
+from tests.harness._report import make_demo_folder
 
 BROWSERS = ("chromium", "chromium-browser")
 """Names Debian and Ubuntu give the headless-capable Chromium binary."""

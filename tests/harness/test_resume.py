@@ -8,23 +8,7 @@ import torch
 from harness.config import DeepSpeedSection, load_config
 from harness.engine import fit, load_weights
 from harness.runs import RunDir, RunError
-from tests.harness.test_engine import Pairs, loop_cfg, loss_fn, tiny_model
-
-
-class KilledError(Exception):
-    """Stands in for a process killed in the middle of an epoch."""
-
-
-def killing_loss(after: int):
-    calls = {"n": 0}
-
-    def fn(model, batch):
-        calls["n"] += 1
-        if calls["n"] > after:
-            raise KilledError
-        return loss_fn(model, batch)
-
-    return fn
+from tests.harness._engine import KilledError, Pairs, killing_loss, loop_cfg, loss_fn, tiny_model
 
 
 def _full_and_cut(tmp_path, stage: int):

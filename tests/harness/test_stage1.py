@@ -9,8 +9,9 @@ import torch
 from harness.config import load_config
 from harness.data import VISUAL_MASK, frame_transform, labelled_frames, read_crop
 from harness.engine import load_weights, save_weights
+from harness.features import feature_hash
 from harness.runs import RunDir
-from harness.stage1 import Stage1Error, feature_hash, finetune_entries, initial_encoder_state, run_stage1
+from harness.stage1 import Stage1Error, finetune_entries, initial_encoder_state, run_stage1
 from tests.harness._corpus import make_corpus
 
 SETTINGS = [
@@ -99,8 +100,9 @@ def test_fine_tuning_learns_from_the_reserved_videos_only(done):
     assert [e.name for e in finetune_entries(everything, layout)] == [e.name for e in layout.train]
     # Where the reserve changes, the fine-tuned features change, the pre-trained ones do not.
     names = [e.name for e in layout.train]
-    assert feature_hash(everything, names, unfinetuned=True) == feature_hash(cfg, names, unfinetuned=True)
-    assert feature_hash(everything, names) != feature_hash(cfg, names)
+    mae_hash = feature_hash(cfg, train_videos=names, unfinetuned=True)
+    assert feature_hash(everything, train_videos=names, unfinetuned=True) == mae_hash
+    assert feature_hash(everything, train_videos=names) != feature_hash(cfg, train_videos=names)
 
 
 def test_second_call_is_skipped(done):
@@ -108,10 +110,11 @@ def test_second_call_is_skipped(done):
     again = run_stage1(cfg, layout, cache, out)
     assert again.skipped and again.feature_hash == res.feature_hash
     tuned = [e.name for e in finetune_entries(cfg, layout)]
-    assert feature_hash(cfg, tuned) == res.feature_hash
+    assert feature_hash(cfg, train_videos=tuned) == res.feature_hash
     changed = cfg.replace(**{"stage1.finetune.epochs": 3})
-    assert feature_hash(changed, tuned) != res.feature_hash
-    assert feature_hash(changed, [], unfinetuned=True) == feature_hash(cfg, [], unfinetuned=True)
+    assert feature_hash(changed, train_videos=tuned) != res.feature_hash
+    empty = feature_hash(cfg, train_videos=[], unfinetuned=True)
+    assert feature_hash(changed, train_videos=[], unfinetuned=True) == empty
 
 
 def test_checkpoint_replaces_pretraining(done, tmp_path):

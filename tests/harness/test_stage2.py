@@ -17,18 +17,9 @@ from harness.config import load_config
 from harness.data import VISUAL_MASK, NormStats, WindowDataset, compute_norm_stats, load_labels, normalised_streams
 from harness.stage2 import stage2_loss, train_stage2
 from tests.harness._corpus import make_corpus
+from tests.harness._stage2 import settings
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_SETTINGS = [
-    "encoder.embed_dim=16", "encoder.num_heads=2",  # the synthetic corpus caches 16-d visual features
-    "features.audio=[mfcc, egemaps]", "windows.length=32", "windows.stride=24",
-    "model.tcn_channels=16", "model.dim_feedforward=32", "model.head_hidden=16",
-    "stage2.epochs=3", "stage2.micro_batch=4", "runtime.progress=false",
-]  # fmt: skip
-
-
-def settings(*more: str) -> list[str]:
-    return [*TEST_SETTINGS, *more]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from submissions.bootstrap import bootstrap_ci, cluster_of, cluster_stats, paire
 from submissions.formats import image_location, write_annotation, write_submission
 from submissions.leaderboard import scoring_fixture
 from tests.harness._corpus import make_corpus
-from tests.harness.test_stage2 import settings as stage2_settings
+from tests.harness._stage2 import settings as stage2_settings
 
 
 @pytest.fixture(scope="module")

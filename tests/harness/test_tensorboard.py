@@ -14,8 +14,7 @@ from harness.doctor import check_path
 from harness.engine import fit
 from harness.runs import RunDir
 from harness.tb_events import EVENT_GLOB, TAGS, TB_DIR, epoch_scalars
-from tests.harness.test_engine import ZERO0, Pairs, evaluator, loop_cfg, loss_fn, tiny_model
-from tests.harness.test_resume import KilledError, killing_loss
+from tests.harness._engine import ZERO0, KilledError, Pairs, evaluator, killing_loss, loop_cfg, loss_fn, tiny_model
 
 ALL_TAGS = {"train/loss", "train/lr", "val/ccc_v", "val/ccc_a", "val/p_va"}
 

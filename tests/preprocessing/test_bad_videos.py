@@ -28,76 +28,14 @@ from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preproces
 from preprocessing.cache import FeatureCache
 from preprocessing.crops import CROPS_DIR
 from preprocessing.video import probe
+from tests._video import FPS, grid_frames, write_video
 from tests._weights import require_scrfd
 
-GRID = Path(__file__).resolve().parents[2] / "preprocessing" / "assets" / "grid"
-SIZE = (160, 128)  # (w, h): GRID's 360x288 scaled down; the face stays about 45 px wide
-FPS = 25
 CFG = PreprocessConfig(stride=2, input_size=160)
 AUDIO_KEYS = ["mfcc", "egemaps", "audio_mask"]
 
 
 # -- media generation ---------------------------------------------------------------------------------------------
-def grid_frames(n: int, size: tuple[int, int] = SIZE, start: int = 0, clip: str = "bbaf2n.mpg") -> list[np.ndarray]:
-    """Frames start..start+n-1 of a GRID clip, resized to `size` (w, h), as RGB arrays."""
-    out = []
-    with av.open(str(GRID / clip)) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if i >= start + n:
-                break
-            if i >= start:
-                out.append(np.asarray(Image.fromarray(f.to_ndarray(format="rgb24")).resize(size, Image.BILINEAR)))
-    return out
-
-
-def write_video(
-    path: Path,
-    frames: list[np.ndarray],
-    audio_s: float | None = None,
-    pts_ms: list[int] | None = None,
-    rotation: int | None = None,
-    faststart: bool = False,
-    tone_hz: float = 220.0,
-    audio: np.ndarray | None = None,
-) -> Path:
-    """An mpeg4 (+ AAC 16 kHz mono) file; `pts_ms` gives irregular frame times, `rotation` display metadata.
-
-    The audio track is a tone of `audio_s` seconds, or the 16 kHz samples `audio` when given.
-    """
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {}) as out:
-        vs = out.add_stream("mpeg4", rate=FPS)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.bit_rate = 2_000_000
-        if pts_ms is not None:
-            vs.codec_context.time_base = Fraction(1, 1000)
-            vs.time_base = Fraction(1, 1000)
-        if rotation is not None:
-            vs.set_display_rotation(rotation)
-        aus = out.add_stream("aac", rate=16000, layout="mono") if audio_s or audio is not None else None
-        for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            if pts_ms is not None:
-                frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
-            for pkt in vs.encode(frame):
-                out.mux(pkt)
-        for pkt in vs.encode():
-            out.mux(pkt)
-        if aus is not None:
-            if audio is None:
-                audio = 0.3 * np.sin(2 * np.pi * tone_hz * np.arange(int(audio_s * 16000)) / 16000)
-            wave = np.asarray(audio, dtype=np.float32)[None]  # (1, n)
-            for k in range(0, wave.shape[1], 1024):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, k : k + 1024]), format="fltp",
-                                                layout="mono")  # fmt: skip
-                af.sample_rate, af.pts, af.time_base = 16000, k, Fraction(1, 16000)
-                for pkt in aus.encode(af):
-                    out.mux(pkt)
-            for pkt in aus.encode():
-                out.mux(pkt)
-    return path
-
-
 def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
     with av.open(str(path), "w", format="mp4") as out:
         st = out.add_stream("aac", rate=16000, layout="mono")

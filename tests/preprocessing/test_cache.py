@@ -129,24 +129,32 @@ def test_resumption_skips_done_work(tmp_path: Path) -> None:
     assert FeatureCache(tmp_path).todo(videos, "mfcc", stable_hash(_Cfg(hop_s=0.02))) == videos
 
 
-def test_lock_is_exclusive(tmp_path: Path) -> None:
+def test_video_lock_is_exclusive_per_video(tmp_path: Path) -> None:
     first = FeatureCache(tmp_path)
-    first.lock()
+    first.save("v", "mfcc", np.zeros((2, 39), np.float32), "h")  # holds v's lock from now on
     second = FeatureCache(tmp_path)
-    with pytest.raises(CacheLockedError, match="being written by another process"):
+    with pytest.raises(CacheLockedError, match=r"the features of 'v' are being written by another process"):
         second.save("v", "mfcc", np.zeros((2, 39), np.float32), "h")
-    # another process is refused too
+    second.save("w", "mfcc", np.ones((3, 39), np.float32), "h")  # another video: side by side
+    with pytest.raises(CacheLockedError):  # all or none: w stays held by `second`, v by `first`
+        FeatureCache(tmp_path).lock_videos(["x", "v"])
+    third = FeatureCache(tmp_path)
+    third.lock_videos(["x"])  # x was released when the all-or-none call failed
+    third.close()
+    # another process is refused too, naming the video and the lock
     code = (
         "import sys; from preprocessing.cache import FeatureCache, CacheLockedError\n"
-        "try:\n    FeatureCache(sys.argv[1]).lock()\nexcept CacheLockedError as e:\n    print(e); sys.exit(3)\n"
+        "try:\n    FeatureCache(sys.argv[1]).lock_videos(['w'])\n"
+        "except CacheLockedError as e:\n    print(e); sys.exit(3)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False)
     assert proc.returncode == 3, proc.stderr
-    assert "lock" in proc.stdout
+    assert "'w'" in proc.stdout and ".locks/w.lock" in proc.stdout
     first.close()
     second.save("v", "mfcc", np.zeros((2, 39), np.float32), "h")  # free again
     second.close()
     assert FeatureCache(tmp_path).load("v", ["mfcc"])["mfcc"].shape == (2, 39)  # reading needs no lock
+    assert FeatureCache(tmp_path).videos() == ["v", "w"]  # the lock folder is not a video
 
 
 def test_audio_saved_under_both_person_names(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from preprocessing.audio import (
 from preprocessing.cache import FeatureCache
 from preprocessing.vggish import example_centres
 from preprocessing.video import read_audio, scan_packets
-from tests.preprocessing.test_bad_videos import write_video
+from tests._video import write_video
 
 PTS_MS = [40 * i for i in range(12)] + [480 + 20 * j for j in range(24)]  # 25 fps, then 50 fps from frame 12
 AUDIO_S = 1.0

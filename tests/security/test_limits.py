@@ -146,7 +146,7 @@ def test_the_allow_list_is_exactly_what_deepspeed_checkpoints_need(tmp_path):
     from harness.config import DeepSpeedSection
     from harness.engine import fit
     from harness.runs import RunDir
-    from tests.harness.test_engine import Pairs, loop_cfg, loss_fn, tiny_model
+    from tests.harness._engine import Pairs, loop_cfg, loss_fn, tiny_model
 
     assert len(deepspeed_safe_globals()) == len(DEEPSPEED_SAFE_GLOBALS)
     cfg = load_config("quick")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import zipfile
@@ -76,18 +75,24 @@ def test_score_names_missing_and_short_videos(abaw):
 
 def test_package_unzips_and_revalidates(abaw, tmp_path):
     root, _, sample, _, preds = abaw
-    run = root / "run"
-    write_submission(run / "predictions" / "submission.csv", preds, sample)
-    (run / "summary.json").write_text(json.dumps({"model": "bdca", "folds": {"0": {"p_va": 0.5}}}))
-    (run / "git.txt").write_text("abc123\n")
-    (run / "config.yaml").write_text("model: bdca\n")
-    pkg = package_submission(run, sample, root / "out" / "sub.zip")
+    pred = write_submission(root / "pred.csv", preds, sample)
+    meta = {"git_hash": "abc123", "summary": {"model": "bdca", "folds": {"0": {"p_va": 0.5}}}, "command": "x"}
+    pkg = package_submission(pred, sample, root / "out" / "sub.zip", metadata=meta)
     manifest = verify_package(pkg.path, sample, tmp_path / "unzipped")
-    assert manifest["git_hash"] == "abc123"
+    assert manifest["git_hash"] == "abc123" and manifest["command"] == "x"
     assert manifest["summary"]["folds"]["0"]["p_va"] == 0.5
+    assert manifest["source"] == str(pred)
     assert len(manifest["files"]["predictions.csv"]) == 64
     with zipfile.ZipFile(pkg.path) as zf:
         assert sorted(zf.namelist()) == ["manifest.json", "predictions.csv"]
+
+
+def test_package_takes_a_prediction_file_not_a_folder(abaw):
+    """A run folder's layout is the harness's (`harness.runs.resolve_prediction`): a folder is refused by name."""
+    root, _, sample, _, _ = abaw
+    with pytest.raises(HarnessError, match="is a folder; give the prediction file"):
+        package_submission(root, sample, root / "never.zip")
+    assert not (root / "never.zip").exists()
 
 
 def test_package_refuses_invalid_file(abaw):
