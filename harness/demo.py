@@ -184,7 +184,7 @@ def gate_traces(model, visual: np.ndarray, audio: np.ndarray, length: int, strid
     """BDCA's gates at every frame of one video: the windows of prediction, overlaps averaged as predictions are.
 
     Args:
-        model: a temporal model exposing `last_gates` after each forward (None for models without gates).
+        model: a temporal model (`AVTemporalModel.forward_with_gates` gives the gates; None for models without).
         visual: (N, Dv) normalised visual features.
         audio: (N, Da) normalised audio features.
         length: window length.
@@ -204,8 +204,7 @@ def gate_traces(model, visual: np.ndarray, audio: np.ndarray, length: int, strid
 
     def forward(v: torch.Tensor, a: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            out = model(v, a, pad)
-        g = getattr(model, "last_gates", None)
+            out, g = model.forward_with_gates(v, a, pad)
         per_batch.append(None if not g else {k: t.float().cpu().numpy() for k, t in g.items()})
         return out.float().cpu()
 

@@ -140,7 +140,11 @@ def encode_videos(cfg: Config, entries: Sequence[VideoEntry], cache: Any,
     # encoders run here; a video's features are saved (and freed) as soon as its last frame is through.
     items = [(j, i) for j, job in enumerate(jobs) for i in job[3]]
     paths = [str(jobs[j][0].crops_dir / f"{i + 1:05d}.jpg") for j, i in items]
-    loader = DataLoader(_Crops(paths, transform), batch_size=cfg.stage1.extract_batch,
+    # Batches never span two videos: a video's rows then come from the same batches whichever other videos this
+    # process encodes, so a sharded run writes the arrays of a one-process run (with several threads a row of a
+    # matrix product can depend on the rows beside it).
+    loader = DataLoader(_Crops(paths, transform), batch_sampler=video_batches([len(job[3]) for job in jobs],
+                                                                              cfg.stage1.extract_batch),
                         num_workers=cfg.runtime.num_workers)  # fmt: skip
     bar = StepProgress(f"features {', '.join(encoders)}", total=len(jobs), enabled=progress, unit="videos")
     left = [len(job[3]) for job in jobs]
@@ -169,6 +173,24 @@ def encode_videos(cfg: Config, entries: Sequence[VideoEntry], cache: Any,
             left[j] -= 1
     bar.close()
     return done
+
+
+def video_batches(lengths: Sequence[int], batch: int) -> list[list[int]]:
+    """Batches of consecutive item indices, `batch` at most, none spanning two videos.
+
+    >>> video_batches([3, 0, 2], 2)
+    [[0, 1], [2], [3, 4]]
+
+    Args:
+        lengths: each video's item count, in item order.
+        batch: the largest batch.
+    """
+    out: list[list[int]] = []
+    start = 0
+    for n in lengths:
+        out.extend(list(range(k, min(k + batch, start + n))) for k in range(start, start + n, batch))
+        start += n
+    return out
 
 
 class _Crops(Dataset):

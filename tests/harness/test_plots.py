@@ -93,8 +93,8 @@ def test_gate_trace_covers_every_frame_and_matches_windowed_prediction(n):
     # The frames of the first window that no other window covers carry that window's gates exactly.
     if n >= 48:
         with torch.inference_mode():
-            model(torch.from_numpy(visual[None, :48]), torch.from_numpy(audio[None, :48]), None)
-        first = model.last_gates["visual"][0].numpy()
+            _, gates = model.forward_with_gates(torch.from_numpy(visual[None, :48]), torch.from_numpy(audio[None, :48]))
+        first = gates["visual"][0].numpy()
         np.testing.assert_allclose(traces["visual"][:32], first[:32], rtol=0, atol=1e-6)
     st = gate_stats({"v": traces})
     assert st["visual"]["frames"] == n

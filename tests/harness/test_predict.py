@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from harness.cli import main
 from harness.config import load_config
 from harness.predict import (
+    ModuleForward,
     PredictError,
     average_windows,
     load_predictions,
+    module_forward,
     predict_arrays,
     predict_video_file,
     predict_videos,
@@ -23,6 +25,7 @@ from harness.predict import (
 )
 from harness.stage2 import train_stage2
 from harness.windows import window_starts
+from models import create_model, list_models
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings as stage2_settings
 
@@ -68,6 +71,33 @@ def test_predictions_are_clipped_and_empty_videos_are_empty():
     out = predict_arrays(lambda v, a, p: torch.full((*v.shape[:2], 2), 3.0), np.zeros((9, 2)), np.zeros((9, 1)), 4, 2)
     assert out.shape == (9, 2) and (out == 1.0).all()
     assert predict_arrays(lambda *t: None, np.zeros((0, 2)), np.zeros((0, 1)), 4, 2).shape == (0, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(list_models("temporal")), n=st.integers(1, 120), length=st.integers(1, 70),
+       data=st.data())  # fmt: skip
+def test_module_forward_predicts_as_the_plain_windowed_forward(name, n, length, data):
+    """`module_forward` over a temporal model computes the windows' shared work once (`ModuleForward.windows`): the
+    same predictions, to 1e-6 on every frame, as calling the model window by window, for every registered temporal
+    model, videos shorter than a window, stride == length, windows too short to share their TCNs."""
+    stride = data.draw(st.one_of(st.just(length), st.integers(1, length)), label="stride")
+    dilations = data.draw(st.sampled_from([(1,), (1, 2), (1, 2, 4, 8)]), label="dilations")
+    torch.manual_seed(n)
+    model = create_model(name, visual_dim=6, audio_dim=5, tcn_channels=8, tcn_dilations=dilations, num_heads=2,
+                         dim_feedforward=16, head_hidden=8)  # fmt: skip
+    rng = np.random.default_rng(n)
+    visual, audio = rng.normal(size=(n, 6)), rng.normal(size=(n, 5)).astype(np.float32)  # float64 visual: cast
+    fast = module_forward(model)
+    assert isinstance(fast, ModuleForward) and fast.shares_windows(n, length) == (n >= length)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny shapes: two threads on a busy two-core machine mostly wait at barriers
+    try:
+        got = predict_arrays(fast, visual, audio, length, stride, batch=3)
+        want = predict_arrays(lambda *t: fast(*t), visual, audio, length, stride, batch=3)  # window by window
+    finally:
+        torch.set_num_threads(threads)
+    assert got.shape == (n, 2)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

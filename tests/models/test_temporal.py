@@ -113,20 +113,23 @@ def test_single_modality_models_ignore_the_other_input() -> None:
         torch.testing.assert_close(aud(v, a), aud(torch.randn(2, 12, 24), a), rtol=0, atol=0)
 
 
-def test_gates_are_exposed_detached_for_bdca_only() -> None:
+def test_gates_are_returned_for_bdca_only() -> None:
     torch.manual_seed(5)
     v, a = _inputs(2, 11)
-    m = create_model("bdca", **SMALL)
-    m(v, a)
-    assert set(m.last_gates) == {"visual", "audio"}
-    for g in m.last_gates.values():
-        assert g.shape == (2, 11, 2) and not g.requires_grad
+    m = create_model("bdca", **SMALL).eval()
+    out, gates = m.forward_with_gates(v, a)
+    torch.testing.assert_close(out, m(v, a), rtol=0, atol=0)  # the predictions are forward's
+    assert set(gates) == {"visual", "audio"}
+    for g in gates.values():
+        assert g.shape == (2, 11, 2) and g.requires_grad  # in the graph, like the predictions
         torch.testing.assert_close(g.sum(-1), torch.ones(2, 11))
         assert bool(((g > 0) & (g < 1)).all())
-    for name in ("concat", "bdca_no_dw", "visual_only"):
-        other = create_model(name, **SMALL)
-        other(v, a)
-        assert other.last_gates is None
+    assert not hasattr(m, "last_gates")  # returned, not left on the module
+    for name in ("concat", "bdca_no_dw", "visual_only", "audio_only"):
+        other = create_model(name, **SMALL).eval()
+        out, gates = other.forward_with_gates(v, a)
+        assert gates is None
+        torch.testing.assert_close(out, other(v, a), rtol=0, atol=0)
 
 
 def test_transformer_width_override_adds_a_projection() -> None:
@@ -195,3 +198,75 @@ def test_tap_sum_gradients() -> None:
     for dilation in (1, 3, 9):
         assert torch.autograd.gradcheck(lambda y, b, d=dilation: tap_sum(y, b, 3, d, 4), (y, bias))
         assert torch.autograd.gradcheck(lambda y, b, d=dilation: tap_sum(y, b, 3, d, 4)[0], (y, bias))
+
+
+def _starts(n: int, length: int, stride: int) -> list[int]:
+    """Windows every `stride` frames plus one aligned to the end (`harness.windows.window_starts` for n >= length)."""
+    return sorted(set(range(0, n - length + 1, stride)) | {n - length})
+
+
+def _each_window(m: AVTemporalModel, v: torch.Tensor, a: torch.Tensor, starts: list[int], length: int) -> torch.Tensor:
+    """The plain windowed forward: the windows stacked, with the all-False pad mask whole-video prediction passes."""
+    wv = torch.stack([v[s : s + length] for s in starts])  # (W, L, Dv)
+    wa = torch.stack([a[s : s + length] for s in starts])  # (W, L, Da)
+    return m(wv, wa, torch.zeros(len(starts), length, dtype=torch.bool))  # (W, L, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(TEMPORAL), n=st.integers(1, 90), data=st.data())
+def test_forward_windows_equals_forward_on_each_window(name: str, n: int, data) -> None:
+    """Every registered temporal model: the shared computation gives each window's own predictions (to 1e-6), with
+    windows long enough to share (length >= 2 edges) and not, stride == length, a single window."""
+    length = data.draw(st.integers(1, n), label="length")
+    stride = data.draw(st.integers(1, length), label="stride")
+    dilations = data.draw(st.sampled_from([(1,), (1, 2), (1, 2, 4)]), label="dilations")
+    kernel = data.draw(st.sampled_from([1, 3, 5]), label="kernel")
+    batch = data.draw(st.integers(1, 5), label="batch")
+    torch.manual_seed(n)
+    m = create_model(name, **{**SMALL, "tcn_dilations": dilations, "tcn_kernel": kernel}).eval()
+    v, a = (x[0] for x in _inputs(1, n, seed=n))  # (N, Dv), (N, Da)
+    starts = _starts(n, length, stride)
+    with torch.inference_mode():
+        got = m.forward_windows(v, a, starts, length, batch)
+        want = _each_window(m, v, a, starts, length)
+    assert got.shape == (len(starts), length, 2)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_forward_windows_shares_the_tcns_at_the_paper_stride(name: str) -> None:
+    """300/200-like windows (scaled down) with the paper's four dilations: the TCNs' whole-sequence outputs are
+    used inside each window and only its ends are recomputed; still each window's own predictions."""
+    torch.manual_seed(8)
+    m = create_model(name, **SMALL).eval()
+    v, a = (x[0] for x in _inputs(1, 400, seed=8))
+    starts = _starts(400, 90, 60)
+    tcn = m.visual_tcn or m.audio_tcn
+    assert tcn.edge == 30 and 2 * tcn.edge <= 90  # the shared path
+    with torch.inference_mode():
+        torch.testing.assert_close(m.forward_windows(v, a, starts, 90, 4), _each_window(m, v, a, starts, 90),
+                                   rtol=0, atol=1e-6)  # fmt: skip
+        x = v if m.visual_tcn is not None else a
+        outs = tcn.forward_windows(x, starts, 90)
+        alone = tcn(torch.stack([x[s : s + 90] for s in starts]))  # (W, L, C)
+        torch.testing.assert_close(outs.windows(0, len(starts)), alone, rtol=0, atol=1e-6)
+        torch.testing.assert_close(outs.windows(2, 5), alone[2:5], rtol=0, atol=1e-6)
+        # Away from its ends a window's TCN output is the whole sequence's.
+        torch.testing.assert_close(alone[1, 30:60], outs.full[starts[1] + 30 : starts[1] + 60], rtol=0, atol=1e-6)
+
+
+def test_forward_windows_refuses_training_mode_and_windows_outside() -> None:
+    m = create_model("bdca", **SMALL)
+    v, a = (x[0] for x in _inputs(1, 50))
+    with pytest.raises(ModelError, match="eval mode"):
+        m.train().forward_windows(v, a, [0], 50)
+    m.eval()
+    with pytest.raises(ModelError, match="do not fit"):
+        m.forward_windows(v, a, [0, 10], 45)
+    with pytest.raises(ModelError, match=r"visual input must have shape \(1, 50, 24\)"):
+        m.forward_windows(v[:, :20], a, [0], 50)
+    with pytest.raises(ValueError, match="shorter than"):
+        m.visual_tcn.forward_windows(v, [0], 40)  # 2 edges = 60 frames
+    with pytest.raises(ValueError, match="outside"):
+        m.visual_tcn.forward_windows(torch.randn(100, 24), [50], 61)
+    assert m.forward_windows(v, a, [], 50).shape == (0, 50, 2)

@@ -1,0 +1,94 @@
+"""Run configuration: frozen dataclasses loaded from YAML, with dotted `--set` overrides, checked at load time.
+
+One concern per module, every public name re-exported here (`from harness.config import load_config`):
+- `schema`: the section dataclasses, `Config` and what derives from it (feature widths, model configs, the hash,
+  DeepSpeed's batch size);
+- `loader`: named configs and YAML files, `base:` inheritance, `--set` overrides, bounded YAML parsing;
+- `checks`: types, ranges and cross-key checks (`ConfigError` naming the dotted key, from `errors`);
+- `cli`: the `--config`/`--set` arguments every command that takes a config uses.
+"""
+
+from __future__ import annotations
+
+from harness.config.checks import MAX_CONFIG_INT
+from harness.config.cli import add_config_arguments, add_override_argument, config_from_args, overrides_from_args
+from harness.config.errors import ConfigError
+from harness.config.loader import (
+    CONFIG_DIR,
+    MAX_BASE_CHAIN,
+    MAX_CONFIG_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    config_path,
+    dumps,
+    load_config,
+    load_yaml_text,
+    parse_override,
+)
+from harness.config.schema import (
+    AUDIO_DIMS,
+    BASELINE_ROW,
+    MAX_SEED,
+    NO_REFINE_ROW,
+    UNHASHED_SECTIONS,
+    AugmentConfig,
+    BaselineConfig,
+    Config,
+    DataConfig,
+    DeepSpeedSection,
+    EncoderConfig,
+    ExperimentConfig,
+    FeaturesConfig,
+    LoopConfig,
+    MAEStageConfig,
+    ModelConfig,
+    PreprocessConfig,
+    RuntimeConfig,
+    ScheduleConfig,
+    Stage1Config,
+    WindowsConfig,
+    config_hash,
+    train_batch_size,
+)
+
+__all__ = [
+    "AUDIO_DIMS",
+    "BASELINE_ROW",
+    "CONFIG_DIR",
+    "MAX_BASE_CHAIN",
+    "MAX_CONFIG_BYTES",
+    "MAX_CONFIG_INT",
+    "MAX_SEED",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
+    "NO_REFINE_ROW",
+    "UNHASHED_SECTIONS",
+    "AugmentConfig",
+    "BaselineConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "DeepSpeedSection",
+    "EncoderConfig",
+    "ExperimentConfig",
+    "FeaturesConfig",
+    "LoopConfig",
+    "MAEStageConfig",
+    "ModelConfig",
+    "PreprocessConfig",
+    "RuntimeConfig",
+    "ScheduleConfig",
+    "Stage1Config",
+    "WindowsConfig",
+    "add_config_arguments",
+    "add_override_argument",
+    "config_from_args",
+    "config_hash",
+    "config_path",
+    "dumps",
+    "load_config",
+    "load_yaml_text",
+    "overrides_from_args",
+    "parse_override",
+    "train_batch_size",
+]
