@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 import unicodedata
@@ -348,6 +349,13 @@ def job_frames(job: VideoJob) -> int:
         return 0
 
 
+def _threads_per_rank() -> int:
+    """This machine's cores shared among the ranks on it (`LOCAL_WORLD_SIZE`, set by torchrun): each rank's detector
+    gets its share, since thread pools that together outnumber the cores slow every rank down (measured below)."""
+    local = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
+    return max((os.cpu_count() or 1) // local, 1)
+
+
 def _takes_crops(job: VideoJob, cfg: PreprocessConfig) -> bool:
     """Whether this run writes the video's crops (detection on, and the dataset does not ship them all)."""
     return cfg.faces and (cfg.detect or set(job.shipped_crops) != set(job.subjects))
@@ -468,7 +476,9 @@ def preprocess(
         if any(_takes_crops(j, cfg) for j in mine):
             from preprocessing.faces.detectors import get_detector
 
-            options = {"input_size": cfg.input_size} if cfg.detector == "scrfd" else {}
+            options: dict[str, Any] = {"input_size": cfg.input_size} if cfg.detector == "scrfd" else {}
+            if spread and cfg.detector in ("scrfd", "mtcnn"):
+                options["threads"] = _threads_per_rank()
             detector = get_detector(cfg.detector, **options)
         vggish = None
         if cfg.audio and cfg.vggish:

@@ -63,6 +63,7 @@ class ViTConfig:
             f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}",
         )
         _require(self.depth > 0 and self.embed_dim > 0, self, "depth and embed_dim must be positive")
+        _require(self.num_heads > 0, self, "num_heads must be positive")  # before it divides
         _require(
             self.embed_dim % self.num_heads == 0,
             self,
@@ -113,6 +114,8 @@ class MAEConfig(ViTConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _require(0.0 <= self.mask_ratio < 1.0, self, f"mask_ratio {self.mask_ratio} must lie in [0, 1)")
+        _require(self.decoder_embed_dim > 0 and self.decoder_num_heads > 0, self,
+                 "decoder_embed_dim and decoder_num_heads must be positive")  # fmt: skip
         _require(
             self.decoder_embed_dim % self.decoder_num_heads == 0,
             self,
@@ -185,6 +188,7 @@ class TemporalConfig:
         )
         _require(self.temperature > 0, self, f"temperature {self.temperature} must be positive")
         _require(self.num_layers >= 0, self, "num_layers must be >= 0")
+        _require(self.num_heads > 0, self, "num_heads must be positive")  # before it divides
         for name in ("tcn_dropout", "dropout", "attn_dropout"):
             _require(0.0 <= getattr(self, name) < 1.0, self, f"{name} must lie in [0, 1)")
         _require(

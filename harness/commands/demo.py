@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from harness.config import add_override_argument, overrides_from_args
 from harness.demo import run_demo
 
 NAME = "demo"
@@ -19,10 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="the CI config: small corpus, fewer folds and epochs")
     p.add_argument("--out", help="output folder (default demo_runs/<config>)")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. stage2.epochs=4 (repeatable)")
+    # No --config: --quick picks the config (quick or demo); --set changes it like every other command's.
+    add_override_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(quick=args.quick, out=args.out, seed=args.seed, overrides=args.overrides)
+    run_demo(quick=args.quick, out=args.out, seed=args.seed, overrides=overrides_from_args(args))
     return 0

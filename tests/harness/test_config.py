@@ -9,8 +9,12 @@ import pytest
 from harness.config import (
     AUDIO_DIMS,
     CONFIG_DIR,
+    UNHASHED_SECTIONS,
     Config,
     ConfigError,
+    PreprocessConfig,
+    add_override_argument,
+    config_from_args,
     config_hash,
     load_config,
     parse_override,
@@ -161,3 +165,62 @@ def test_base_loops_and_missing_files_are_errors(tmp_path):
         load_config("nonesuch")
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+# Computed with harness/config.py before the package split and before `preprocess` joined the config: today's run
+# folders and the recorded quick-demo scores are keyed by these.
+RECORDED_HASHES = {
+    "quick": "02e31a071770307bcbc1cac17fd6b72d0967188bb2cece1532eb668aedc070a0",
+    "demo": "b1b2be99702ed7d67bb4be20a11327a072c41486d69e81b57bc6dd293d546acf",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_HASHES))
+def test_hash_of_the_named_configs_is_unchanged(name):
+    assert config_hash(load_config(name)) == RECORDED_HASHES[name]
+
+
+def test_preprocess_section_defaults_and_stays_out_of_the_hash():
+    import harness.preprocess
+
+    assert harness.preprocess.PreprocessConfig is PreprocessConfig  # one definition
+    quick = load_config("quick")
+    assert quick.preprocess == PreprocessConfig()  # the YAML files leave the section out
+    assert "preprocess" in UNHASHED_SECTIONS
+    changed = load_config("quick", ["preprocess.stride=3", "preprocess.vggish=weights/vggish"])
+    assert (changed.preprocess.stride, changed.preprocess.vggish) == (3, "weights/vggish")
+    assert config_hash(changed) == config_hash(quick)
+    assert load_config("quick", {"preprocess": {"faces": False}}).preprocess == PreprocessConfig(faces=False)
+    # A run folder's config.yaml written before the section existed reads back as the same config.
+    old = quick.to_dict()
+    del old["preprocess"]
+    assert Config.from_dict(old) == quick
+    with pytest.raises(ConfigError, match=r"preprocess\.stride: expected an integer"):
+        load_config("quick", ["preprocess.stride=two"])
+    with pytest.raises(ConfigError, match=r"preprocess\.bogus: unknown key"):
+        load_config("quick", ["preprocess.bogus=1"])
+
+
+def test_named_configs_are_found_beside_the_package():
+    assert CONFIG_DIR.name == "configs" and CONFIG_DIR.parent.name == "harness"
+    assert {p.stem for p in CONFIG_DIR.glob("*.yaml")} >= {"paper", "demo", "quick"}
+
+
+@pytest.mark.parametrize("command", ["train", "folds", "ablate", "demo"])
+def test_every_command_with_a_config_takes_the_shared_arguments(command):
+    import argparse
+
+    from harness.cli import build_parser
+
+    sub = build_parser(command)._subparsers._group_actions[0].choices[command]
+    shared = argparse.ArgumentParser()
+    add_override_argument(shared)
+    want = next(a for a in shared._actions if "--set" in a.option_strings)
+    got = next(a for a in sub._actions if "--set" in a.option_strings)
+    assert (got.dest, got.help, got.metavar, got.default) == (want.dest, want.help, want.metavar, want.default)
+    argv = ["--set", "stage2.epochs=3", "--set", "stage2.epochs=4"]
+    if command == "demo":  # `--quick` picks the config
+        assert not any("--config" in a.option_strings for a in sub._actions)
+        return
+    args = sub.parse_args(["--config", "quick", "--data", "d", "--out", "o", *argv])
+    assert config_from_args(args) == load_config("quick", ["stage2.epochs=4"])
