@@ -58,8 +58,9 @@ def _set(node: dict[str, Any], key: str, value: Any) -> None:
         node[leaf] = value
 
 
+WORDS = ["bdca", "concat", "mfcc", "auto", "fp32", "visual", "1e-3"]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 500), st.integers(), st.floats(allow_nan=True),
-                    st.text(max_size=8), st.sampled_from(["bdca", "concat", "mfcc", "auto", "fp32", "visual", "1e-3"]))  # fmt: skip
+                    st.text(max_size=8), st.sampled_from(WORDS))  # fmt: skip
 trees = st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=3),
                                                      st.dictionaries(st.text(max_size=6), kids, max_size=3)),
                      max_leaves=8)  # fmt: skip
