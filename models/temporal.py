@@ -25,7 +25,7 @@ from models.configs import TemporalConfig
 from models.dropout import ByteDropout
 from models.encoder import encoder_forward
 from models.errors import ModelError
-from models.tcn import TCN
+from models.tcn import PASS_FRAMES, TCN
 
 
 class AVTemporalModel(nn.Module):
@@ -147,15 +147,16 @@ class AVTemporalModel(nn.Module):
         (s = starts[w], nothing padded; the same sums in the same order): the TCNs run once over the whole
         sequence and recompute only the frames at each window's ends that its zero padding reaches
         (`models.tcn.TCN.forward_windows`); the fusion, the Transformer and the head run per window, `batch`
-        windows at a time. With windows shorter than twice the TCNs' `edge` nothing is shared and the TCNs run
-        per window.
+        windows at a time (on a CPU at most `models.tcn.PASS_FRAMES` frames' worth, so the products stay in cache:
+        measured on the 2-core CPU, 300-frame windows took 7.7 ms each 6 at a time, 8.6 ms 16 at a time). With
+        windows shorter than twice the TCNs' `edge` nothing is shared and the TCNs run per window.
 
         Args:
             visual: (N, Dv) visual features of the whole sequence (ignored by `audio_only`).
             audio: (N, Da) audio features (ignored by `visual_only`).
             starts: window starts, each with 0 <= s and s + length <= N.
             length: window length.
-            batch: windows per Transformer call (a memory bound; the predictions do not depend on it).
+            batch: at most this many windows per Transformer call (the predictions do not depend on it).
 
         Returns:
             (W, length, 2) predictions in [-1, 1], one row per start.
@@ -184,8 +185,9 @@ class AVTemporalModel(nn.Module):
         st = torch.as_tensor(list(starts), dtype=torch.long, device=main.device)  # (W,)
         frames = torch.arange(length, device=main.device)  # (L,)
         preds = []
-        for i in range(0, len(starts), batch):
-            j = min(i + batch, len(starts))
+        per_call = max(1, min(batch, PASS_FRAMES // length)) if main.device.type == "cpu" else batch
+        for i in range(0, len(starts), per_call):
+            j = min(i + per_call, len(starts))
             if outs is not None:
                 feats = [o.windows(i, j) for o in outs]  # (B, L, C) each, visual first
             else:

@@ -26,19 +26,27 @@ EXAMPLES = [
 ]
 
 
+_DEFAULTS = PreprocessConfig()
+"""The config's `preprocess` section defaults: the flags' defaults come from it, never typed twice."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="Aff-Wild2 root, folder of videos, or one video file")
     p.add_argument("--out", required=True, help="output root (cropped_aligned/, features/)")
-    p.add_argument("--detector", default="scrfd", help="face detector: scrfd (default), mtcnn, retinaface")
-    p.add_argument("--stride", type=int, default=2, help="detect every N frames, interpolate landmarks between")
-    p.add_argument("--input-size", type=int, default=320, help="SCRFD input side in pixels (default 320)")
+    p.add_argument("--detector", default=_DEFAULTS.detector,
+                   help=f"face detector: scrfd, mtcnn, retinaface (default {_DEFAULTS.detector})")
+    p.add_argument("--stride", type=int, default=_DEFAULTS.stride,
+                   help=f"detect every N frames, interpolate landmarks between (default {_DEFAULTS.stride})")
+    p.add_argument("--input-size", type=int, default=_DEFAULTS.input_size,
+                   help=f"SCRFD input side in pixels (default {_DEFAULTS.input_size})")
     p.add_argument("--detect", action="store_true", help="detect faces even where the dataset ships crops")
     p.add_argument("--no-faces", action="store_true", help="skip face detection and alignment")
     p.add_argument("--no-audio", action="store_true", help="skip audio features")
     p.add_argument("--vggish", help="VGGish weights (file or folder with vggish-10086976.pth + PCA params)")
     p.add_argument("--encoder", help="encoder checkpoint for per-frame visual features (stage-1 best.safetensors, "
                    "mae_pretrain_vit_large.pth, or timm's vit_large_patch16_224.mae state dict)")
-    p.add_argument("--encoder-config", default="demo", help="config describing the encoder's ViT (default demo)")
+    p.add_argument("--encoder-config", default=_DEFAULTS.encoder_config,
+                   help=f"config describing the encoder's ViT (default {_DEFAULTS.encoder_config})")
     p.add_argument("--strict", action="store_true", help="stop at the first bad video")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                    help="do shard I of N (0-based) of the videos, split by frames; for job arrays (under torchrun "

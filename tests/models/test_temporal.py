@@ -1,4 +1,5 @@
-"""The stage-2 temporal model: every Table IV variant, shapes, gradients, determinism, batching and padding."""
+"""The stage-2 temporal model: every Table IV variant, shapes, gradients, determinism, batching and padding, the
+returned gates, and windows of a long sequence computed with their shared TCN work (`forward_windows`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import FUSIONS, TCN, AVTemporalModel, ModelError, create_model, list_models, tap_sum, tap_weights
+from models import (
+    FUSIONS,
+    TCN,
+    AVTemporalModel,
+    ModelError,
+    TemporalBlock,
+    create_model,
+    list_models,
+    tap_sum,
+    tap_weights,
+)
 
 SMALL = {"visual_dim": 24, "audio_dim": 10, "tcn_channels": 16, "num_heads": 2, "dim_feedforward": 32,
          "head_hidden": 8}  # fmt: skip
@@ -270,3 +281,30 @@ def test_forward_windows_refuses_training_mode_and_windows_outside() -> None:
     with pytest.raises(ValueError, match="outside"):
         m.visual_tcn.forward_windows(torch.randn(100, 24), [50], 61)
     assert m.forward_windows(v, a, [], 50).shape == (0, 50, 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 120), frames=st.integers(1, 40), dilation=st.integers(1, 4))
+def test_a_block_over_a_long_sequence_in_calls_is_its_forward(n: int, frames: int, dilation: int) -> None:
+    torch.manual_seed(n)
+    blk = TemporalBlock(6, 8, 3, dilation, 0.1).eval()
+    x = torch.randn(n, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(blk.forward_long(x, frames), blk(x[None])[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bdca", "audio_only"])
+def test_forward_windows_in_short_calls(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole-sequence passes and the Transformer in calls of a few frames (`PASS_FRAMES`): the same windows."""
+    import models.tcn
+    import models.temporal
+
+    torch.manual_seed(9)
+    m = create_model(name, **{**SMALL, "tcn_dilations": (1, 2)}).eval()
+    v, a = (x[0] for x in _inputs(1, 200, seed=9))
+    starts = _starts(200, 30, 17)
+    with torch.inference_mode():
+        want = _each_window(m, v, a, starts, 30)
+        monkeypatch.setattr(models.tcn, "PASS_FRAMES", 25)
+        monkeypatch.setattr(models.temporal, "PASS_FRAMES", 25)  # one window per Transformer call
+        torch.testing.assert_close(m.forward_windows(v, a, starts, 30, 16), want, rtol=0, atol=1e-6)
