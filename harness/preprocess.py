@@ -311,8 +311,12 @@ def _clean_video_temps(out: Path, job: VideoJob, crops: bool) -> int:
 
 
 def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: FeatureCache,
-            results: list[VideoResult], root: Path | None, device: torch.device | str = "cpu") -> None:  # fmt: skip
-    """CLS features of every frame with a crop (zeros + mask False elsewhere) from the given encoder checkpoint."""
+            results: list[VideoResult], root: Path | None, device: torch.device | str | None = None,
+            ) -> None:  # fmt: skip
+    """CLS features of every frame with a crop (zeros + mask False elsewhere) from the given encoder checkpoint,
+    on `device` (None: the GPU when there is one, else the CPU)."""
+    import torch
+
     from harness.config import load_config
     from harness.features import encode_videos, feature_hash
     from models.checkpoints import load_checkpoint
@@ -335,6 +339,8 @@ def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: Featu
             crops = shipped if shipped is not None and shipped.is_dir() else out / "cropped_aligned" / s
             entries.append(VideoEntry(name=s, raw_video=job.path, crops_dir=crops if crops.is_dir() else None,
                                       annotation=None, person=person_of(s)))  # fmt: skip
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     encode_videos(run_cfg, entries, cache, {run_cfg.features.visual: (vit.to(device),
                                                                       feature_hash(run_cfg, weights=cfg.encoder))})
 
@@ -508,7 +514,7 @@ def preprocess(
             if progress:
                 progress(job.name, i + 1, len(mine))
         if cfg.encoder:
-            device = strategy.device if strategy is not None else "cpu"
+            device = strategy.device if strategy is not None else None
             _visual(mine, out, cfg, cache, [r for r in results if not r.error], root, device)
         summary = _summary(input_path, cfg, results)
         if shard.count == 1:
