@@ -33,8 +33,7 @@ from typing import Literal
 import numpy as np
 
 from core.errors import HarnessError
-from submissions.formats import EXPR_UNANNOTATED, read_annotation, read_expr_annotation
-from submissions.metrics import UNANNOTATED
+from submissions.formats import EXPR_UNANNOTATED, UNANNOTATED, read_annotation, read_expr_annotation
 
 VIDEO_EXTENSIONS = (".mp4", ".avi")
 VIDEO_BATCHES = ("batch1", "batch2")

@@ -34,7 +34,7 @@ from submissions.limits import (
     read_text_bounded,
     shorten,
 )
-from submissions.metrics import UNANNOTATED
+from submissions.metrics import UNANNOTATED  # the annotation files' "no label" value, re-exported here
 
 ANNOTATION_HEADER = "valence,arousal"
 EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")

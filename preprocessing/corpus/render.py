@@ -32,7 +32,7 @@ from preprocessing.corpus.voice import (
     plan_syllables,
     synthesize_voice,
 )
-from submissions.metrics import UNANNOTATED
+from submissions.formats import UNANNOTATED
 
 SHOWN, LOWER, WHOLE, ABSENT = 0, 1, 2, 3
 """Face states of a person in a frame."""

@@ -14,18 +14,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.locking import LOCKS_DIR
 from harness.childenv import child_env
 from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preprocess
-from preprocessing.cache import MANIFEST as FEATURES_MANIFEST
-from preprocessing.cache import CacheLockedError, FeatureCache
+from preprocessing.cache import CacheLockedError
 from preprocessing.crops import CROPS_DIR
 from preprocessing.crops import MANIFEST as CROPS_MANIFEST
 from tests._video import FPS, grid_frames, write_video
 from tests._weights import require_scrfd
+from tests.harness._preprocess import assert_same_outputs, finished, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = PreprocessConfig(stride=2, input_size=160)
@@ -61,27 +60,9 @@ def _start(src: Path, out: Path, log: Path) -> subprocess.Popen:
         )  # fmt: skip
 
 
-def _finished(out: Path) -> set[str]:
-    """Videos whose last output (the audio mask, saved after the crops and the other features) is recorded."""
-    done = set()
-    for manifest in (out / "features").glob(f"*/{FEATURES_MANIFEST}"):
-        try:
-            if "audio_mask" in json.loads(manifest.read_text())["features"]:
-                done.add(manifest.parent.name)
-        except (OSError, ValueError, KeyError):
-            continue
-    return done
-
-
 def _half_done(out: Path) -> set[str]:
     """Videos with some crops written but not finished."""
     return {d.name for d in (out / CROPS_DIR).glob("*") if not (d / CROPS_MANIFEST).exists() and any(d.glob("*.jpg"))}
-
-
-def _snapshot(out: Path, videos: set[str]) -> dict[str, tuple[int, int]]:
-    """(inode, mtime in ns) of every file of these videos: a rewrite (atomic rename) changes both."""
-    files = [f for v in videos for d in (out / CROPS_DIR / v, out / "features" / v) for f in d.iterdir()]
-    return {str(f.relative_to(out)): (f.stat().st_ino, f.stat().st_mtime_ns) for f in files}
 
 
 def _wait_for(condition, proc: subprocess.Popen, log: Path, what: str, timeout: float = 120.0) -> None:
@@ -95,34 +76,17 @@ def _wait_for(condition, proc: subprocess.Popen, log: Path, what: str, timeout: 
         time.sleep(0.005)
 
 
-def _assert_same_outputs(out: Path, reference: Path) -> None:
-    """Crop files (names and bytes), crop manifests, feature arrays and feature manifests equal the reference."""
-    ref_cache, cache = FeatureCache(reference / "features"), FeatureCache(out / "features")
-    assert cache.videos() == ref_cache.videos() == VIDEOS
-    for v in VIDEOS:
-        a, b = out / CROPS_DIR / v, reference / CROPS_DIR / v
-        names = sorted(p.name for p in b.iterdir())
-        assert sorted(p.name for p in a.iterdir()) == names and len(names) == 13  # 12 crops + manifest
-        for name in names:
-            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{v}/{name}"
-        got, want = cache.load(v, FEATURES), ref_cache.load(v, FEATURES)
-        for k in FEATURES:
-            np.testing.assert_array_equal(got[k], want[k], err_msg=f"{v}/{k}")
-        assert cache.manifest(v) == ref_cache.manifest(v)
-    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
-
-
 def test_killed_run_resumes_to_the_uninterrupted_result(src: Path, reference: Path, tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "run.log"
     proc = _start(src, out, log)
     # Kill in the middle of a video (crops half written) once at least two videos are finished.
-    _wait_for(lambda: len(_finished(out)) >= 2 and (_half_done(out) or len(_finished(out)) >= 4), proc, log,
+    _wait_for(lambda: len(finished(out)) >= 2 and (_half_done(out) or len(finished(out)) >= 4), proc, log,
               "two videos were finished")  # fmt: skip
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
-    done = _finished(out)
+    done = finished(out)
     assert 2 <= len(done) < len(VIDEOS), done
-    before = _snapshot(out, done)
+    before = snapshot(out, done)
     assert not (out / SUMMARY).exists()  # the killed run never got to its end
     # What a kill inside an atomic write leaves behind: temporary files next to their targets.
     todo = sorted(set(VIDEOS) - done)[0]
@@ -140,8 +104,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(src: Path, reference: Pa
         else:  # its crops may have been finished just before the kill; its features were not
             assert results[v].audio == "mfcc+egemaps", v
     assert any(results[v].faces.startswith("detected") for v in VIDEOS)
-    assert _snapshot(out, done) == before  # finished videos: not one file rewritten
-    _assert_same_outputs(out, reference)
+    assert snapshot(out, done) == before  # finished videos: not one file rewritten
+    assert_same_outputs(out, reference, VIDEOS, FEATURES, 13)  # 12 crops + manifest
 
 
 def test_second_run_on_the_same_folder_is_locked_out(
@@ -165,6 +129,6 @@ def test_second_run_on_the_same_folder_is_locked_out(
     assert f"cannot preprocess into {out}: another run is using it" in msg
     assert f"holder pid {proc.pid}" in msg and "wait for it to finish or use another" in msg
     assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-    _assert_same_outputs(out, reference)  # the turned-away run wrote nothing that the first one now lacks
+    assert_same_outputs(out, reference, VIDEOS, FEATURES, 13)  # nothing the first run lacks
     summary = json.loads((out / SUMMARY).read_text())
     assert summary["failed"] == [] and [v["video"] for v in summary["videos"]] == VIDEOS

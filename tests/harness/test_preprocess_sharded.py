@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,10 +25,9 @@ from core.locking import LOCKS_DIR
 from harness.childenv import child_env
 from harness.preprocess import SHARD_SUMMARIES, SUMMARY, discover_jobs, job_frames, merge_shard_summaries
 from harness.sharding import Shard, ShardError, balance, parse_shard, shard_items
-from preprocessing.cache import FeatureCache
-from preprocessing.crops import CROPS_DIR
 from tests._video import FPS, GRID, grid_frames, write_video
 from tests._weights import require_scrfd
+from tests.harness._preprocess import assert_same_outputs, finished, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ["mfcc", "egemaps", "audio_mask", "visual", "visual_mask"]
@@ -133,29 +131,12 @@ def _videos(src: Path) -> list[str]:
     return [j.name for j in discover_jobs(src)[0]]
 
 
-def _assert_same_outputs(out: Path, reference: Path, videos: list[str]) -> None:
-    """Crop files (names and bytes, their manifests included), feature arrays and feature manifests."""
-    ref_cache, cache = FeatureCache(reference / "features"), FeatureCache(out / "features")
-    assert cache.videos() == ref_cache.videos() == sorted(videos)
-    for v in videos:
-        a, b = out / CROPS_DIR / v, reference / CROPS_DIR / v
-        names = sorted(p.name for p in b.iterdir())
-        assert sorted(p.name for p in a.iterdir()) == names and len(names) > 20
-        for name in names:
-            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{v}/{name}"
-        got, want = cache.load(v, FEATURES), ref_cache.load(v, FEATURES)
-        for k in FEATURES:
-            np.testing.assert_array_equal(got[k], want[k], err_msg=f"{v}/{k}")
-        assert cache.manifest(v) == ref_cache.manifest(v)
-    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
-
-
 def test_world_of_two_equals_one_process(src: Path, encoder: Path, reference: Path, tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "log"
     proc = _torchrun(_args(src, out, encoder), log)
     assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
     videos = _videos(src)
-    _assert_same_outputs(out, reference, videos)
+    assert_same_outputs(out, reference, videos, FEATURES)
     # each rank locked (and so wrote) only its own videos: the lock files name two different pids
     jobs = discover_jobs(src)[0]
     frames = [job_frames(j) for j in jobs]
@@ -170,24 +151,6 @@ def test_world_of_two_equals_one_process(src: Path, encoder: Path, reference: Pa
     assert f"Preprocessed {len(videos)} video(s)" in text  # rank 0 reports every rank's videos
 
 
-def _finished(out: Path) -> set[str]:
-    """Videos whose crops and audio features are done (the audio mask is saved last; visual features come after
-    every video of the rank)."""
-    done = set()
-    for manifest in (out / "features").glob("*/manifest.json"):
-        try:
-            if "audio_mask" in json.loads(manifest.read_text())["features"]:
-                done.add(manifest.parent.name)
-        except (OSError, ValueError, KeyError):
-            continue
-    return done
-
-
-def _snapshot(out: Path, videos: set[str]) -> dict[str, tuple[int, int]]:
-    files = [f for v in videos for d in (out / CROPS_DIR / v, out / "features" / v) for f in d.iterdir()]
-    return {str(f.relative_to(out)): (f.stat().st_ino, f.stat().st_mtime_ns) for f in files}
-
-
 def test_killed_rank_loses_only_its_unfinished_video(src: Path, encoder: Path, reference: Path,
                                                      tmp_path: Path) -> None:  # fmt: skip
     out, log = tmp_path / "out", tmp_path / "log"
@@ -196,7 +159,7 @@ def test_killed_rank_loses_only_its_unfinished_video(src: Path, encoder: Path, r
     proc = _torchrun(_args(src, out, encoder), log)
     deadline = time.monotonic() + 300
     # Kill rank 1 once its first video's audio is done and while its second is still to do.
-    while rank1[0] not in _finished(out):
+    while rank1[0] not in finished(out):
         assert proc.poll() is None, f"the run ended before the kill:\n{log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, "rank 1 never finished a video"
         time.sleep(0.01)
@@ -204,17 +167,17 @@ def test_killed_rank_loses_only_its_unfinished_video(src: Path, encoder: Path, r
     os.kill(pid, signal.SIGKILL)
     code = proc.wait(timeout=120)  # torchrun ends the job when one of its ranks dies
     assert code != 0
-    done = _finished(out)
+    done = finished(out)
     assert rank1[0] in done and rank1[1] not in done, done
-    before = _snapshot(out, done)
+    before = snapshot(out, done)
     again = _torchrun(_args(src, out, encoder), tmp_path / "log2")
     assert again.wait(timeout=600) == 0, (tmp_path / "log2").read_text()[-3000:]
     # finished videos were not redone: not one file of theirs rewritten (their visual features, written after the
     # audio, may be new if the kill came between the two)
-    after = _snapshot(out, done)
+    after = snapshot(out, done)
     kept = {k: v for k, v in before.items() if not k.endswith(("visual.npy", "visual_mask.npy", "manifest.json"))}
     assert {k: after[k] for k in kept} == kept
-    _assert_same_outputs(out, reference, _videos(src))
+    assert_same_outputs(out, reference, _videos(src), FEATURES)
 
 
 def test_job_array_shards_merge_into_one_summary(src: Path, encoder: Path, reference: Path, tmp_path: Path) -> None:
@@ -227,4 +190,4 @@ def test_job_array_shards_merge_into_one_summary(src: Path, encoder: Path, refer
     assert merged["shards"]["complete"] and [v["video"] for v in merged["videos"]] == _videos(src)
     assert sorted(p.name for p in (out / SHARD_SUMMARIES).iterdir()) == ["shard-0000-of-0002.json",
                                                                        "shard-0001-of-0002.json"]  # fmt: skip
-    _assert_same_outputs(out, reference, _videos(src))
+    assert_same_outputs(out, reference, _videos(src), FEATURES)
