@@ -72,7 +72,8 @@ class Strategy:
         return out
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free now (for a rendezvous this process or its children set up)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -118,7 +119,7 @@ def setup_strategy() -> Strategy:
         if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
             os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
             os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-            os.environ["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(_free_port())
+            os.environ["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(free_port())
         os.environ.setdefault("LOCAL_RANK", "0")
         if not cuda:
             import deepspeed.ops

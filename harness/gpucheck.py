@@ -34,7 +34,6 @@ import gc
 import json
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -629,11 +628,6 @@ def measure_vit(plan: CheckPlan, slice_s: float, notes: list[str]) -> dict[str, 
     return {"times": times, "warmup": warmup, "wanted": plan.rounds}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def _tail(path: Path, lines: int = 3) -> str:
     try:
@@ -653,6 +647,7 @@ def run_zero2(plan: CheckPlan, slice_s: float, log: Log) -> dict[str, Any]:
         The section (`zero2_section`), or one with status `failed` and the reason.
     """
     from harness.childenv import child_env
+    from harness.distributed import free_port
 
     world = 2
     launcher = f"{world} processes (python -m harness.gpucheck, RANK/WORLD_SIZE rendezvous via harness.childenv)"
@@ -663,7 +658,7 @@ def run_zero2(plan: CheckPlan, slice_s: float, log: Log) -> dict[str, Any]:
                 "deadline_s": slice_s, "started": time.time()}  # fmt: skip
         spec_path = work / "spec.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        port = str(_free_port())
+        port = str(free_port())
         threads = {"OMP_NUM_THREADS": str(plan.threads)} if plan.threads else {}
         procs = []
         for rank in range(world):

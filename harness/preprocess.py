@@ -410,25 +410,31 @@ def merge_shard_summaries(shards: list[dict[str, Any]], count: int, order: list[
             "failed": [v["video"] for v in videos if v.get("error")], "videos": videos}  # fmt: skip
 
 
-def _write_shard_summary(out: Path, shard: Shard, summary: dict[str, Any], order: list[str]) -> None:
-    """Write this shard's summary, then merge every shard's present into `preprocess_summary.json`.
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
-    The merge holds `.locks/summary.lock` (waiting for it: merges are short), so shards that finish together
-    each read the others' finished files and the last one to merge writes the whole summary.
+
+def _write_summary(out: Path, shard: Shard, summary: dict[str, Any], order: list[str]) -> None:
+    """Write `preprocess_summary.json`: this run's summary, or, for one shard of several, every finished shard's.
+
+    A shard first writes its own (`preprocess_summary.d/shard-000i-of-000n.json`), then merges every shard's
+    present. Writing holds `.locks/summary.lock` (waiting for it: merges are short), so shards that finish together
+    each read the others' finished files, the last one to merge writes the whole summary, and the temporary file
+    of a summary write a kill cut short is removed by the next writer, who alone writes there.
     """
-    folder = out / SHARD_SUMMARIES
-    atomic_write_text(folder / f"{shard.label}.json",
-                      json.dumps({"shard": shard.index, **summary}, indent=1, ensure_ascii=False) + "\n")
+    if shard.count > 1:
+        atomic_write_text(out / SHARD_SUMMARIES / f"{shard.label}.json", _json_text({"shard": shard.index, **summary}))
     with FolderLock(out / LOCKS_DIR / "summary.lock").acquire(wait=True):
-        remove_stale_temps((out,))  # a summary write cut short by a kill (only merges write there, under this lock)
-        shards = []
-        for f in sorted(folder.glob(f"shard-*-of-{shard.count:04d}.json")):
-            try:
-                shards.append(json.loads(f.read_text(encoding="utf-8")))
-            except (OSError, json.JSONDecodeError):  # written atomically: only a foreign file can be bad
-                continue
-        merged = merge_shard_summaries(shards, shard.count, order)
-        atomic_write_text(out / SUMMARY, json.dumps(merged, indent=1, ensure_ascii=False) + "\n")
+        remove_stale_temps((out,))
+        if shard.count > 1:
+            shards = []
+            for f in sorted((out / SHARD_SUMMARIES).glob(f"shard-*-of-{shard.count:04d}.json")):
+                try:
+                    shards.append(json.loads(f.read_text(encoding="utf-8")))
+                except (OSError, json.JSONDecodeError):  # written atomically: only a foreign file can be bad
+                    continue
+            summary = merge_shard_summaries(shards, shard.count, order)
+        atomic_write_text(out / SUMMARY, _json_text(summary))
 
 
 def preprocess(
@@ -516,11 +522,7 @@ def preprocess(
         if cfg.encoder:
             device = strategy.device if strategy is not None else None
             _visual(mine, out, cfg, cache, [r for r in results if not r.error], root, device)
-        summary = _summary(input_path, cfg, results)
-        if shard.count == 1:
-            atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
-        else:
-            _write_shard_summary(out, shard, summary, [j.name for j in jobs])
+        _write_summary(out, shard, _summary(input_path, cfg, results), [j.name for j in jobs])
     finally:
         for lock in crops_locks:
             lock.release()

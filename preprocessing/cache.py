@@ -89,10 +89,10 @@ class FeatureCache:
         Raises:
             CacheLockedError: another process writes one of them (the message names it and the holder).
         """
-        taken: list[FolderLock] = []
+        taken: dict[str, FolderLock] = {}
         try:
             for video in videos:
-                if video in self._locks:
+                if video in self._locks or video in taken:
                     continue
                 self.video_dir(video)  # the name is checked before it names a lock file
 
@@ -102,14 +102,12 @@ class FeatureCache:
                         f"holder pid {holder}); wait for it to finish or use another cache root"
                     )
 
-                lock = video_lock(self.root, video, held).acquire()
-                taken.append(lock)
-                self._locks[video] = lock
-        except CacheLockedError:
-            for lock in taken:
+                taken[video] = video_lock(self.root, video, held).acquire()
+        except Exception:  # held elsewhere, or a bad name: none of this call's locks stays taken
+            for lock in taken.values():
                 lock.release()
-            self._locks = {v: k for v, k in self._locks.items() if k not in taken}
             raise
+        self._locks.update(taken)
 
     def close(self) -> None:
         """Release every video lock this object holds."""

@@ -66,13 +66,17 @@ def write_video(
         if aus is not None:
             if audio is None:
                 audio = 0.3 * np.sin(2 * np.pi * tone_hz * np.arange(int(audio_s * 16000)) / 16000)
-            wave = np.asarray(audio, dtype=np.float32)[None]  # (1, n)
-            for k in range(0, wave.shape[1], 1024):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, k : k + 1024]), format="fltp",
-                                                layout="mono")  # fmt: skip
-                af.sample_rate, af.pts, af.time_base = 16000, k, Fraction(1, 16000)
-                for pkt in aus.encode(af):
-                    out.mux(pkt)
-            for pkt in aus.encode():
-                out.mux(pkt)
+            mux_audio(out, aus, audio)
     return path
+
+
+def mux_audio(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, audio: np.ndarray) -> None:
+    """Encode a 16 kHz mono wave into an AAC stream of `out`, 1024 samples a frame, and mux every packet."""
+    wave = np.asarray(audio, dtype=np.float32)[None]  # (1, n)
+    for k in range(0, wave.shape[1], 1024):
+        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, k : k + 1024]), format="fltp", layout="mono")
+        af.sample_rate, af.pts, af.time_base = 16000, k, Fraction(1, 16000)
+        for pkt in stream.encode(af):
+            out.mux(pkt)
+    for pkt in stream.encode():
+        out.mux(pkt)

@@ -94,6 +94,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(src: Path, reference: Pa
     (out / CROPS_DIR / todo / ".00007.jpg.k1ll3d.tmp").write_bytes(b"half a jpeg")
     (out / "features" / todo).mkdir(parents=True, exist_ok=True)
     (out / "features" / todo / ".mfcc.npy.k1ll3d.tmp").write_bytes(b"half an array")
+    (out / f".{SUMMARY}.k1ll3d.tmp").write_text("half a summary")
 
     results: dict[str, VideoResult] = {r.video: r for r in preprocess(src, out, CFG)}  # the kernel freed the lock
 

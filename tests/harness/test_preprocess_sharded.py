@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from hypothesis import strategies as st
 
 from core.locking import LOCKS_DIR
 from harness.childenv import child_env
+from harness.distributed import free_port
 from harness.preprocess import SHARD_SUMMARIES, SUMMARY, discover_jobs, job_frames, merge_shard_summaries
 from harness.sharding import Shard, ShardError, balance, parse_shard, shard_items
 from tests._video import FPS, GRID, grid_frames, write_video
@@ -97,14 +97,9 @@ def _args(src: Path, out: Path, encoder: Path) -> list[str]:
             "--encoder-config", "quick"]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def _torchrun(args: list[str], log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "harness.cli", "preprocess", *args]  # fmt: skip
     # One thread per rank: two ranks on two cores, and the reference below runs with the same setting.
     env = child_env({"OMP_NUM_THREADS": "1"})

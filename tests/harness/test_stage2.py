@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from harness.childenv import child_env
 from harness.config import load_config
 from harness.data import VISUAL_MASK, NormStats, WindowDataset, compute_norm_stats, load_labels, normalised_streams
+from harness.distributed import free_port
 from harness.stage2 import stage2_loss, train_stage2
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings
@@ -142,11 +142,6 @@ def test_finished_run_is_skipped_and_a_changed_config_is_not(trained, corpus):
     assert not redo.skipped and redo.best_epoch == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_two_process_zero2_matches_one_process(corpus, tmp_path):
     """torchrun with 2 processes under ZeRO-2 gives the validation CCC of one process accumulating 2 micro batches."""
@@ -154,7 +149,7 @@ def test_two_process_zero2_matches_one_process(corpus, tmp_path):
     common = settings("stage2.micro_batch=2", "model.dropout=0.0", "model.tcn_dropout=0.0", "deepspeed.zero_stage=2")
     one = train_stage2(load_config("quick", [*common, "stage2.grad_accum=2"]), layout, cache, 0, tmp_path / "one")
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
         "-m", "harness.cli", "train", "--stage", "2", "--config", "quick", "--data", str(layout.root),
         "--cache", str(layout.root / "cache"), "--out", str(tmp_path / "two"), "--no-progress",
         *[a for s in [*common, "stage2.grad_accum=1"] for a in ("--set", s)],

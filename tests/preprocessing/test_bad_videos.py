@@ -14,7 +14,6 @@ import shutil
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,7 +27,7 @@ from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preproces
 from preprocessing.cache import FeatureCache
 from preprocessing.crops import CROPS_DIR
 from preprocessing.video import probe
-from tests._video import FPS, grid_frames, write_video
+from tests._video import FPS, grid_frames, mux_audio, write_video
 from tests._weights import require_scrfd
 
 CFG = PreprocessConfig(stride=2, input_size=160)
@@ -38,15 +37,7 @@ AUDIO_KEYS = ["mfcc", "egemaps", "audio_mask"]
 # -- media generation ---------------------------------------------------------------------------------------------
 def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
     with av.open(str(path), "w", format="mp4") as out:
-        st = out.add_stream("aac", rate=16000, layout="mono")
-        n = int(seconds * 16000)
-        for k in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(np.zeros((1, min(1024, n - k)), np.float32), format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = 16000, k, Fraction(1, 16000)
-            for pkt in st.encode(af):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
+        mux_audio(out, out.add_stream("aac", rate=16000, layout="mono"), np.zeros(int(seconds * 16000), np.float32))
     return path
 
 
