@@ -116,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "torch.distributed" in sys.modules:  # a command that ran distributed (never imported otherwise)
+            from harness.distributed import end_strategy
+
+            end_strategy()
 
 
 if __name__ == "__main__":

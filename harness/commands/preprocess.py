@@ -8,6 +8,7 @@ import os
 import polars as pl
 from rich.console import Console
 
+from harness.config import field_type
 from harness.findings import Finding, from_message, print_findings
 from harness.preprocess import PreprocessConfig, VideoResult, preprocess
 from harness.progress import StepProgress
@@ -35,9 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output root (cropped_aligned/, features/)")
     p.add_argument("--detector", default=_DEFAULTS.detector,
                    help=f"face detector: scrfd, mtcnn, retinaface (default {_DEFAULTS.detector})")
-    p.add_argument("--stride", type=int, default=_DEFAULTS.stride,
+    p.add_argument("--stride", type=field_type(PreprocessConfig, "stride"), default=_DEFAULTS.stride,
                    help=f"detect every N frames, interpolate landmarks between (default {_DEFAULTS.stride})")
-    p.add_argument("--input-size", type=int, default=_DEFAULTS.input_size,
+    p.add_argument("--input-size", type=field_type(PreprocessConfig, "input_size"), default=_DEFAULTS.input_size,
                    help=f"SCRFD input side in pixels (default {_DEFAULTS.input_size})")
     p.add_argument("--detect", action="store_true", help="detect faces even where the dataset ships crops")
     p.add_argument("--no-faces", action="store_true", help="skip face detection and alignment")

@@ -11,7 +11,13 @@ One concern per module, every public name re-exported here (`from harness.config
 from __future__ import annotations
 
 from harness.config.checks import MAX_CONFIG_INT
-from harness.config.cli import add_config_arguments, add_override_argument, config_from_args, overrides_from_args
+from harness.config.cli import (
+    add_config_arguments,
+    add_override_argument,
+    config_from_args,
+    field_type,
+    overrides_from_args,
+)
 from harness.config.errors import ConfigError
 from harness.config.loader import (
     CONFIG_DIR,
@@ -86,6 +92,7 @@ __all__ = [
     "config_hash",
     "config_path",
     "dumps",
+    "field_type",
     "load_config",
     "load_yaml_text",
     "overrides_from_args",

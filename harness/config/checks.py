@@ -122,6 +122,26 @@ def _check_range(value: Any, meta: Mapping[str, Any], path: str) -> None:
                 raise ConfigError(f"{_where(path)}: {value!r} out of range (must be {word} {meta[key]})")
 
 
+def check_field(value: Any, hint: Any, meta: Mapping[str, Any], path: str) -> Any:
+    """One value checked against its field's type hint and range (the check every YAML value and flag meets).
+
+    Args:
+        value: the value.
+        hint: the field's type hint.
+        meta: the field's metadata (`ge`, `gt`, `le`, `lt`).
+        path: the dotted key named in errors.
+
+    Returns:
+        The value normalised (lists -> tuples, ints -> floats where a float is wanted).
+
+    Raises:
+        ConfigError: naming `path`.
+    """
+    value = _check_value(value, hint, path)
+    _check_range(value, meta, path)
+    return value
+
+
 def _build_params(target: type, fixed: frozenset[str], data: Mapping[str, Any], path: str) -> tuple:
     """Check a parameter set against a models config class; return it as sorted (key, value) pairs.
 
@@ -187,9 +207,7 @@ def build_section(cls: type, data: Any, path: str) -> Any:
                 raise ConfigError(f"{p}: expected a mapping, got {type(value).__name__}")
             kwargs[name] = _build_params(f.metadata[PARAMS_OF], f.metadata[FIXED_PARAMS], value, path)
             continue
-        value = _check_value(data[name], hints[name], p)
-        _check_range(value, f.metadata, p)
-        kwargs[name] = value
+        kwargs[name] = check_field(data[name], hints[name], f.metadata, p)
     return cls(**kwargs)
 
 

@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
+from collections.abc import Callable
+from typing import Any
 
+from harness.config.checks import check_field
+from harness.config.errors import ConfigError
 from harness.config.loader import load_config
 from harness.config.schema import Config
 
@@ -43,3 +49,30 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ConfigError: naming the file or the dotted key that is wrong.
     """
     return load_config(args.config, overrides_from_args(args))
+
+
+def field_type(section: type, name: str) -> Callable[[str], Any]:
+    """An argparse `type` for a flag that sets one field of a config section: the flag's text is checked against
+    the field's type hint and range, the ones a YAML value meets (one source of the limits).
+
+    Args:
+        section: the section's dataclass (e.g. `PreprocessConfig`).
+        name: the field's name.
+    """
+    hint = typing.get_type_hints(section)[name]
+    (field,) = [f for f in dataclasses.fields(section) if f.name == name]
+    if hint not in (int, float, str):
+        raise TypeError(f"{section.__name__}.{name}: a flag of type {hint} is not supported (int, float, str)")
+    article = "an" if hint is int else "a"
+
+    def convert(text: str) -> Any:
+        try:
+            value = hint(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {article} {hint.__name__}") from None
+        try:
+            return check_field(value, hint, field.metadata, name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{name}: ")) from None
+
+    return convert

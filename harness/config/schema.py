@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal
 
 import yaml
@@ -50,9 +50,10 @@ FIXED_PARAMS = "fixed_params"
 """Field metadata key: the fields of `PARAMS_OF` that a parameter set may not set (derived, or set elsewhere)."""
 
 
-def _spec(**meta: Any) -> Any:
-    """A required dataclass field carrying range checks (`ge`, `gt`, `le`, `lt`) for the loader."""
-    return field(metadata=meta)
+def _spec(default: Any = MISSING, **meta: Any) -> Any:
+    """A dataclass field carrying range checks (`ge`, `gt`, `le`, `lt`) for the loader; required unless given a
+    `default`."""
+    return field(default=default, metadata=meta)
 
 
 def _params(target: type, fixed: Iterable[str] = ()) -> Any:
@@ -374,8 +375,8 @@ class PreprocessConfig:
     faces: bool = True
     detect: bool = False
     detector: str = "scrfd"
-    stride: int = 2
-    input_size: int = 320
+    stride: int = _spec(2, ge=1)
+    input_size: int = _spec(320, ge=32)
     audio: bool = True
     vggish: str | None = None
     egemaps_set: str = "eGeMAPSv01a"

@@ -199,6 +199,27 @@ def test_preprocess_section_defaults_and_stays_out_of_the_hash():
         load_config("quick", ["preprocess.stride=two"])
     with pytest.raises(ConfigError, match=r"preprocess\.bogus: unknown key"):
         load_config("quick", ["preprocess.bogus=1"])
+    for key, bad, bound in (("stride", 0, ">= 1"), ("input_size", 31, ">= 32")):
+        with pytest.raises(ConfigError, match=rf"preprocess\.{key}: {bad} out of range \(must be {bound}\)"):
+            load_config("quick", [f"preprocess.{key}={bad}"])
+    assert load_config("quick", ["preprocess.stride=1", "preprocess.input_size=32"]).preprocess.input_size == 32
+
+
+def test_preprocess_flags_meet_the_sections_checks(capsys):
+    from harness.cli import build_parser
+
+    parser = build_parser("preprocess")
+    args = parser.parse_args(["preprocess", "in", "--out", "o", "--stride", "3", "--input-size", "640"])
+    assert (args.stride, args.input_size) == (3, 640)
+    # the defaults come from the section
+    assert parser.parse_args(["preprocess", "in", "--out", "o"]).stride == PreprocessConfig().stride
+    for flag, text, said in (("--stride", "0", "0 out of range (must be >= 1)"),
+                             ("--stride", "two", "'two' is not an int"),
+                             ("--input-size", "16", "16 out of range (must be >= 32)")):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(["preprocess", "in", "--out", "o", flag, text])
+        assert exit_.value.code == 2
+        assert f"argument {flag}: {said}" in capsys.readouterr().err
 
 
 def test_named_configs_are_found_beside_the_package():
