@@ -731,7 +731,7 @@ def zero2_worker(spec_path: Path, out_path: Path) -> None:
     """
     import torch
 
-    from harness.distributed import setup_strategy
+    from harness.distributed import end_strategy, setup_strategy
     from harness.engine import adamw_name, build_adamw, compute_dtype, set_threads
 
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
@@ -788,8 +788,7 @@ def zero2_worker(spec_path: Path, out_path: Path) -> None:
               "eval_loss": eval_loss, "param_sum": param_sum}  # fmt: skip
     atomic_write_text(out_path, json.dumps(record))
     strategy.barrier()
-    # An explicit teardown: NCCL warns at exit about a process group left alive.
-    dist.destroy_process_group()
+    end_strategy()  # NCCL warns at exit about a process group left alive (and gloo may abort)
 
 
 def gpu_device_info() -> dict[str, Any]:

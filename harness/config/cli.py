@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.config.checks import check_field
 from harness.config.errors import ConfigError
-from harness.config.loader import load_config
+from harness.config.loader import load_config, load_yaml_text
 from harness.config.schema import Config
 
 
@@ -52,8 +52,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def field_type(section: type, name: str) -> Callable[[str], Any]:
-    """An argparse `type` for a flag that sets one field of a config section: the flag's text is checked against
-    the field's type hint and range, the ones a YAML value meets (one source of the limits).
+    """An argparse `type` for a flag that sets one field of a config section: the flag's text is read as a `--set`
+    value is (YAML) and meets the field's type hint and range, as a YAML value does (one source of the limits).
 
     Args:
         section: the section's dataclass (e.g. `PreprocessConfig`).
@@ -61,17 +61,10 @@ def field_type(section: type, name: str) -> Callable[[str], Any]:
     """
     hint = typing.get_type_hints(section)[name]
     (field,) = [f for f in dataclasses.fields(section) if f.name == name]
-    if hint not in (int, float, str):
-        raise TypeError(f"{section.__name__}.{name}: a flag of type {hint} is not supported (int, float, str)")
-    article = "an" if hint is int else "a"
 
     def convert(text: str) -> Any:
         try:
-            value = hint(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {article} {hint.__name__}") from None
-        try:
-            return check_field(value, hint, field.metadata, name)
+            return check_field(load_yaml_text(text, name), hint, field.metadata, name)
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{name}: ")) from None
 

@@ -214,7 +214,7 @@ def test_preprocess_flags_meet_the_sections_checks(capsys):
     # the defaults come from the section
     assert parser.parse_args(["preprocess", "in", "--out", "o"]).stride == PreprocessConfig().stride
     for flag, text, said in (("--stride", "0", "0 out of range (must be >= 1)"),
-                             ("--stride", "two", "'two' is not an int"),
+                             ("--stride", "two", "expected an integer, got str 'two'"),
                              ("--input-size", "16", "16 out of range (must be >= 32)")):  # fmt: skip
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args(["preprocess", "in", "--out", "o", flag, text])
