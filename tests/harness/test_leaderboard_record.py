@@ -149,7 +149,7 @@ def test_record_quick_runs_every_plan_once_and_resumes(tmp_path):
     assert again.calls == []
     # A folder made otherwise than its name says is not reused silently.
     (work / "seed0-native-t2" / "scores.json").write_text(json.dumps({"platform": {**PLAT, "threads": 1}}))
-    with pytest.raises(HarnessError, match="seed0-native-t2/scores.json: error: made with 1 thread"):
+    with pytest.raises(HarnessError, match=r"seed0-native-t2/scores\.json: error: made with 1 thread"):
         record_quick(work, rec, seeds=[0, 1, 2, 3, 4], runner=again)
 
 
