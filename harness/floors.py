@@ -14,9 +14,11 @@ threads. Per key:
 
 k (`choose_k`) is the larger of two numbers, both from the measured runs: the prediction-interval factor for one new
 run of a normal sample of n runs, t(1 - alpha / (2 m), n - 1) x sqrt(1 + 1/n), with alpha shared (Bonferroni) by the
-m keys that vary, so that an unchanged pipeline trips no key in about 1 - alpha of CI runs; and the largest
-leave-one-out deviation actually seen (each run against the mean and spread of the others, in the same units), so
-that heavier tails than a normal's widen the band instead of raising false alarms.
+m distinct value series that vary (a score the scores.json repeats under two names, e.g. `quick/fold0/bdca` and
+`quick/tableIV/fold0/bdca`, is one test, not two), so that an unchanged pipeline on a new machine trips no key with
+probability about 1 - alpha; and the largest leave-one-out deviation actually seen (each run against the mean and
+spread of the others, in the same units), so that heavier tails than a normal's widen the band instead of raising
+false alarms.
 """
 
 from __future__ import annotations
@@ -145,12 +147,13 @@ def choose_k(values: Mapping[str, Sequence[float]], alpha: float = ALPHA) -> tup
         raise HarnessError(f"choose_k: a spread needs at least 2 runs per key (got {n})")
     if not varying:
         return 0.0, (f"no key varies over the {n} runs: every band is the minimum, {MIN_BAND:g}")
-    k_t = prediction_k(n, len(varying), alpha)
+    m = len({tuple(float(x) for x in v) for v in varying.values()})
+    k_t = prediction_k(n, m, alpha)
     worst_key, worst = max(((key, loo_deviation(v)) for key, v in varying.items()), key=lambda kv: kv[1])
     k = max(k_t, worst)
-    reason = (f"k = {k:.3f}: the larger of the normal prediction factor for one new run, t(1 - {alpha:g}/(2 x "
-              f"{len(varying)}), {n - 1}) x sqrt(1 + 1/{n}) = {k_t:.3f} ({len(varying)} of {len(values)} keys vary "
-              f"over the {n} runs; alpha {alpha:g} shared by them), and the largest leave-one-out deviation "
+    reason = (f"k = {k:.3f}: the larger of the normal prediction factor for one new run, t(1 - {alpha:g}/(2 x {m}), "
+              f"{n - 1}) x sqrt(1 + 1/{n}) = {k_t:.3f} ({len(varying)} of {len(values)} keys vary over the {n} runs, "
+              f"as {m} distinct value series sharing alpha {alpha:g}), and the largest leave-one-out deviation "
               f"measured, {worst:.3f} (a run of {worst_key} against the mean and spread of the others)")
     return k, reason
 

@@ -192,12 +192,15 @@ def entries_from_scores(scores: dict[str, float]) -> list[Entry]:
 
 
 def load_platform(path: str | Path) -> dict | None:
-    """The platform fingerprint a scores.json (or a run folder holding one) was made on; None when it has none."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "scores.json"
+    """The platform fingerprint a leaderboard source was made on: a scores.json's (or a folder holding one), a run
+    or fold folder's final record (`summary.json`); None when it has none (an experiment folder has many)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        kind, where = resolve_source(path)
+    except HarnessError:
+        return None  # load_scores reports the missing source; the check then has no fingerprint
+    file = where if kind == "scores" else RunDir(where).summary_file if kind == "run" else None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8")) if file else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None  # load_scores reports the unreadable file; the check then has no fingerprint
     plat = data.get("platform") if isinstance(data, dict) else None

@@ -72,6 +72,9 @@ def test_choose_k_follows_heavy_tails_and_says_why():
     k, reason = choose_k(normal)
     assert k == pytest.approx(prediction_k(6, 1))  # only "a" varies; its runs are no wider than a normal's
     assert "1 of 2 keys vary" in reason and "leave-one-out" in reason
+    # A score repeated under another name is one test: it does not widen the others' bands.
+    assert choose_k({**normal, "a_again": list(normal["a"])})[0] == pytest.approx(k)
+    assert choose_k({**normal, "c": [0.3, 0.31, 0.29, 0.3, 0.3, 0.3]})[0] == pytest.approx(prediction_k(6, 2))
     # One run far out of the others: k follows the measured deviation, not the normal factor.
     tail = {"a": [0.50, 0.501, 0.499, 0.5, 0.5005, 0.9]}
     k2, reason2 = choose_k(tail)
@@ -152,7 +155,8 @@ def test_recording_keeps_value_spread_band_floor_and_every_sample(tmp_path):
     recomputed = np.std([s["scores"]["quick/a/p_va"] for s in q["samples"]], ddof=1)
     assert recomputed == pytest.approx(a["spread"], abs=1e-15)
     assert q["scores"]["quick/a/p_va"] == 0.50  # the reference run, kept exactly
-    assert "t(1 - 0.01/(2 x 2)" in q["k_reason"] and "leave-one-out" in q["k_reason"]
+    assert "t(1 - 0.01/(2 x 2)" in q["k_reason"] and "2 distinct value series" in q["k_reason"]
+    assert "leave-one-out" in q["k_reason"]
     assert rec["fixture"]["scores"] == pytest.approx(fixture_scores(), abs=1e-12)
 
 

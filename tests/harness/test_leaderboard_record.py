@@ -158,3 +158,20 @@ def test_record_quick_refuses_when_the_reference_does_not_repeat(tmp_path):
     with pytest.raises(HarnessError, match="two native runs of seed 0 differ in 1 score"):
         record_quick(tmp_path / "work", rec, seeds=[0, 1, 2, 3, 4], runner=FakeDemo(drift=1e-9))
     assert not rec.exists()
+
+
+def test_record_from_run_folders_reads_their_summaries(tmp_path, capsys):
+    """A `harness train` run folder (summary.json, with its platform) is a run to record from, as a scores.json is."""
+    runs = []
+    for i, p in enumerate(BDCA):
+        run = tmp_path / f"seed{i}"
+        run.mkdir()
+        (run / "summary.json").write_text(json.dumps({"fold": 0, "model": "bdca", "platform": PLAT,
+                                                      "val": {"ccc_v": p, "ccc_a": p, "p_va": p}}))
+        runs.append(str(run))
+    rec = tmp_path / "floors.json"
+    assert main(["leaderboard", "--record", "--scores", runs[0], "--seeds-from", *runs[1:], "--recorded",
+                 str(rec)]) == 0, capsys.readouterr().err  # fmt: skip
+    q = load_recorded(rec)["quick"]
+    assert sorted(q["keys"]) == [f"fold0/bdca (validation)/{m}" for m in ("ccc_a", "ccc_v", "p_va")]
+    assert q["platform"] == PLAT and q["keys"]["fold0/bdca (validation)/p_va"]["runs"] == 5
