@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import polars as pl
@@ -239,13 +240,14 @@ def check(scores: dict[str, float], recorded_path: Path = RECORDED_PATH,
 
 def _verdict_line(r: Comparison) -> str:
     """One failing key in words: its value against the floor or ceiling it crossed, and the recorded band."""
+    value = "missing" if r.current is None else f"{r.current:.6g}"
     if r.status == "dropped":
-        where = f"below floor {r.floor:.6g}" if r.current is not None and r.current == r.current else "not a number"
+        where = f"below floor {r.floor:.6g}" if r.current is not None and math.isfinite(r.current) else "not a number"
         head = "REGRESSION: dropped"
     else:
         where = f"above ceiling {r.ceiling:.6g}"
         head = "CHANGED: rose beyond the band - re-record deliberately, and say why:"
-    return f"{head} {r.key}: {r.current!s} {where} (recorded {r.recorded:.6g} +- {r.allowed:.3g})"
+    return f"{head} {r.key}: {value} {where} (recorded {r.recorded:.6g} +- {r.allowed:.3g})"
 
 
 def print_check(res: CheckResult, console: Console) -> None:

@@ -53,15 +53,19 @@ def test_record_from_a_users_own_runs_then_check(tmp_path, capsys):
     low = _scores(tmp_path / "low", floor - 0.01, 0.30)
     assert main(["leaderboard", "--check", "--scores", str(low), "--recorded", str(rec)]) == 1
     out = capsys.readouterr().out
-    assert f"REGRESSION: dropped quick/test/bdca/p_va: {floor - 0.01!s} below floor {floor:.6g}" in out
+    assert f"REGRESSION: dropped quick/test/bdca/p_va: {floor - 0.01:.6g} below floor {floor:.6g}" in out
     assert "OK:" not in out and "CHANGED" not in out
     # Above the ceiling: exit 1, the CHANGED line.
     high = _scores(tmp_path / "high", ceiling + 0.01, 0.30)
     assert main(["leaderboard", "--check", "--scores", str(high), "--recorded", str(rec)]) == 1
     out = capsys.readouterr().out
     assert ("CHANGED: rose beyond the band - re-record deliberately, and say why: quick/test/bdca/p_va: "
-            f"{ceiling + 0.01!s} above ceiling {ceiling:.6g}") in out
+            f"{ceiling + 0.01:.6g} above ceiling {ceiling:.6g}") in out
     assert "REGRESSION" not in out
+    # A score that is not a number is a drop.
+    nan = _scores(tmp_path / "nan", float("nan"), 0.30)
+    assert main(["leaderboard", "--check", "--scores", str(nan), "--recorded", str(rec)]) == 1
+    assert "REGRESSION: dropped quick/test/bdca/p_va: nan not a number" in capsys.readouterr().out
 
 
 def test_record_refuses_a_lower_floor_until_a_reason_is_given(tmp_path, capsys):
