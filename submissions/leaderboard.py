@@ -240,7 +240,10 @@ def _migrate_v1(quick: dict) -> dict:
     over the kernel levels (within [`MIN_BAND`, `BAND_CAP`]), around the recorded run; the levels are its samples."""
     factor = float(quick.get("band_factor", BAND_FACTOR))
     levels = quick.get("levels", {})
-    threads = (quick.get("platform") or {}).get("threads")
+    platform = quick.get("platform") or {}
+    threads = platform.get("threads")
+    # The recorded run is one of the levels' runs (its native one) where the levels include its kernel level.
+    runs = len(levels) + (platform.get("aten_capability") not in levels)
     samples = [{"name": lv, "seed": 0, "level": lv, "threads": threads, "scores": dict(sc)}
                for lv, sc in sorted(levels.items())]  # fmt: skip
     keys = {}
@@ -248,7 +251,7 @@ def _migrate_v1(quick: dict) -> dict:
         vals = [float(v)] + [float(s["scores"][key]) for s in samples if key in s["scores"]]
         spread = max(vals) - min(vals)
         band = min(BAND_CAP, max(MIN_BAND, factor * spread))
-        keys[key] = {"value": float(v), "spread": spread, "runs": len(vals), "band": band, "floor": float(v) - band,
+        keys[key] = {"value": float(v), "spread": spread, "runs": runs, "band": band, "floor": float(v) - band,
                      "ceiling": float(v) + band, "capped": factor * spread > BAND_CAP}  # fmt: skip
     return {**quick, "keys": keys, "samples": samples, "k": factor, "cap": BAND_CAP, "migrated_from": 1,
             "k_reason": (f"format 1 (before quality floors): band = {factor:g} x each key's range over the recording "

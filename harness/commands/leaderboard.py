@@ -308,7 +308,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"with --record: the same configuration's other runs (training seeds; also other kernel "
                         f"levels or thread counts), scores.json files or folders; {MIN_RUNS} runs at least in all")
     p.add_argument("--record-quick", metavar="WORKDIR",
-                   help="run the quick demo per --seeds natively, the first seed again (they must agree), under "
+                   help="run the quick demo per --seeds natively, seed 0 again (the two must agree), under "
                         "each lower ATen kernel level and at 2 threads (fresh processes, one folder each under "
                         "WORKDIR; finished ones are reused), and record their floors")
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4], metavar="S,S,...",

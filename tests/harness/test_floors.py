@@ -18,6 +18,7 @@ from submissions.leaderboard import (
     BAND_FACTOR,
     FORMAT,
     MIN_BAND,
+    STATUSES,
     band_status,
     check_recorded,
     exact_differences,
@@ -180,6 +181,7 @@ def test_check_names_dropped_and_rose_keys(tmp_path):
     part = check_recorded({**fx, "quick/a/p_va": 0.5}, rec, PLAT)
     assert part.ok and part.absent == ["quick/b/p_va", "quick/c/p_va"]
     assert [r.status for r in part.rows if r.key in part.absent] == ["absent", "absent"]
+    assert {r.status for r in [*res.rows, *part.rows]} == set(STATUSES)
     assert check_recorded({**good, "quick/b/p_va": float("nan")}, rec, PLAT).dropped == ["quick/b/p_va"]
     # The fixture stays exact (1e-9), both ways.
     moved = check_recorded({**good, "fixture/p_va": fx["fixture/p_va"] + 2e-9}, rec, PLAT)
@@ -221,7 +223,7 @@ def test_format_1_is_read_with_its_level_bands(tmp_path):
     """A recording from before floors (scores + kernel levels + band_factor) still checks: band = band_factor x the
     range over the levels, within [MIN_BAND, BAND_CAP]."""
     v1 = {"fixture": {"scores": {}}, "quick": {
-        "platform": PLAT, "band_factor": BAND_FACTOR,
+        "platform": {**PLAT, "aten_capability": "avx2"}, "band_factor": BAND_FACTOR,
         "scores": {"quick/a/p_va": 0.70, "quick/b/p_va": 0.5, "quick/c/p_va": 0.1},
         "levels": {"default": {"quick/a/p_va": 0.68, "quick/b/p_va": 0.5, "quick/c/p_va": -0.1},
                    "avx2": {"quick/a/p_va": 0.70, "quick/b/p_va": 0.5, "quick/c/p_va": 0.1}}}}  # fmt: skip
@@ -233,6 +235,7 @@ def test_format_1_is_read_with_its_level_bands(tmp_path):
     assert q["keys"]["quick/b/p_va"]["band"] == MIN_BAND
     assert q["keys"]["quick/c/p_va"]["band"] == BAND_CAP and q["keys"]["quick/c/p_va"]["capped"]
     assert [s["level"] for s in q["samples"]] == ["avx2", "default"]
+    assert q["keys"]["quick/a/p_va"]["runs"] == 2  # the recorded run is the avx2 level's run
     res = check_recorded({"quick/a/p_va": 0.70 - 0.099, "quick/b/p_va": 0.5, "quick/c/p_va": 0.1}, {"fixture": {
         "scores": {}}, "quick": q}, PLAT)  # fmt: skip
     assert res.ok
