@@ -4,7 +4,7 @@ Names: the valence/arousal ViTs (`vit_*_patch16`), their MAE pre-training twins 
 stage-2 temporal models, one per row of Table IV (`audio_only`, `visual_only`, `concat`, `bdca_no_dw`, `bdca`), and
 the challenge baseline's per-frame network (`resnet50_va`, Tables I and IV's "Baseline" row), and the field's rival
 fusion models (`models.zoo.ZOO`: `lfan`, `jca`, `rjca`, `dca`, `mult`, `mamba_va`, `tcn_transformer`; Table II
-measured), temporal models called like BDCA's.
+measured), stage-2 models called like BDCA's (kind 'zoo'; `stage2_models` lists both kinds).
 """
 
 from __future__ import annotations
@@ -63,19 +63,27 @@ for _name, _entry in ZOO.items():
 
 
 def model_kind(config: ModelConfig) -> str:
-    """'mae', 'vit', 'temporal' (BDCA's model, its ablations and the zoo's rivals) or 'resnet'."""
+    """'mae', 'vit', 'temporal' (BDCA's model and its ablations), 'zoo' (the rival fusion models) or 'resnet'."""
     if isinstance(config, MAEConfig):
         return "mae"
     if isinstance(config, ViTConfig):
         return "vit"
     if isinstance(config, ResNetConfig):
         return "resnet"
+    if isinstance(config, ZooConfig):
+        return "zoo"
     return "temporal"
 
 
 def list_models(kind: str | None = None) -> list[str]:
-    """Registered names in registration order, optionally only one kind ('vit', 'mae', 'temporal' or 'resnet')."""
+    """Registered names in registration order, optionally only one kind ('vit', 'mae', 'temporal', 'zoo' or
+    'resnet')."""
     return [n for n, c in _REGISTRY.items() if kind is None or model_kind(c) == kind]
+
+
+def stage2_models() -> list[str]:
+    """The models stage 2 can train: BDCA's temporal model with its ablations, then the zoo's rivals."""
+    return list_models("temporal") + list_models("zoo")
 
 
 def get_config(name: str, **overrides: Any) -> ModelConfig:
