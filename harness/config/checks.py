@@ -263,6 +263,10 @@ def check_cross(cfg: Config) -> None:
     if bad:
         raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)}) "
                           f"nor {BASELINE_ROW!r} or {NO_REFINE_ROW!r}")  # fmt: skip
+    rivals = [m for m in cfg.experiment.compare_models if m not in ZOO]
+    if rivals or len(set(cfg.experiment.compare_models)) != len(cfg.experiment.compare_models):
+        raise ConfigError(f"experiment.compare_models: {rivals or list(cfg.experiment.compare_models)} not distinct "
+                          f"rival models ({', '.join(ZOO)})")  # fmt: skip
     if NO_REFINE_ROW in cfg.experiment.ablation_models and not cfg.data.refine_labels:
         raise ConfigError(f"experiment.ablation_models: {NO_REFINE_ROW!r} compares a model with and without label "
                           "refinement, but data.refine_labels is false (set it true, or drop the row)")  # fmt: skip

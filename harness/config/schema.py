@@ -375,6 +375,8 @@ class ExperimentConfig:
         seeds: stage-2 seeds: every (fold, row) is trained once per seed and the tables show the mean over seeds
             ± their std beside the interval. Empty: the config's `seed` alone (`Config.stage2_seeds`), so that
             the seed is never typed twice. Stage 1 (the shared encoder) always uses `seed`.
+        compare_models: the rival fusion models (`models.zoo`) the demo trains beside BDCA on the ablation folds
+            for Table II (measured) (`harness compare` takes its own `--models`); empty (the default): none.
     """
 
     folds: tuple[int, ...]
@@ -384,6 +386,8 @@ class ExperimentConfig:
     ablation_folds: tuple[int, ...]
     table3: bool
     seeds: tuple[int, ...] = _spec(ge=0, le=MAX_SEED)
+    # A default, so that the config.yaml of a run folder written before it existed still loads.
+    compare_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ def test_every_model_is_trained_like_bdca_and_scored_with_an_interval(compared):
             assert getattr(run_cfg, section) == getattr(cfg, section), section
         assert r.fold == 0 and r.reported_on == "test"
     assert seen[0].run_dir == run_dir_for(out, cfg, 0, "bdca")
+    # The paper column holds BDCA's self-reported Table II row only (no rival here is a row of the paper's table).
+    assert report.table["paper_average"][0] == pytest.approx(0.632)
+    assert all(math.isnan(x) for x in report.table["paper_average"][1:])
     for row in report.table.iter_rows(named=True):
         assert row["average_low"] <= row["average"] <= row["average_high"]
         assert row["average"] == pytest.approx((row["valence"] + row["arousal"]) / 2)

@@ -131,6 +131,8 @@ def _check_loaded(cfg: Config, key: str, value: Any) -> None:
                                                               and key.startswith("zoo.")):  # fmt: skip
         # A rival left out (or given as an empty `lfan:`) takes its registered defaults: no parameters.
         assert _get(plain, key) == ({} if "." in key else {name: {} for name in ZOO}), key
+    elif value is DELETE and key == "experiment.compare_models":
+        assert _get(plain, key) == [], key  # a run folder's config.yaml from before the key loads without it
     elif value is DELETE:
         section, _, leaf = key.partition(".")
         assert section == "preprocess", f"{key} removed, yet the config loaded"
