@@ -15,6 +15,7 @@ from harness.cli import main
 from harness.compare import COST_SCHEMA, check_models, run_compare, self_reported_table, time_train_step
 from harness.config import ConfigError, config_hash, load_config
 from harness.experiments import run_dir_for
+from harness.report import collect_report, write_report
 from harness.runs import RunDir
 from models.flops import count_flops, count_params
 from models.registry import build_model
@@ -150,3 +151,18 @@ def test_zoo_section_sizes_the_rivals_and_is_hashed_only_for_their_runs():
     with pytest.raises(ConfigError, match=r"zoo\.mult\.bogus"):
         load_config("quick", ["zoo.mult.bogus=1"])
     assert set(ZOO) == {f for f in cfg.to_dict()["zoo"]}
+
+
+def test_the_html_report_shows_table_ii_measured_with_its_verdicts_and_cost(compared, tmp_path):
+    _, _, _, out, report, _ = compared
+    rep = collect_report(out)
+    titles = [t.title for t in rep.tables]
+    assert titles[0].startswith("Table II (measured)") and titles[1] == "Table II (measured): paired differences"
+    cost = next(t for t in rep.tables if t.title.startswith("Table II (measured): cost"))
+    shown = [r[0] for r in cost.rows]  # a test before may have rewritten the table with the rivals reordered
+    assert shown[0] == "BDCA" and sorted(shown[1:]) == sorted(RIVALS)
+    verdicts = {r[0]: r for r in rep.tables[1].rows}
+    assert set(verdicts) == {f"{m} - BDCA" for m in RIVALS}
+    html = write_report(out, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Table II (measured)" in html and "lfan - BDCA" in html
+    assert report.paired["average_verdict"][0] in html
