@@ -282,7 +282,8 @@ class ModelConfig:
     """The stage-2 temporal model: a registered name plus `TemporalConfig` field overrides.
 
     Args:
-        name: `bdca`, `bdca_no_dw`, `concat`, `audio_only` or `visual_only` (Table IV's rows).
+        name: `bdca`, `bdca_no_dw`, `concat`, `audio_only` or `visual_only` (Table IV's rows), or a rival of
+            `models.zoo` (whose parameters are its `zoo` mapping, not these).
         params: `TemporalConfig` fields (tcn_channels, num_layers, ...); visual_dim and audio_dim are derived.
     """
 
