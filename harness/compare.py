@@ -265,8 +265,8 @@ def run_compare(
     names = check_models(models)
     folds = list(cfg.experiment.ablation_folds if folds is None else folds)
     seeds = _seeds_of(cfg, seeds)
-    # BDCA is the config's own row: the compare is of the config's BDCA against the rivals, whatever `model.name` is.
-    cfg = cfg.replace(**{"model.name": REFERENCE}) if cfg.model.name != REFERENCE else cfg
+    # Every row is a variant of the config as it is (`run_dir_for`): with `model.name` BDCA its row is the folds'
+    # own run (`<out>/folds/`); with another model it lives under `<out>/ablation/bdca/`, never in another's folder.
     encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console, strategy)
     grids: dict[str, list[list[ExperimentRun]]] = {}
     for m in names:
