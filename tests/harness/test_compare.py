@@ -175,3 +175,14 @@ def test_the_html_report_shows_table_ii_measured_with_its_verdicts_and_cost(comp
     html = write_report(out, tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Table II (measured)" in html and "lfan - BDCA" in html
     assert report.paired["average_verdict"][0] in html
+
+
+def test_a_config_of_another_model_never_trains_bdca_into_its_folder(compared):
+    """With `model.name` another model, `<out>/folds/` is that model's: BDCA's row goes under ablation/bdca/."""
+    layout, cache, cfg, out, _, _ = compared
+    folds0 = out / "folds" / "fold0"
+    before = {f: f.stat().st_mtime_ns for f in folds0.rglob("*") if f.is_file()}
+    seen: list = []
+    run_compare(cfg.replace(**{"model.name": "concat"}), layout, cache, out, ["bdca"], on_result=seen.append)
+    assert [r.run_dir for r in seen] == [out / "ablation" / "bdca" / "fold0"]
+    assert {f: f.stat().st_mtime_ns for f in folds0.rglob("*") if f.is_file()} == before
