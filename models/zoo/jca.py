@@ -25,7 +25,7 @@ RJCA applies the same joint cross-attention block R times to its own output (X^(
 weights), with BLSTMs on each modality before the fusion and on the fused sequence after it. DCA keeps one block
 and mixes, per frame and modality, the unattended X and the attended X_att with a gate
 G = softmax(X_att W_g / tau) in R^(T x 2) (rows sum to 1): X_out = ReLU(G_0 X + G_1 X_att) (`models.bdca`'s
-`DynamicWeight` computes exactly this mix).
+`DynamicWeight` computes exactly this mix; the gate reading X_att, and tau, are `# our choice`).
 """
 
 from __future__ import annotations
