@@ -242,7 +242,7 @@ def make_corpus(
     Args:
         out: corpus root (created; must be empty, new, or hold an earlier corpus, which is replaced).
         seed: corpus seed; the same seed and size give byte-identical labels, crops and manifest.
-        size: "small" (tests, seconds), "medium" or "default" (the demo).
+        size: "small" (tests, seconds), "ci" (the quick demo), "medium" or "default" (the demo).
         progress: optional progress(frames_done, frames_total, what) callback.
         workers: processes rendering videos (default: `default_workers(size)`).
         force: rebuild even when a complete corpus with this seed, size and version is there.
