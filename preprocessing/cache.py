@@ -2,7 +2,7 @@
 
 Layout under a cache root:
 
-    <root>/.locks/<video>.lock            held (fcntl.flock) by the one process writing that video's features
+    <root>/.locks/<hash>.lock             held (fcntl.flock) by the one process writing that video's features
     <root>/<video>/manifest.json          {"video", "n_frames", "fps", "features": {name: {...}}}
     <root>/<video>/<feature>.npy          visual (N, D) float32, visual_mask (N,) bool, mfcc (N, 39),
                                           egemaps (N, 23), vggish (N, 128), audio_mask (N,) bool, ...
@@ -98,8 +98,8 @@ class FeatureCache:
 
                 def held(path: Path, holder: str, video: str = video) -> CacheLockedError:
                     return CacheLockedError(
-                        f"{self.root}: the features of {video!r} are being written by another process (lock {path}, "
-                        f"holder pid {holder}); wait for it to finish or use another cache root"
+                        f"{self.root}: the features of video {video!r} are being written by another process (pid "
+                        f"{holder}, lock {path}); wait for it to finish or use another cache root"
                     )
 
                 taken[video] = video_lock(self.root, video, held).acquire()
@@ -108,6 +108,14 @@ class FeatureCache:
                 lock.release()
             raise
         self._locks.update(taken)
+
+    def release(self, videos: Iterable[str]) -> None:
+        """Release the write locks of `videos` (those this object holds): a run that writes many videos holds
+        each one's lock only while it writes it, so its open files do not grow with the dataset."""
+        for video in videos:
+            lock = self._locks.pop(video, None)
+            if lock is not None:
+                lock.release()
 
     def close(self) -> None:
         """Release every video lock this object holds."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from core.ownership import check_plain_name
 from harness.progress import StepProgress
 from preprocessing.crops import extract_crops, lock_crops
 from preprocessing.faces.detectors import DEFAULT_DETECTOR, DETECTORS, get_detector
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     stops at once with a message naming the folder and the video (`CropsLockedError`) instead of interleaving its
     crops.
     """
+    if args.name is not None:
+        check_plain_name(args.name, "--name")
     with lock_crops(args.out, args.name or Path(args.video).stem):
         return _extract(args)
 
