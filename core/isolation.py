@@ -1,6 +1,6 @@
 """Run a function in a child process, so that a native crash (a codec's SIGSEGV) ends the call, not the caller.
 
-`IsolatedWorker` keeps one child (started with `spawn`: the caller may hold threads, which `fork` would copy
+`IsolatedWorker` keeps one child (a fresh interpreter: the caller may hold threads, which `fork` would copy
 half-way) and sends it calls one at a time over a pipe; the child stays up between calls, so its imports and
 whatever it caches (a face detector) are paid once per run, not once per call. When the child dies during a call
 (a signal, `os._exit`), the call raises `ChildCrashedError` naming the signal, and the next call starts a fresh child.
@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import multiprocessing
 import os
 import pickle
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -93,27 +95,39 @@ def _serve(conn: Connection, parent: int) -> None:
         conn.send(reply)
 
 
+_CHILD_CODE = (
+    "import sys; sys.path[:0] = sys.argv[3:]; from core.isolation import child_main; "
+    "child_main(int(sys.argv[1]), int(sys.argv[2]))"
+)
+"""The child's whole program: the parent's import path first, then the call loop on the inherited socket."""
+
+
+def child_main(fd: int, parent: int) -> None:
+    """Entry point of the child process (see `IsolatedWorker`): serve calls on the socket `fd` until it closes."""
+    _serve(Connection(fd), parent)
+
+
 class IsolatedWorker:
     """One child process that runs calls for its parent (see the module docstring). Use as a context manager.
 
-    Args:
-        start_method: multiprocessing start method (`spawn` by default: safe with threads).
+    The child is a fresh interpreter (`python -c ...`, like multiprocessing's `spawn` but without re-running the
+    caller's `__main__`, so a library caller needs no `if __name__ == "__main__"` guard), talking over a socket pair.
     """
 
-    def __init__(self, start_method: str = "spawn"):
-        self._ctx = multiprocessing.get_context(start_method)
-        self._proc: Any = None
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
         self._conn: Connection | None = None
         self.started = 0
         """How many children this worker has started (1 + one per crash)."""
 
     def _ensure(self) -> Connection:
-        if self._proc is None or not self._proc.is_alive():
-            parent, child = self._ctx.Pipe()
-            self._proc = self._ctx.Process(target=_serve, args=(child, os.getpid()), daemon=True)
-            self._proc.start()
-            child.close()
-            self._conn = parent
+        if self._proc is None or self._proc.poll() is not None:
+            ours, theirs = socket.socketpair()
+            argv = [sys.executable, "-c", _CHILD_CODE, str(theirs.fileno()), str(os.getpid()),
+                    *[p for p in sys.path if p]]  # fmt: skip
+            self._proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+            theirs.close()
+            self._conn = Connection(ours.detach())
             self.started += 1
         assert self._conn is not None
         return self._conn
@@ -129,12 +143,12 @@ class IsolatedWorker:
             ChildCrashedError: the child died during the call (the next call starts a new one).
         """
         conn = self._ensure()
-        conn.send((fn, args))
         try:
+            conn.send((fn, args))
             ok, value = conn.recv()
-        except (EOFError, ConnectionResetError):
-            self._proc.join()
-            code = self._proc.exitcode
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            assert self._proc is not None
+            code = self._proc.wait()
             self._reset()
             raise ChildCrashedError(code) from None
         if ok:
@@ -150,13 +164,14 @@ class IsolatedWorker:
         """Stop the child (asked to finish, then terminated if it does not within 10 s)."""
         if self._proc is None:
             return
-        with contextlib.suppress(OSError, BrokenPipeError):
-            assert self._conn is not None
-            self._conn.send(None)
-        self._proc.join(10)
-        if self._proc.is_alive():
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(None)
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
             self._proc.terminate()
-            self._proc.join()
+            self._proc.wait()
         self._reset()
 
     def __enter__(self) -> IsolatedWorker:
