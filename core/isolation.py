@@ -53,13 +53,35 @@ def describe_exit(exitcode: int | None) -> str:
     return f"exited with status {exitcode}"
 
 
-def _portable(exc: BaseException) -> BaseException:
-    """`exc` when it survives pickling, else a HarnessError carrying its type and text."""
+def _portable(exc: BaseException) -> Any:
+    """What the child sends for `exc`: the exception itself when it survives pickling; else, for an exception whose
+    constructor takes other arguments than its message (`VideoError(path, reason, fix)`), its class, args and
+    state, rebuilt by `_rebuilt` without calling the constructor; else a HarnessError with its type and text."""
     try:
         pickle.loads(pickle.dumps(exc))
-    except Exception:  # any failure to round-trip: send a plain copy
+        return exc
+    except Exception:  # any failure to round-trip: send it in parts
+        pass
+    parts = (_REBUILD, type(exc), exc.args, dict(vars(exc)))
+    try:
+        pickle.loads(pickle.dumps(parts))
+        return parts
+    except Exception:  # a class or state that does not pickle: its text, as a HarnessError
         return HarnessError(f"{type(exc).__name__}: {exc}")
-    return exc
+
+
+_REBUILD = "core.isolation: rebuild"
+
+
+def _rebuilt(value: Any) -> BaseException:
+    """The exception the child sent (see `_portable`)."""
+    if isinstance(value, tuple) and len(value) == 4 and value[0] == _REBUILD:
+        _, cls, args, state = value
+        exc = cls.__new__(cls)
+        exc.args = args
+        exc.__dict__.update(state)
+        return exc
+    return value
 
 
 _PR_SET_PDEATHSIG = 1
@@ -153,7 +175,7 @@ class IsolatedWorker:
             raise ChildCrashedError(code) from None
         if ok:
             return value
-        raise value
+        raise _rebuilt(value)
 
     def _reset(self) -> None:
         if self._conn is not None:

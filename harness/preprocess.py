@@ -544,6 +544,7 @@ def preprocess(
     strategy: Strategy | None = None,
     force: bool = False,
     warn: Callable[[str], None] | None = None,
+    isolate: bool = True,
 ) -> list[VideoResult]:
     """Run the preprocessing steps over every video of INPUT (or this process's shard); write the summary.
 
@@ -562,6 +563,8 @@ def preprocess(
             rank's results back; None: this process alone.
         force: write into an `out` the harness did not write (no ownership record), beside what it holds.
         warn: called with the warning naming what `force` leaves untouched.
+        isolate: process each video in the decoding child (`core.isolation`); False runs the same per-video
+            function in this process (for tests that patch its parts; a native crash then ends the run).
 
     Returns:
         this process's results; on rank 0 of a torchrun job, every rank's, in the videos' order.
@@ -596,7 +599,10 @@ def preprocess(
         with IsolatedWorker() as worker:
             for i, job in enumerate(mine):
                 try:
-                    res = worker.call(process_video, job, out, cfg, strict, threads)
+                    if isolate:
+                        res = worker.call(process_video, job, out, cfg, strict, threads)
+                    else:
+                        res = process_video(job, out, cfg, strict, threads)
                 except ChildCrashedError as exc:
                     res = _crashed(job, exc, strict)
                 results.append(res)

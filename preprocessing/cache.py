@@ -98,8 +98,8 @@ class FeatureCache:
 
                 def held(path: Path, holder: str, video: str = video) -> CacheLockedError:
                     return CacheLockedError(
-                        f"{self.root}: the features of video {video!r} are being written by another process (pid "
-                        f"{holder}, lock {path}); wait for it to finish or use another cache root"
+                        f"{self.root}: the features of {video!r} are being written by another process (lock {path}, "
+                        f"holder pid {holder}); wait for it to finish or use another cache root"
                     )
 
                 taken[video] = video_lock(self.root, video, held).acquire()

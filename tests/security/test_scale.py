@@ -68,6 +68,6 @@ def test_an_overlapping_run_stops_at_the_video_it_shares(tmp_path: Path) -> None
     assert time.perf_counter() - t0 < 30.0
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     err = " ".join(proc.stderr.split())
-    assert "the features of video 'v3' are being written by another process" in err, err
-    assert f"pid {os.getpid()}" in err
+    assert "the features of 'v3' are being written by another process" in err, err
+    assert f"holder pid {os.getpid()}" in err
     assert (out / "features" / "v2" / "manifest.json").is_file() and not (out / "features" / "v4").exists()
