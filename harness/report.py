@@ -38,7 +38,7 @@ import polars as pl
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
 from harness.runs import SUMMARY_FILE, RunDir
-from harness.tables import ci_cells, paired_display
+from harness.tables import TABLES, ci_cells, paired_display
 from submissions.limits import InputRefusedError, read_bounded, read_text_bounded
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
@@ -55,8 +55,6 @@ MAX_PNG_BYTES = 16 * 1024 * 1024
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-TABLES = ("I", "III", "IV")
-"""The paper's tables an experiment writes, in the paper's order."""
 
 SCORES = ("valence", "arousal", "average")
 """The score columns of a results table (CCC_V, CCC_A, P_VA)."""

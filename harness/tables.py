@@ -12,6 +12,9 @@ from rich.table import Table
 from core.atomic import atomic_write_text
 from submissions.leaderboard import table_markdown
 
+TABLES = ("I", "III", "IV")
+"""The paper's tables an experiment writes, in the paper's order (`table_<name>.{csv,md,json}`)."""
+
 
 def rich_table(df: pl.DataFrame, title: str | None = None, floats: int = 3, highlight: str | None = None) -> Table:
     """A rich Table of a polars frame; rows where boolean column `highlight` is true are bold.
