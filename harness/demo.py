@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from core.atomic import atomic_write_text
-from core.ownership import claim_folder
+from core.ownership import check_plain_name, claim_folder
 from harness.config import Config, load_config
 from harness.preprocess import OUTPUT_LAYOUT
 from harness.progress import StepProgress, format_duration, overall_eta
@@ -269,7 +269,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
 
     console = console or Console()
     cfg = demo_config(quick, overrides)
-    out = Path(out) if out else DEMO_ROOT / cfg.name
+    out = Path(out) if out else DEMO_ROOT / check_plain_name(cfg.name, "the config's name")
     res = DemoResult(out=out)
     # The demo folder is the harness's only by its ownership record: a folder it did not write is refused.
     claim_folder(out, DEMO_LAYOUT, what="demo folder")

@@ -19,7 +19,7 @@ import numpy as np
 
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
-from core.ownership import Ownership, claim_folder
+from core.ownership import Ownership, OwnershipError, claim_folder
 from preprocessing.corpus import grid
 from preprocessing.corpus.ceilings import ceiling_scores, modality_views
 from preprocessing.corpus.manifest import (
@@ -207,7 +207,10 @@ def find_corpus(root: Path, seed: int, size: str) -> CorpusManifest | None:
 
 def _claim(root: Path) -> Ownership:
     """Claim `root` for a corpus (`core.ownership`): a new or empty folder, or one a corpus build recorded."""
-    return claim_folder(root, (*_OWNED, BUILDING_MARKER), what="demo corpus")
+    try:
+        return claim_folder(root, (*_OWNED, BUILDING_MARKER), what="demo corpus")
+    except OwnershipError as exc:
+        raise CorpusError(str(exc)) from None
 
 
 def _prepare(root: Path) -> None:
