@@ -175,7 +175,7 @@ LOCKS_DIR = ".locks"
 def lock_file_name(video: str) -> str:
     """The lock file's name for a video: a hash of its name, so a long (251 characters) or odd name (a newline,
     any script) never makes a name the file system refuses; messages keep the video's own name."""
-    return hashlib.sha256(video.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".lock"
+    return hashlib.sha256(video.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".lock"
 
 
 def video_lock(root: str | Path, video: str, held_error: Callable[[Path, str], HarnessError] | None = None,

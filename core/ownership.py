@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.atomic import atomic_write_text
+from core.atomic import atomic_write_text, remove_temps_of
 from core.errors import HarnessError
 
 OWNERSHIP_FILE = ".harness-owned.json"
@@ -105,7 +105,7 @@ def check_plain_name(value: str, what: str) -> str:
         problem = "it holds a path separator"
     elif any(ord(c) < 32 or ord(c) == 127 for c in value):
         problem = "it holds a control character"
-    elif len(value.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+    elif len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         problem = f"it is longer than {MAX_NAME_BYTES} bytes"
     if problem:
         raise OwnershipError(f"{what} {value!r} is not a plain file name: {problem}")
@@ -308,6 +308,8 @@ def claim_folder(folder: str | Path, names: Iterable[str], *, what: str, force: 
         raise OwnershipError(f"{folder}: not a folder; the {what} must be a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
     with _folder_locked(folder):
+        # Every record write holds this flock: a temporary record file present now is one a kill cut short.
+        remove_temps_of(folder / OWNERSHIP_FILE)
         record = read_record(folder)
         plan = plan_claim(os.listdir(folder), record, names, force)
         if plan.refused:

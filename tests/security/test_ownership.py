@@ -170,7 +170,9 @@ def test_claim_rules(tmp_path: Path) -> None:
     claim = claim_folder(tmp_path / "f", ["x", "y"], what="test folder")
     (tmp_path / "f" / "x").write_text("ours")
     (tmp_path / "f" / "user.txt").write_text("theirs")
+    (tmp_path / "f" / f".{OWNERSHIP_FILE}.k1ll3d_0.tmp").write_text('{"half a rec')  # a killed record write
     again = claim_folder(tmp_path / "f", ["x", "y"], what="test folder")
+    assert not (tmp_path / "f" / f".{OWNERSHIP_FILE}.k1ll3d_0.tmp").exists()
     assert again.remove("x", "user.txt") == ["user.txt"]
     assert not (tmp_path / "f" / "x").exists() and (tmp_path / "f" / "user.txt").exists()
     assert claim.owns("y") and not again.owns("user.txt")
