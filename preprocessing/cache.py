@@ -69,7 +69,7 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 class FeatureCache:
     """Read and write the feature cache under one root.
 
-    Writing a video takes that video's lock, `<root>/.locks/<video>.lock` (non-blocking; `CacheLockedError` when
+    Writing a video takes that video's lock, `<root>/.locks/<hash>.lock` (non-blocking; `CacheLockedError` when
     another process, or another FeatureCache object, holds it), at its first `save` (or `lock_videos`) and keeps
     it until `close()` or the end of a `with` block: processes writing different videos (the ranks of a sharded
     preprocess) share one cache, two writers of one video do not. Reading takes no lock.

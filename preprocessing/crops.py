@@ -12,7 +12,7 @@ Each file is written atomically. When a video is finished, `.done.json` is writt
 configuration hash and the counts; a later run with the same configuration skips the video, and a run with a
 different one clears the folder's JPEGs first so no stale frame survives.
 
-One writer per video: `harness faces` and `harness preprocess` hold `cropped_aligned/.locks/<video>.lock`
+One writer per video: `harness faces` and `harness preprocess` hold `cropped_aligned/.locks/<hash>.lock`
 (`lock_crops`) while they write that video's crops, so a second run on the same video stops at once with a message
 naming the folder and the video, while the ranks of a sharded preprocess write their own videos side by side.
 """
