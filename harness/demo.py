@@ -24,13 +24,18 @@ from rich.console import Console
 from rich.panel import Panel
 
 from core.atomic import atomic_write_text
+from core.ownership import check_plain_name, claim_folder
 from harness.baseline import untrained_baseline
 from harness.config import BASELINE_ROW, Config, load_config
+from harness.preprocess import OUTPUT_LAYOUT
 from harness.progress import StepProgress, format_duration, overall_eta
 from harness.resources import peak_rss, reset_peak_rss
 from harness.tables import print_table
 
 DEMO_ROOT = Path("demo_runs")
+DEMO_LAYOUT = ("corpus", "face_check", "plots", "experiments", "submission.zip", "scores.json", "timings.json",
+               "report.html", *OUTPUT_LAYOUT)  # fmt: skip
+"""What the demo writes in its folder (claimed in the folder's ownership record, `core.ownership`)."""
 
 STAGE_SHARES = {
     "quick": (16.5, 3.6, 31.3, 38.1, 9.2),  # seconds of a quick demo on the 2-core CPU (loaded by other work)
@@ -281,8 +286,10 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
 
     console = console or Console()
     cfg = demo_config(quick, overrides)
-    out = Path(out) if out else DEMO_ROOT / cfg.name
+    out = Path(out) if out else DEMO_ROOT / check_plain_name(cfg.name, "the config's name")
     res = DemoResult(out=out)
+    # The demo folder is the harness's only by its ownership record: a folder it did not write is refused.
+    claim_folder(out, DEMO_LAYOUT, what="demo folder")
     corpus = out / "corpus"
     size = "ci" if quick else "default"
 
