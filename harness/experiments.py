@@ -92,7 +92,8 @@ CI_NOTE = (f"[low, high]: {LEVEL:.0%} percentile bootstrap over video clusters (
            f"are one), {RESAMPLES} resamples, seed {SEED}; a row over several folds resamples each fold's videos")
 
 EXPERIMENT_LAYOUT = (STAGE1_DIR, "folds", "ablation",
-                     *(f"table_{t}{ext}" for t in TABLES for ext in (".csv", ".md", ".json", "_paired.csv")))
+                     *(f"table_{t}{ext}" for t in TABLES for ext in (".csv", ".md", ".json", "_paired.csv")),
+                     "table_II_measured_cost.csv", "table_II_self_reported.csv")
 """What `run_folds` and `run_ablation` write in an experiment folder (claimed in its ownership record)."""
 
 
