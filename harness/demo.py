@@ -38,7 +38,7 @@ DEMO_LAYOUT = ("corpus", "face_check", "plots", "experiments", "submission.zip",
 """What the demo writes in its folder (claimed in the folder's ownership record, `core.ownership`)."""
 
 STAGE_SHARES = {
-    "quick": (16.5, 3.6, 31.3, 38.1, 9.2),  # seconds of a quick demo on the 2-core CPU (loaded by other work)
+    "quick": (49.2, 79.1, 87.8, 134.6, 4.2),  # seconds of a quick demo (ci corpus) on the 2-core CPU (load 5)
     "demo": (122.0, 41.0, 491.0, 142.0, 12.0),  # the full demo's seconds from the README (13 min 28 s in all)
 }
 """Expected seconds of the five stages (corpus, preprocess, stage 1 + folds, ablations, report) per config: only
