@@ -1,13 +1,25 @@
-"""The foundation every layer builds on: the base error, atomic writes, locks, stable hashes, feature widths.
+"""The foundation every layer builds on: the base error, atomic writes, bounded reads, locks, stable hashes,
+feature widths.
 
 It imports nothing of the project's four packages (`models`, `preprocessing`, `submissions`, `harness`), and only
 the standard library and numpy, so that each of them may import it.
 """
 
 from core.atomic import DiskFullError, atomic_open, atomic_write_bytes, atomic_write_text, remove_stale_temps
-from core.errors import HarnessError
+from core.errors import HarnessError, printable
 from core.hashing import HashError, jsonable, sha256_file, stable_hash
 from core.locking import FolderLock, LockHeldError, acquire_lock, release_lock
+from core.safe_read import (
+    ReadError,
+    check_regular,
+    iter_json_lines,
+    parse_json,
+    read_bytes,
+    read_json,
+    read_npy,
+    read_npz,
+    read_text,
+)
 from core.widths import AUDIO_FEATURE_WIDTHS, EGEMAPS_DIM, MFCC_DIM, PAPER_AUDIO_DIM, VGGISH_DIM
 
 __all__ = [
@@ -21,11 +33,21 @@ __all__ = [
     "HarnessError",
     "HashError",
     "LockHeldError",
+    "ReadError",
     "acquire_lock",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_regular",
+    "iter_json_lines",
     "jsonable",
+    "parse_json",
+    "printable",
+    "read_bytes",
+    "read_json",
+    "read_npy",
+    "read_npz",
+    "read_text",
     "release_lock",
     "remove_stale_temps",
     "sha256_file",

@@ -22,6 +22,7 @@ from zlib import error as zlib_error
 from core.atomic import atomic_open
 from core.errors import HarnessError
 from core.hashing import sha256_file
+from core.safe_read import human_bytes
 from submissions.errors import FormatError, Problem
 from submissions.formats import validate_submission
 from submissions.limits import (
@@ -32,7 +33,6 @@ from submissions.limits import (
     MAX_ZIP_TOTAL_BYTES,
     ZIP_RATIO_FLOOR,
     check_regular_file,
-    human_bytes,
     read_text_bounded,
     shorten,
 )
