@@ -62,8 +62,8 @@ MAX_ARRAY_BYTES = 512 * 1024 * 1024
 frames x 768 float32) is about 170 MB; a header claiming more is refused, not allocated or mapped (a sparse 40 GB
 `visual.npy` whose header agrees with its size included)."""
 
-MAX_NPZ_MEMBERS = 64
-"""Members of an `.npz` file (norm_stats.npz holds 4; a saved prediction file one per video of a fold)."""
+MAX_NPZ_MEMBERS = 100_000
+"""Members of an `.npz` file (norm_stats.npz holds 6; a saved prediction file one per video of a split)."""
 
 
 class ReadError(HarnessError):
@@ -332,10 +332,10 @@ def parse_json(text: str, path: str | Path, what: str, expect: type | tuple[type
     try:
         value = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise ReadError(path, f"the {what} is not valid JSON ({exc.msg}, column {exc.colno})",
+        raise ReadError(path, f"not valid JSON ({exc.msg}, column {exc.colno})",
                         line or exc.lineno, code="json") from None  # fmt: skip
     except (ValueError, RecursionError) as exc:
-        raise ReadError(path, f"the {what} is not valid JSON ({exc})", line, code="json") from None
+        raise ReadError(path, f"not valid JSON ({exc})", line, code="json") from None
     if expect is not None and not isinstance(value, expect):
         want = " or ".join(type_name(t()) if t is not type(None) else "null"
                            for t in (expect if isinstance(expect, tuple) else (expect,)))  # fmt: skip
@@ -359,6 +359,43 @@ def read_json(path: str | Path, what: str, expect: type | tuple[type, ...] | Non
     return parse_json(read_text(path, what, max_bytes), path, what, expect)
 
 
+def iter_lines(path: str | Path, what: str, max_bytes: int, max_line: int = MAX_JSON_LINE_BYTES,
+               ) -> Iterator[tuple[int, str]]:  # fmt: skip
+    """(line number, text) of every line of a bounded UTF-8 file, read a chunk at a time (never whole in memory).
+
+    Lines end at `\n` only (a `\r` before it is dropped); U+2028 and other Unicode separators are text.
+
+    Args:
+        path: the file.
+        what: what the file is meant to be, for messages.
+        max_bytes: the largest file accepted.
+        max_line: the longest line accepted, in bytes.
+
+    Raises:
+        ReadError: at the first line too long or not UTF-8, or when the file is refused (see `check_regular`).
+    """
+    pending, lineno, offset = b"", 1, 0
+    for data in iter_chunks(path, what, max_bytes):
+        lines = (pending + data).split(b"\n")
+        pending = lines.pop()
+        if len(pending) > max_line:
+            raise ReadError(path, f"a line longer than {human_bytes(max_line)} in the {what}", lineno,
+                            code="too_large")  # fmt: skip
+        for raw in lines:
+            yield lineno, _line_text(raw, path, what, lineno, offset, max_line)
+            lineno, offset = lineno + 1, offset + len(raw) + 1
+    if pending:
+        yield lineno, _line_text(pending, path, what, lineno, offset, max_line)
+
+
+def _line_text(raw: bytes, path: str | Path, what: str, lineno: int, offset: int, max_line: int) -> str:
+    if len(raw) > max_line:
+        raise ReadError(path, f"a line of {human_bytes(len(raw))} in the {what} (at most {human_bytes(max_line)})",
+                        lineno, code="too_large")  # fmt: skip
+    check_text_bytes(raw, path, what, offset=offset, line=lineno)
+    return raw.decode("utf-8").removesuffix("\r")
+
+
 def iter_json_lines(path: str | Path, what: str, expect: type | tuple[type, ...] | None = dict,
                     max_bytes: int = MAX_JSONL_BYTES) -> Iterator[tuple[int, Any]]:  # fmt: skip
     """(line number, value) of every non-blank line of a bounded JSON-lines file, read a chunk at a time.
@@ -372,29 +409,9 @@ def iter_json_lines(path: str | Path, what: str, expect: type | tuple[type, ...]
     Raises:
         ReadError: at the first bad line (too long, not UTF-8, not JSON, too deep, of another type).
     """
-    pending, lineno, offset = b"", 1, 0
-    for data in iter_chunks(path, what, max_bytes):
-        lines = (pending + data).split(b"\n")
-        pending = lines.pop()
-        if len(pending) > MAX_JSON_LINE_BYTES:
-            raise ReadError(path, f"a line longer than {human_bytes(MAX_JSON_LINE_BYTES)} in the {what}", lineno,
-                            code="too_large")  # fmt: skip
-        for raw in lines:
-            yield from _json_line(raw, path, what, expect, lineno, offset)
-            lineno, offset = lineno + 1, offset + len(raw) + 1
-    if pending:
-        yield from _json_line(pending, path, what, expect, lineno, offset)
-
-
-def _json_line(raw: bytes, path: str | Path, what: str, expect: type | tuple[type, ...] | None, lineno: int,
-               offset: int) -> Iterator[tuple[int, Any]]:  # fmt: skip
-    if len(raw) > MAX_JSON_LINE_BYTES:
-        raise ReadError(path, f"a line of {human_bytes(len(raw))} in the {what} (at most "
-                        f"{human_bytes(MAX_JSON_LINE_BYTES)})", lineno, code="too_large")  # fmt: skip
-    check_text_bytes(raw, path, what, offset=offset, line=lineno)
-    text = raw.decode("utf-8").strip()
-    if text:
-        yield lineno, parse_json(text, path, what, expect, line=lineno)
+    for lineno, text in iter_lines(path, what, max_bytes):
+        if text.strip():
+            yield lineno, parse_json(text, path, what, expect, line=lineno)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -465,7 +482,7 @@ def read_npy(path: str | Path, what: str = "array file", mmap: bool = False,
 
 
 def read_npz(path: str | Path, what: str = "array file", max_bytes: int = MAX_ARRAY_BYTES,
-             max_file_bytes: int = MAX_ARRAY_BYTES) -> dict[str, np.ndarray]:  # fmt: skip
+             max_file_bytes: int = MAX_ARRAY_BYTES, max_members: int = MAX_NPZ_MEMBERS) -> dict[str, np.ndarray]:
     """Every array of an `.npz` file, each member's inflated size and `.npy` header checked before it is read.
 
     Args:
@@ -473,6 +490,7 @@ def read_npz(path: str | Path, what: str = "array file", max_bytes: int = MAX_AR
         what: what the file is meant to be ("normalisation statistics").
         max_bytes: the largest array (and the largest inflated member) accepted; all members together get twice.
         max_file_bytes: the largest file accepted.
+        max_members: the most members accepted.
 
     Raises:
         ReadError: one located line for any problem (not a zip, too many members, a member that inflates past the
@@ -485,8 +503,8 @@ def read_npz(path: str | Path, what: str = "array file", max_bytes: int = MAX_AR
             raise ReadError(path, f"the {what} is not an .npz archive ({exc})", code="array") from None
         with zf:
             infos = zf.infolist()
-            if len(infos) > MAX_NPZ_MEMBERS:
-                raise ReadError(path, f"the {what} has {len(infos)} members (at most {MAX_NPZ_MEMBERS})",
+            if len(infos) > max_members:
+                raise ReadError(path, f"the {what} has {len(infos)} members (at most {max_members})",
                                 code="too_large")  # fmt: skip
             total = sum(i.file_size for i in infos)
             for info in infos:
