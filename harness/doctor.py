@@ -158,7 +158,8 @@ def _metrics_findings(metrics: Path) -> list[Finding]:
             except ReadError as exc:
                 bad += 1
                 if bad <= MAX_LINE_FINDINGS:
-                    out.append(Finding("error", str(metrics), f"not a JSON line: {exc.reason} (a write was interrupted?)", i))
+                    why = f"not a JSON line: {exc.reason} (a write was interrupted?)"
+                    out.append(Finding("error", str(metrics), why, i))
                 continue
             for k, v in rec.items():
                 if isinstance(v, float) and not np.isfinite(v):
