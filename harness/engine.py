@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from core.atomic import atomic_write_bytes
 from core.errors import HarnessError
+from core.safe_read import read_text
 from harness.config import DeepSpeedSection, LoopConfig, train_batch_size
 from harness.distributed import Strategy, current_strategy
 from harness.runs import DS_CONFIG_FILE, RunDir
@@ -363,7 +364,7 @@ def _resume_tag(folder: os.PathLike | str) -> str | None:
     marker = p / "latest"
     if not marker.is_file():
         return None
-    tag = marker.read_text(encoding="utf-8").strip()
+    tag = read_text(marker, "checkpoint marker", 4096).strip()
     return tag if tag in _checkpoint_tags(p) else None
 
 

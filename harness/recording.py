@@ -7,7 +7,6 @@ RNGs, loaded kernels) leaks into the recording; `ATEN_CPU_CAPABILITY` is read by
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from core.errors import HarnessError
+from core.safe_read import read_json
 from harness.childenv import child_env
 from harness.fingerprint import native_aten_levels
 from submissions.leaderboard import fixture_scores, record_scores
@@ -56,7 +56,7 @@ def run_quick_demo(out: Path, level: str | None = None, extra_env: Mapping[str, 
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
         raise HarnessError(f"{out}: error: the quick demo (ATEN_CPU_CAPABILITY={level or 'native'}) exited with "
                            f"{proc.returncode}:\n{tail}")  # fmt: skip
-    return json.loads((out / "scores.json").read_text(encoding="utf-8"))
+    return read_json(out / "scores.json", "scores file")
 
 
 def record_quick(work: Path, recorded: Path, console: Console | None = None) -> dict:

@@ -20,6 +20,7 @@ import polars as pl
 
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
+from core.safe_read import read_json
 from submissions.scoring import score_predictions
 
 RECORDED_PATH = Path(__file__).with_name("recorded_leaderboard.json")
@@ -220,16 +221,15 @@ def load_recorded(path: str | Path = RECORDED_PATH) -> dict:
         HarnessError: a missing file, invalid JSON or a missing part (the message names the file).
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise HarnessError(f"{path}: error: recorded leaderboard not found") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"{path}: error: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("fixture", {}).get("scores"), dict):
+    if not path.exists():
+        raise HarnessError(f"{path}: error: recorded leaderboard not found")
+    data = read_json(path, "recorded leaderboard")
+    fixture = data.get("fixture")
+    if not isinstance(fixture, dict) or not isinstance(fixture.get("scores"), dict):
         raise HarnessError(f"{path}: error: needs a 'fixture' object with 'scores'")
     quick = data.get("quick")
-    if quick is not None and not (isinstance(quick.get("scores"), dict) and isinstance(quick.get("levels", {}), dict)):
+    if quick is not None and not (isinstance(quick, dict) and isinstance(quick.get("scores"), dict)
+                                  and isinstance(quick.get("levels", {}), dict)):  # fmt: skip
         raise HarnessError(f"{path}: error: 'quick' needs 'scores' (and 'levels') objects")
     return data
 
