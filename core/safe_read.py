@@ -359,6 +359,64 @@ def read_json(path: str | Path, what: str, expect: type | tuple[type, ...] | Non
     return parse_json(read_text(path, what, max_bytes), path, what, expect)
 
 
+LINE_BLOCK_BYTES = 2 * 1024 * 1024
+"""Bytes a line-block reader hands on at a time (`iter_line_blocks`)."""
+
+
+def iter_line_blocks(path: str | Path, what: str, max_bytes: int, max_line: int,
+                     block: int = LINE_BLOCK_BYTES) -> Iterator[tuple[int, str | None, int]]:  # fmt: skip
+    """The lines of a bounded UTF-8 file in blocks of whole lines, for parsers that stream (a large file is never
+    whole in memory, nor one Python string per line).
+
+    Yields `(first line number, text, bytes)`: `text` is whole lines joined by `\n` (without the last line's
+    `\n`), so `text.split("\n")` gives them; a line longer than `max_line` bytes comes alone as
+    `(its line number, None, its length)` and is never decoded or held (a 10 MB line costs `block` bytes).
+    A NUL byte, UTF-16 or invalid UTF-8 in any line refuses the file, naming the line.
+
+    Raises:
+        ReadError: see `check_regular`, `check_text_bytes`.
+    """
+    pending, lineno, offset, skipping = b"", 1, 0, -1
+    for data in iter_chunks(path, what, max_bytes, chunk=block):
+        if skipping >= 0:  # inside an overlong line: drop bytes up to its end
+            end = data.find(b"\n")
+            if end < 0:
+                skipping += len(data)
+                continue
+            yield lineno, None, skipping + end
+            lineno, offset, skipping, data = lineno + 1, offset + skipping + end + 1, -1, data[end + 1 :]
+        buf = pending + data
+        cut = buf.rfind(b"\n")
+        head, pending = (buf[:cut], buf[cut + 1 :]) if cut >= 0 else (b"", buf)
+        if cut >= 0:
+            yield from _blocks_of(head, path, what, lineno, offset, max_line)
+            lineno, offset = lineno + head.count(b"\n") + 1, offset + cut + 1
+        if len(pending) > max_line:
+            skipping, pending = len(pending), b""
+    if skipping >= 0:
+        yield lineno, None, skipping
+    elif pending:
+        yield from _blocks_of(pending, path, what, lineno, offset, max_line)
+
+
+def _blocks_of(head: bytes, path: str | Path, what: str, lineno: int, offset: int, max_line: int,
+               ) -> Iterator[tuple[int, str | None, int]]:  # fmt: skip
+    """`head` (whole lines) as text blocks, each overlong line split out on its own (found vectorised)."""
+    check_text_bytes(head, path, what, offset=offset, line=lineno)
+    ends = np.flatnonzero(np.frombuffer(head, dtype=np.uint8) == 10)
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(head)]))
+    long = np.flatnonzero(stops - starts > max_line)
+    first = 0  # index of the first line not yet handed on
+    for k in (*long.tolist(), len(starts)):
+        if k > first:
+            lo, hi = int(starts[first]), int(stops[k - 1])
+            yield lineno + first, head[lo:hi].decode("utf-8"), hi - lo
+        if k < len(starts):
+            yield lineno + k, None, int(stops[k] - starts[k])
+        first = k + 1
+
+
 def iter_lines(path: str | Path, what: str, max_bytes: int, max_line: int = MAX_JSON_LINE_BYTES,
                ) -> Iterator[tuple[int, str]]:  # fmt: skip
     """(line number, text) of every line of a bounded UTF-8 file, read a chunk at a time (never whole in memory).

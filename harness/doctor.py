@@ -19,7 +19,7 @@ from harness.findings import Finding, from_problems
 from harness.runs import RunDir
 from preprocessing.affwild2 import AffWild2Layout, LayoutError
 from submissions import FormatError
-from submissions.formats import read_annotation, read_expr_annotation, read_sample_locations, validate_submission
+from submissions.formats import read_annotation, read_expr_annotation, read_sample_frames, validate_submission
 from submissions.metrics import annotated_mask
 from submissions.package import is_zip_file
 
@@ -128,8 +128,7 @@ def check_dataset(root: Path) -> list[Finding]:
                                    f"frame {int(frames.max())}: lengths differ (reconciled with -5 padding)"))
     if layout.sample_file is not None:
         try:
-            locs = read_sample_locations(layout.sample_file)
-            vids = {loc.split("/", 1)[0] for loc in locs}
+            vids = set(read_sample_frames(layout.sample_file).get_column("video").unique().to_list())
             listed = {e.name for e in layout.test}
             if listed and vids != listed:
                 out.append(Finding("error", str(layout.sample_file), "sample file videos differ from the test "

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ import polars as pl
 
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
+from core.safe_read import ReadError, iter_json_lines, parse_json
 from harness.runs import SUMMARY_FILE, RunDir
 from harness.tables import ci_cells, paired_display
 from submissions.limits import InputRefusedError, read_bounded, read_text_bounded
@@ -501,13 +501,13 @@ def locate(path: str | Path) -> Sources:
 
 
 def read_json(path: Path, what: str) -> Any:
-    """A bounded JSON file (`submissions.limits.read_text_bounded`); invalid JSON is a located error."""
+    """A bounded JSON file (`core.safe_read`: bytes, depth and integer digits bounded); invalid JSON is a located
+    error."""
     text = read_text_bounded(path, what, MAX_JSON_BYTES)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputRefusedError(path, f"the {what} is not valid JSON ({exc.msg}, column {exc.colno})", exc.lineno,
-                                code="json") from None
+        return parse_json(text, path, what, expect=None)
+    except ReadError as exc:
+        raise InputRefusedError(exc.path, exc.reason, exc.line, exc.code) from None
 
 
 def _read_object(path: Path, what: str) -> dict:
@@ -569,18 +569,11 @@ def _leaderboard_source(src: Sources) -> Path | None:
 def read_metrics(path: Path) -> list[dict]:
     """A run's per-epoch records from metrics.jsonl (lines with `epoch`); a line that is not JSON is a located
     error."""
-    text = read_text_bounded(path, "metrics file", MAX_METRICS_BYTES)
-    out = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputRefusedError(path, f"the metrics file's line is not JSON ({exc.msg})", i, code="json") from None
-        if isinstance(rec, dict) and "epoch" in rec:
-            out.append(rec)
-    return out
+    try:
+        return [rec for _i, rec in iter_json_lines(path, "metrics file", expect=None, max_bytes=MAX_METRICS_BYTES)
+                if isinstance(rec, dict) and "epoch" in rec]  # fmt: skip
+    except ReadError as exc:
+        raise InputRefusedError(exc.path, exc.reason, exc.line, exc.code) from None
 
 
 def curves_png(records: Sequence[Mapping[str, Any]]) -> bytes:

@@ -208,10 +208,10 @@ def _read_name_list(path: Path) -> list[str]:
 
 
 def _names_from_sample(path: Path) -> list[str]:
-    from submissions.formats import parse_location, read_sample_locations
+    from submissions.formats import read_sample_frames
 
     # Videos in order of first appearance.
-    return list(dict.fromkeys(parse_location(loc)[0] for loc in read_sample_locations(path)))
+    return read_sample_frames(path).get_column("video").unique(maintain_order=True).to_list()
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ under 1 GB on a hostile file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import printable
-from core.safe_read import ReadError, check_regular, read_bytes
+from core.safe_read import ReadError, check_regular, iter_line_blocks, read_bytes
 from core.safe_read import decode_text as core_decode_text
 from submissions.errors import FormatError, Problem
 
@@ -25,6 +26,9 @@ MAX_PREDICTION_BYTES = 256 * 1024 * 1024
 BYTES_PER_FRAME = 160
 """Bound on one prediction line (`video/00001.jpg,v,a`) when the frame count is known: a submission checked against
 a sample of N frames may be at most `(N + 1) * BYTES_PER_FRAME + 4096` bytes."""
+
+MAX_SAMPLE_BYTES = 128 * 1024 * 1024
+"""The organisers' sample file (the ABAW test set's, about 1.2 M frames, is under 60 MB): 4-5 M frames."""
 
 MAX_ANNOTATION_BYTES = 64 * 1024 * 1024
 """An annotation file `<video>.txt` (one short `v,a` line per frame)."""
@@ -68,8 +72,8 @@ class InputRefusedError(FormatError):
         super().__init__([Problem(printable(str(path)), line, reason, code)])
 
 
-def _refused(exc: ReadError) -> InputRefusedError:
-    return InputRefusedError(exc.path, exc.reason, exc.line, exc.code)
+def _refused(exc: ReadError, shown: str | Path | None = None) -> InputRefusedError:
+    return InputRefusedError(exc.path if shown is None else shown, exc.reason, exc.line, exc.code)
 
 
 def check_regular_file(path: str | Path, what: str, max_bytes: int) -> int:
@@ -89,8 +93,15 @@ def check_regular_file(path: str | Path, what: str, max_bytes: int) -> int:
         raise _refused(exc) from None
 
 
-def read_bounded(path: str | Path, what: str, max_bytes: int) -> bytes:
+def read_bounded(path: str | Path, what: str, max_bytes: int, shown: str | Path | None = None) -> bytes:
     """The bytes of a regular file of at most `max_bytes`, refused (not read) otherwise (`core.safe_read`).
+
+    Args:
+        path: the file.
+        what: what the file is meant to be, for messages.
+        max_bytes: the largest size accepted.
+        shown: the name messages give the file (`PKG.zip!predictions.csv` for a member extracted to a temporary
+            folder); None: `path`.
 
     Raises:
         InputRefusedError: see `check_regular_file`; also when the file grows past the bound while read.
@@ -98,7 +109,7 @@ def read_bounded(path: str | Path, what: str, max_bytes: int) -> bytes:
     try:
         return read_bytes(path, what, max_bytes)
     except ReadError as exc:
-        raise _refused(exc) from None
+        raise _refused(exc, shown) from None
 
 
 def decode_text(data: bytes, path: str | Path, what: str) -> str:
@@ -113,13 +124,39 @@ def decode_text(data: bytes, path: str | Path, what: str) -> str:
         raise _refused(exc) from None
 
 
-def read_text_bounded(path: str | Path, what: str, max_bytes: int) -> str:
+def read_text_bounded(path: str | Path, what: str, max_bytes: int, shown: str | Path | None = None) -> str:
     """`read_bounded` then `decode_text`: the UTF-8 text of a bounded regular file.
+
+    Args:
+        path: the file.
+        what: what the file is meant to be, for messages.
+        max_bytes: the largest size accepted.
+        shown: the name messages give the file (see `read_bounded`).
 
     Raises:
         InputRefusedError: not a regular file, too large, unreadable, or not UTF-8 text.
     """
-    return decode_text(read_bounded(path, what, max_bytes), path, what)
+    return decode_text(read_bounded(path, what, max_bytes, shown), path if shown is None else shown, what)
+
+
+def read_line_blocks(path: str | Path, what: str, max_bytes: int, shown: str | Path | None = None,
+                     ) -> Iterator[tuple[int, str | None, int]]:  # fmt: skip
+    """`core.safe_read.iter_line_blocks` of a data file with `MAX_LINE_CHARS` as the longest line, its errors as
+    `FormatError`s.
+
+    Args:
+        path: the file.
+        what: what the file is meant to be, for messages.
+        max_bytes: the largest size accepted.
+        shown: the name messages give the file (see `read_bounded`).
+
+    Raises:
+        InputRefusedError: not a regular file, too large, unreadable, or not UTF-8 text.
+    """
+    try:
+        yield from iter_line_blocks(path, what, max_bytes, MAX_LINE_CHARS)
+    except ReadError as exc:
+        raise _refused(exc, shown) from None
 
 
 def shorten(text: str, limit: int = 60) -> str:
