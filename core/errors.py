@@ -10,6 +10,17 @@ class HarnessError(Exception):
     """
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters with the count of what was cut (so a 10 MB line never reaches a message).
+
+    >>> shorten("a" * 1000, 10)
+    'aaaaaaaaaa... (990 more characters)'
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def printable(text: str) -> str:
     r"""`text` (a path, a name) with every character that is not printable escaped, the rest exactly as it is.
 

@@ -219,8 +219,9 @@ def _looks_utf16(data: bytes) -> bool:
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return True
     head = data[:256]
-    # ASCII text saved as UTF-16 without a byte-order mark: every other byte is NUL.
-    return len(head) >= 4 and (head[1::2].count(0) >= len(head) // 2 - 1 or head[0::2].count(0) >= len(head) // 2 - 1)
+    # ASCII text saved as UTF-16 without a byte-order mark: (nearly) every other byte is NUL, the others never.
+    n, odd, even = len(head) // 2, head[1::2].count(0), head[0::2].count(0)
+    return n >= 4 and ((odd >= 0.9 * n and even == 0) or (even >= 0.9 * n and odd == 0))
 
 
 def check_text_bytes(data: bytes, path: str | Path, what: str, offset: int = 0, line: int = 1) -> None:

@@ -32,10 +32,9 @@ from typing import Literal
 
 import numpy as np
 
-from core.errors import HarnessError, printable
+from core.errors import HarnessError, printable, shorten
 from core.safe_read import read_text
 from submissions.formats import EXPR_UNANNOTATED, UNANNOTATED, read_annotation, read_expr_annotation
-from submissions.limits import shorten
 
 VIDEO_EXTENSIONS = (".mp4", ".avi")
 VIDEO_BATCHES = ("batch1", "batch2")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import printable
+from core.errors import shorten as shorten  # re-exported: the name the submission parsers import
 from core.safe_read import ReadError, check_regular, iter_line_blocks, read_bytes
 from core.safe_read import decode_text as core_decode_text
 from submissions.errors import FormatError, Problem
@@ -54,6 +55,7 @@ gives about 3-6; zip bombs give thousands)."""
 
 ZIP_RATIO_FLOOR = 1024 * 1024
 """Members smaller than this skip the ratio check (tiny files compress by any ratio and cannot exhaust anything)."""
+
 
 
 class InputRefusedError(FormatError):
@@ -157,10 +159,3 @@ def read_line_blocks(path: str | Path, what: str, max_bytes: int, shown: str | P
         yield from iter_line_blocks(path, what, max_bytes, MAX_LINE_CHARS)
     except ReadError as exc:
         raise _refused(exc, shown) from None
-
-
-def shorten(text: str, limit: int = 60) -> str:
-    """`text` cut to `limit` characters with the count of what was cut (so a 10 MB line never reaches a message)."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 
-from core.errors import HarnessError, printable
+from core.errors import HarnessError, printable, shorten
 from core.safe_read import ReadError, read_json
 from harness.runs import SUMMARY_FILE, RunDir
 from harness.tables import ci_cells, paired_display, print_table, save_table
@@ -23,7 +23,6 @@ from submissions.leaderboard import (
     load_recorded,
     record_scores,
 )
-from submissions.limits import shorten
 
 NAME = "leaderboard"
 HELP = "Show scores beside the paper's tables and the 8th ABAW teams; --check guards the recorded leaderboard."
