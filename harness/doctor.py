@@ -128,7 +128,7 @@ def check_dataset(root: Path) -> list[Finding]:
                                    f"frame {int(frames.max())}: lengths differ (reconciled with -5 padding)"))
     if layout.sample_file is not None:
         try:
-            vids = set(read_sample_frames(layout.sample_file).get_column("video").unique().to_list())
+            vids = set(read_sample_frames(layout.sample_file).videos)
             listed = {e.name for e in layout.test}
             if listed and vids != listed:
                 out.append(Finding("error", str(layout.sample_file), "sample file videos differ from the test "

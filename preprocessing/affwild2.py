@@ -210,7 +210,7 @@ def _names_from_sample(path: Path) -> list[str]:
     from submissions.formats import read_sample_frames
 
     # Videos in order of first appearance.
-    return read_sample_frames(path).get_column("video").unique(maintain_order=True).to_list()
+    return list(read_sample_frames(path).videos)
 
 
 @dataclass(frozen=True)

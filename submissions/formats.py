@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from submissions.limits import (
     MAX_LINE_CHARS,
     MAX_PREDICTION_BYTES,
     MAX_SAMPLE_BYTES,
+    MAX_VIDEOS,
     read_line_blocks,
     read_text_bounded,
     shorten,
@@ -313,6 +315,76 @@ def _split_lines(text: str) -> list[str]:
 LineBlock = tuple[int, str | None, int]
 """(first line number, text of whole lines or None for one overlong line, bytes): `core.safe_read.iter_line_blocks`."""
 
+_FRAME_SPAN = 100_000
+"""Frame numbers have five digits: `video index * _FRAME_SPAN + frame` is a unique integer key per frame."""
+
+
+@dataclass
+class Frames:
+    """A list of frames, compactly (no Python string per row): the video names in order of first appearance, and
+    per row the index of its video in `videos` and its frame number.
+
+    Args:
+        videos: video names, in order of first appearance.
+        vid: (N,) int32 index into `videos`.
+        frame: (N,) int32 1-based frame numbers.
+    """
+
+    videos: list[str]
+    vid: np.ndarray
+    frame: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.vid)
+
+    def keys(self) -> np.ndarray:
+        """One int64 per row, equal exactly when (video, frame) are equal."""
+        return self.vid.astype(np.int64) * _FRAME_SPAN + self.frame
+
+    def location(self, i: int) -> str:
+        """Row `i` as `video/00001.jpg`."""
+        return image_location(self.videos[int(self.vid[i])], int(self.frame[i]))
+
+    def locations(self) -> list[str]:
+        """Every row as `video/00001.jpg`, in order."""
+        return [image_location(self.videos[v], f) for v, f in zip(self.vid.tolist(), self.frame.tolist(), strict=True)]
+
+
+@dataclass
+class ParsedRows(Frames):
+    """The well-located rows of a submission file: `Frames` with each row's line in the file and its two values.
+
+    Args:
+        line: (N,) int64 1-based line numbers.
+        values: (N, 2) float64 valence and arousal (NaN where a cell is not a number).
+    """
+
+    line: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+
+
+class _VideoIndex:
+    """Video names to indices, in order of first appearance, over the blocks of a streamed file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def ids(self, videos: pl.Series) -> np.ndarray:
+        """The index of each name (-1 where null), new names added."""
+        for name in videos.drop_nulls().unique(maintain_order=True).to_list():
+            if name not in self._index:
+                if len(self.names) >= MAX_VIDEOS:
+                    raise FormatError([Problem(self.path, 0, f"more than {MAX_VIDEOS} distinct videos: not an ABAW "
+                                               "frame list (the test set has about 150)", "too_many_videos")])
+                self._index[name] = len(self.names)
+                self.names.append(name)
+        if not self.names:
+            return np.full(videos.len(), -1, dtype=np.int32)
+        ids = videos.replace_strict(self.names, list(range(len(self.names))), default=-1, return_dtype=pl.Int32)
+        return ids.fill_null(-1).to_numpy()
+
 
 def _text_blocks(text: str) -> list[LineBlock]:
     """A whole text as the blocks a streaming reader hands on (one block; overlong lines are found by the parser)."""
@@ -323,19 +395,26 @@ def _text_blocks(text: str) -> list[LineBlock]:
 def parse_submission_table(text: str, path: str = "<submission>") -> tuple[pl.DataFrame, list[Problem]]:
     """Parse a submission file's text into a table and the problems found in its own structure.
 
-    The table has one row per data line: `line` (1-based line number in the file), `video`, `frame`, `valence`,
-    `arousal` (null where the cell is not a number). Structural problems (header, column count, non-numeric,
-    NaN/inf, out of range, malformed location, duplicated frames) are listed, at most 1,000 of a kind; checks against
-    the sample file are in `validate_submission_text`. Vectorised with polars: a million rows in about a second.
+    The table has one row per well-located data line: `line` (1-based line number in the file), `video`, `frame`,
+    `valence`, `arousal` (null where the cell is not a number). Structural problems (header, column count,
+    non-numeric, NaN/inf, out of range, malformed location, duplicated frames) are listed, at most 1,000 of a kind;
+    checks against the sample file are in `validate_submission_text`.
     """
-    return parse_submission_blocks(_text_blocks(text), path)
+    rows, problems = parse_submission_blocks(_text_blocks(text), path)
+    values = np.where(np.isnan(rows.values), None, rows.values) if len(rows) else rows.values
+    table = pl.DataFrame({"line": rows.line, "video": [rows.videos[v] for v in rows.vid.tolist()],
+                          "frame": rows.frame, "valence": values[:, 0], "arousal": values[:, 1]},
+                         schema={"line": pl.Int64, "video": pl.Utf8, "frame": pl.Int32, "valence": pl.Float64,
+                                 "arousal": pl.Float64})  # fmt: skip
+    return table, problems
 
 
-def parse_submission_blocks(blocks: Iterable[LineBlock], path: str) -> tuple[pl.DataFrame, list[Problem]]:
-    """`parse_submission_table` over a file's line blocks as they are read (`read_line_blocks`): only the parsed
-    rows (two numbers, a frame and a line number per row, the video names) are kept, never the file's text."""
+def parse_submission_blocks(blocks: Iterable[LineBlock], path: str) -> tuple[ParsedRows, list[Problem]]:
+    """`parse_submission_table` over a file's line blocks as they are read (`read_line_blocks`): each block is
+    parsed in polars and only its well-located rows are kept, as numbers (`ParsedRows`), never the file's text."""
     problems: list[Problem] = []
-    parts: list[pl.DataFrame] = []
+    index = _VideoIndex(path)
+    parts: list[tuple[np.ndarray, ...]] = []
     seen_header = False
     for first, text, nbytes in blocks:
         if text is None:
@@ -355,24 +434,35 @@ def parse_submission_blocks(blocks: Iterable[LineBlock], path: str) -> tuple[pl.
                 problems.append(Problem(path, 1, f"header is {shorten(header)!r}, expected {SUBMISSION_HEADER!r}",
                                         "bad_header"))  # fmt: skip
             rows = rows.slice(1)
-        parts.append(_parse_rows(rows, path, problems))
+        good = _parse_rows(rows, path, problems)
+        parts.append((index.ids(good.get_column("video")), good.get_column("frame").to_numpy(),
+                      good.get_column("line").to_numpy(), good.select("valence", "arousal").to_numpy()))  # fmt: skip
+        del rows, good
     if not seen_header:
         problems.append(Problem(path, 0, f"empty file: expected the header {SUBMISSION_HEADER!r}", "empty"))
-        return _empty_table(), problems
-    table = pl.concat(parts) if parts else _empty_table()
-    dup = table.filter(pl.struct("video", "frame").is_duplicated() & pl.col("video").is_not_null())
-    dup = dup.filter(pl.int_range(pl.len()).over("video", "frame") > 0)
-    _collect(problems, path, dup, lambda r: f"frame {_loc(r)} appears more than once", "duplicate")
-    return table, _capped(problems)
+    parsed = ParsedRows(index.names, *_concat(parts))
+    del parts
+    keys = parsed.keys()
+    order = np.argsort(keys, kind="stable")
+    later = order[1:][keys[order][1:] == keys[order][:-1]]  # every row of a frame after its first
+    for i in np.sort(later)[:MAX_PROBLEMS_PER_KIND]:
+        problems.append(Problem(path, int(parsed.line[i]), f"frame {parsed.location(i)} appears more than once",
+                                "duplicate"))  # fmt: skip
+    if len(later) > MAX_PROBLEMS_PER_KIND:
+        problems.append(Problem(path, 0, f"... {len(later) - MAX_PROBLEMS_PER_KIND} more rows with the same problem",
+                                "duplicate"))  # fmt: skip
+    return parsed, _capped(problems)
 
 
-def _loc(row: dict) -> str:
-    return image_location(row["video"], row["frame"])
+def _concat(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    if not parts:
+        return (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros((0, 2)))
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
 
 
 def _parse_rows(rows: pl.DataFrame, path: str, problems: list[Problem]) -> pl.DataFrame:
-    """The rows (`line`, `text`) of one block parsed to `line`, `video`, `frame`, `valence`, `arousal`; problems
-    appended."""
+    """The rows (`line`, `text`) of one block parsed to `line`, `video`, `frame`, `valence`, `arousal` (the rows
+    with a well-formed location); problems appended."""
     rows = rows.with_columns(pl.col("text").str.len_bytes().alias("n"))
     # A line no real row comes near (a 10 MB line, a binary blob) is one problem and is never parsed further.
     _collect(problems, path, rows.filter(pl.col("n") > MAX_LINE_CHARS),
@@ -391,7 +481,7 @@ def _parse_rows(rows: pl.DataFrame, path: str, problems: list[Problem]) -> pl.Da
     )
     parts = parts.with_columns(
         pl.col("location").str.extract(_LOCATION_RE, 1).alias("video"),
-        pl.col("location").str.extract(_LOCATION_RE, 2).cast(pl.Int64, strict=False).alias("frame"),
+        pl.col("location").str.extract(_LOCATION_RE, 2).cast(pl.Int32, strict=False).alias("frame"),
     )
     _collect(problems, path, parts.filter(pl.col("video").is_null()),
              lambda r: f"image location {shorten(r['location'])!r} is not of the form video/00001.jpg", "location")
@@ -404,16 +494,13 @@ def _parse_rows(rows: pl.DataFrame, path: str, problems: list[Problem]) -> pl.Da
     in_range = (pl.col("valence").abs() <= 1.0) & (pl.col("arousal").abs() <= 1.0)
     _collect(problems, path, numeric.filter(finite & ~in_range),
              lambda r: f"value outside [-1, 1]: {r['valence']},{r['arousal']}", "range")
-    return parts.select("line", "video", pl.col("frame").cast(pl.Int32), "valence", "arousal")
-
-
-def _empty_table() -> pl.DataFrame:
-    return pl.DataFrame(schema={"line": pl.Int64, "video": pl.Utf8, "frame": pl.Int32, "valence": pl.Float64,
-                                "arousal": pl.Float64})  # fmt: skip
+    return parts.filter(pl.col("video").is_not_null()).select("line", "video", "frame", "valence", "arousal")
 
 
 MAX_PROBLEMS_PER_KIND = 1000
 """Problems of one kind listed one by one (the rest are counted in one more line)."""
+
+_MORE = "more rows with the same problem"
 
 
 def _collect(problems: list[Problem], path: str, rows: pl.DataFrame, reason, code: str,
@@ -422,7 +509,7 @@ def _collect(problems: list[Problem], path: str, rows: pl.DataFrame, reason, cod
     for row in rows.head(limit).iter_rows(named=True):
         problems.append(Problem(path, row["line"], reason(row), code))
     if rows.height > limit:
-        problems.append(Problem(path, 0, f"... {rows.height - limit} more rows with the same problem", code))
+        problems.append(Problem(path, 0, f"... {rows.height - limit} {_MORE}", code))
 
 
 def _capped(problems: list[Problem], limit: int = MAX_PROBLEMS_PER_KIND) -> list[Problem]:
@@ -431,28 +518,30 @@ def _capped(problems: list[Problem], limit: int = MAX_PROBLEMS_PER_KIND) -> list
     shown: dict[str, int] = {}
     more: dict[str, int] = {}
     for p in problems:
-        extra = int(p.reason.split()[1]) if p.line == 0 and p.reason.startswith("... ") else 0
-        if extra:
-            more[p.code] = more.get(p.code, 0) + extra
+        if p.line == 0 and p.reason.startswith("... ") and p.reason.endswith(_MORE):
+            more[p.code] = more.get(p.code, 0) + int(p.reason.split()[1])
         elif shown.get(p.code, 0) < limit:
             shown[p.code] = shown.get(p.code, 0) + 1
             kept.append(p)
         else:
             more[p.code] = more.get(p.code, 0) + 1
     path = problems[0].path if problems else ""
-    kept += [Problem(path, 0, f"... {n} more rows with the same problem", code) for code, n in more.items()]
-    return kept
+    return kept + [Problem(path, 0, f"... {n} {_MORE}", code) for code, n in more.items()]
 
 
-def sample_frames(sample: Sequence[str] | pl.Series) -> pl.DataFrame:
-    """A frame list (`video/00001.jpg` strings) as a table of `video`, `frame` (the form validation joins on)."""
-    locs = pl.Series("location", sample, dtype=pl.Utf8)
-    return locs.to_frame().select(pl.col("location").str.extract(_LOCATION_RE, 1).alias("video"),
-                                  pl.col("location").str.extract(_LOCATION_RE, 2).cast(pl.Int32).alias("frame"))
+def sample_frames(sample: Sequence[str]) -> Frames:
+    """A frame list of `video/00001.jpg` strings as `Frames` (a string that is not a location is a ValueError)."""
+    locs = pl.Series("location", list(sample), dtype=pl.Utf8)
+    video = locs.str.extract(_LOCATION_RE, 1)
+    if video.null_count():
+        raise ValueError(f"not an image location: {locs.filter(video.is_null())[0]!r}")
+    index = _VideoIndex("<sample>")
+    return Frames(index.names, index.ids(video), locs.str.extract(_LOCATION_RE, 2).cast(pl.Int32).to_numpy())
 
 
-def read_sample_frames(path: str | Path) -> pl.DataFrame:
-    """The organisers' sample file as a table of `video`, `frame`, in the file's order, read a block at a time.
+def read_sample_frames(path: str | Path) -> Frames:
+    """The organisers' sample file as `Frames`, in the file's order, read a block at a time (a few bytes per row
+    kept: a 128 MiB sample costs tens of MB).
 
     Accepts the sample prediction file (header `image_location,valence,arousal`) or a bare list with header
     `image_location`.
@@ -461,9 +550,10 @@ def read_sample_frames(path: str | Path) -> pl.DataFrame:
         FormatError: the file is refused (see `read_line_blocks`), lacks the header, holds an overlong line, or a
             location that is not `video/00001.jpg`.
     """
-    path = Path(path)
     where = str(path)
-    parts: list[pl.DataFrame] = []
+    index = _VideoIndex(where)
+    vids: list[np.ndarray] = []
+    frames: list[np.ndarray] = []
     started = False
     for first, text, nbytes in read_line_blocks(path, "sample file", MAX_SAMPLE_BYTES):
         if text is None:
@@ -484,26 +574,22 @@ def read_sample_frames(path: str | Path) -> pl.DataFrame:
         if bad.height:
             raise FormatError([Problem(where, r["line"], f"not an image location: {shorten(r['location'])!r}",
                                        "location") for r in bad.head(100).iter_rows(named=True)])  # fmt: skip
-        parts.append(rows.select("video", "frame"))
+        vids.append(index.ids(rows.get_column("video")))
+        frames.append(rows.get_column("frame").to_numpy())
     if not started:
         raise FormatError([Problem(where, 1, "sample file must start with the header 'image_location...'",
                                    "bad_header")])  # fmt: skip
-    return pl.concat(parts) if parts else pl.DataFrame(schema={"video": pl.Utf8, "frame": pl.Int32})
+    empty = np.zeros(0, dtype=np.int32)
+    return Frames(index.names, np.concatenate(vids) if vids else empty, np.concatenate(frames) if frames else empty)
 
 
 def read_sample_locations(path: str | Path) -> list[str]:
     """The frame list of the organisers' sample file: its `image_location` column, in order (`read_sample_frames`)."""
-    frames = read_sample_frames(path)
-    return _locations(frames).to_list()
+    return read_sample_frames(path).locations()
 
 
-def _locations(frames: pl.DataFrame) -> pl.Series:
-    return frames.select(pl.format("{}/{}.jpg", pl.col("video"), pl.col("frame").cast(pl.Utf8).str.zfill(5))
-                         .alias("location")).to_series()  # fmt: skip
-
-
-Sample = Sequence[str] | pl.DataFrame
-"""A frame list: `video/00001.jpg` strings, or the table `read_sample_frames` returns."""
+Sample = Sequence[str] | Frames
+"""A frame list: `video/00001.jpg` strings, or the `Frames` that `read_sample_frames` returns."""
 
 
 def validate_submission_text(text: str, sample: Sample | None, path: str = "<submission>") -> list[Problem]:
@@ -517,49 +603,70 @@ def validate_submission_text(text: str, sample: Sample | None, path: str = "<sub
 
 
 def _validate_blocks(blocks: Iterable[LineBlock], sample: Sample | None, path: str) -> list[Problem]:
-    table, problems = parse_submission_blocks(blocks, path)
-    if sample is None:
-        return problems
-    frames = sample if isinstance(sample, pl.DataFrame) else sample_frames(sample)
-    sample_df = frames.with_row_index("want")
-    sample_videos = sample_df.get_column("video").unique()
-    located = table.filter(pl.col("video").is_not_null())
-    unknown = located.filter(~pl.col("video").is_in(sample_videos))
-    first_unknown = unknown.unique("video", keep="first", maintain_order=True)
-    _collect(problems, path, first_unknown,
-             lambda r: f"unknown video {shorten(r['video'])!r} (not in the sample file)", "unknown_video")
-    known = located.filter(pl.col("video").is_in(sample_videos))
-    joined = known.join(sample_df, on=["video", "frame"], how="left", maintain_order="left")
-    extra = joined.filter(pl.col("want").is_null())
-    _collect(problems, path, extra, lambda r: f"extra row {_loc(r)} (not in the sample file)", "extra")
-    missing = sample_df.join(known.select("video", "frame"), on=["video", "frame"], how="anti")
-    if missing.height:
-        # Report missing frames as runs per video: a missing video is one line, not 10,000.
-        runs = missing.group_by("video", maintain_order=True).agg(
-            pl.len().alias("n"), pl.col("frame").first().alias("first"), pl.col("frame").last().alias("last"))
-        for r in runs.head(MAX_PROBLEMS_PER_KIND).iter_rows(named=True):
-            problems.append(Problem(path, 0, f"missing {r['n']} row(s) of video {r['video']!r} "
-                                    f"({image_location(r['video'], r['first'])} .. "
-                                    f"{image_location(r['video'], r['last'])})", "missing"))  # fmt: skip
-    # Order: the rows that match the sample must appear in the sample's order.
-    matched = joined.filter(pl.col("want").is_not_null()).unique(["video", "frame"], keep="first",
-                                                                   maintain_order=True)  # fmt: skip
-    if matched.height > 1:
-        wants = matched.get_column("want").to_numpy()
-        drops = np.flatnonzero(np.diff(wants.astype(np.int64)) < 0)
-        lines = matched.get_column("line").to_numpy()
-        for k in drops[:100]:
-            now, before = matched.row(int(k) + 1, named=True), matched.row(int(k), named=True)
-            problems.append(Problem(path, int(lines[k + 1]), f"row out of order: {_loc(now)} comes after "
-                                    f"{_loc(before)}; rows must follow the sample file's order", "order"))
+    rows, problems = parse_submission_blocks(blocks, path)
+    if sample is not None:
+        problems += _against_sample(rows, sample if isinstance(sample, Frames) else sample_frames(sample), path)
     return sorted(problems, key=lambda p: (p.line == 0, p.line))
+
+
+def _against_sample(rows: ParsedRows, sample: Frames, path: str) -> list[Problem]:
+    """Unknown videos, extra and missing rows, and order, by integer keys (sorted once, no hash join of strings)."""
+    problems: list[Problem] = []
+    in_sample = {name: i for i, name in enumerate(sample.videos)}
+    remap = np.array([in_sample.get(name, -1) for name in rows.videos] or [-1], dtype=np.int64)
+    pvid = remap[rows.vid] if len(rows) else np.zeros(0, dtype=np.int64)
+    unknown = np.flatnonzero(pvid < 0)
+    _, firsts = np.unique(rows.vid[unknown], return_index=True)
+    for i in np.sort(unknown[firsts])[:MAX_PROBLEMS_PER_KIND]:
+        problems.append(Problem(path, int(rows.line[i]), f"unknown video {shorten(rows.videos[rows.vid[i]])!r} "
+                                "(not in the sample file)", "unknown_video"))  # fmt: skip
+    known = np.flatnonzero(pvid >= 0)
+    skeys = sample.keys()
+    order = np.argsort(skeys, kind="stable")
+    ordered = skeys[order]
+    pkeys = pvid[known] * _FRAME_SPAN + rows.frame[known]
+    want = np.full(len(known), -1, dtype=np.int64)
+    if len(ordered):
+        pos = np.minimum(np.searchsorted(ordered, pkeys), len(ordered) - 1)
+        want = np.where(ordered[pos] == pkeys, order[pos], -1)
+    extra = known[want < 0]
+    for i in extra[:MAX_PROBLEMS_PER_KIND]:
+        problems.append(Problem(path, int(rows.line[i]), f"extra row {rows.location(i)} (not in the sample file)",
+                                "extra"))  # fmt: skip
+    if len(extra) > MAX_PROBLEMS_PER_KIND:
+        problems.append(Problem(path, 0, f"... {len(extra) - MAX_PROBLEMS_PER_KIND} {_MORE}", "extra"))
+    missing = np.ones(len(skeys), dtype=bool)
+    missing[want[want >= 0]] = False
+    idx = np.flatnonzero(missing)
+    if len(idx):
+        # Report missing frames as runs per video: a missing video is one line, not 10,000.
+        mv = sample.vid[idx]
+        by_video = np.argsort(mv, kind="stable")
+        videos, starts, counts = np.unique(mv[by_video], return_index=True, return_counts=True)
+        for v, s, n in sorted(zip(videos.tolist(), starts.tolist(), counts.tolist(), strict=True),
+                              key=lambda t: idx[by_video[t[1]]])[:MAX_PROBLEMS_PER_KIND]:  # fmt: skip
+            lo, hi = idx[by_video[s]], idx[by_video[s + n - 1]]
+            problems.append(Problem(path, 0, f"missing {n} row(s) of video {sample.videos[v]!r} "
+                                    f"({sample.location(lo)} .. {sample.location(hi)})", "missing"))  # fmt: skip
+    # Order: the rows that match the sample must appear in the sample's order (each frame's first row counts).
+    matched = np.flatnonzero(want >= 0)
+    _, firsts = np.unique(want[matched], return_index=True)
+    matched = matched[np.sort(firsts)]
+    if len(matched) > 1:
+        wants = want[matched]
+        for k in np.flatnonzero(np.diff(wants) < 0)[:100]:
+            now, before = known[matched[k + 1]], known[matched[k]]
+            problems.append(Problem(path, int(rows.line[now]), f"row out of order: {rows.location(now)} comes after "
+                                    f"{rows.location(before)}; rows must follow the sample file's order", "order"))
+    return problems
 
 
 def validate_submission(path: str | Path, sample: str | Path | Sample | None = None,
                         shown: str | None = None) -> list[Problem]:  # fmt: skip
     """Validate a submission file (and, if given, against the sample file or frame list). Empty list = valid.
 
-    The file is read a block at a time (`read_line_blocks`): the largest file accepted stays well under 1 GB.
+    The file is read a block at a time (`read_line_blocks`) and only numbers per row are kept: the largest file
+    accepted stays well under 1 GB.
 
     Args:
         path: the prediction file.
@@ -568,8 +675,8 @@ def validate_submission(path: str | Path, sample: str | Path | Sample | None = N
     """
     if isinstance(sample, str | Path):
         sample = read_sample_frames(sample)
-    n = None if sample is None else (sample.height if isinstance(sample, pl.DataFrame) else len(sample))
-    blocks = read_line_blocks(path, "prediction file", prediction_bound(n), shown)
+    blocks = read_line_blocks(path, "prediction file", prediction_bound(None if sample is None else len(sample)),
+                              shown)  # fmt: skip
     return _validate_blocks(blocks, sample, shown or str(path))
 
 
@@ -590,27 +697,28 @@ def read_submission(path: str | Path) -> Predictions:
     Frames of each video must be contiguous from 1 to N (the challenge format); gaps are an error. The file is read
     a block at a time.
     """
-    path = Path(path)
-    table, problems = parse_submission_blocks(read_line_blocks(path, "prediction file", MAX_PREDICTION_BYTES),
-                                              str(path))  # fmt: skip
+    rows, problems = parse_submission_blocks(read_line_blocks(path, "prediction file", MAX_PREDICTION_BYTES),
+                                             str(path))  # fmt: skip
     if problems:
         raise FormatError(problems)
-    return _table_to_predictions(table, str(path))
+    return _rows_to_predictions(rows, str(path))
 
 
-def _table_to_predictions(table: pl.DataFrame, path: str) -> Predictions:
+def _rows_to_predictions(rows: ParsedRows, path: str) -> Predictions:
     out: Predictions = {}
     problems: list[Problem] = []
-    for (video,), grp in table.group_by("video", maintain_order=True):
-        grp = grp.sort("frame")
-        frames = grp.get_column("frame").to_numpy()
-        expected = np.arange(1, len(frames) + 1)
+    by_video = np.lexsort((rows.frame, rows.vid))  # by video, then frame
+    videos, starts, counts = np.unique(rows.vid[by_video], return_index=True, return_counts=True)
+    for v, s, n in zip(videos.tolist(), starts.tolist(), counts.tolist(), strict=True):
+        idx = by_video[s : s + n]
+        frames = rows.frame[idx]
+        expected = np.arange(1, n + 1)
         if not np.array_equal(frames, expected):
             gap = int(np.flatnonzero(frames != expected)[0])
-            problems.append(Problem(path, int(grp["line"][gap]), f"video {video!r}: frames are not contiguous from 1 "
-                                    f"(expected frame {gap + 1}, found {int(frames[gap])})", "gap"))
+            problems.append(Problem(path, int(rows.line[idx[gap]]), f"video {rows.videos[v]!r}: frames are not "
+                                    f"contiguous from 1 (expected frame {gap + 1}, found {int(frames[gap])})", "gap"))
             continue
-        out[str(video)] = grp.select("valence", "arousal").to_numpy().astype(np.float64)
+        out[rows.videos[v]] = rows.values[idx].astype(np.float64)
     if problems:
         raise FormatError(problems)
     return out

@@ -31,6 +31,10 @@ a sample of N frames may be at most `(N + 1) * BYTES_PER_FRAME + 4096` bytes."""
 MAX_SAMPLE_BYTES = 128 * 1024 * 1024
 """The organisers' sample file (the ABAW test set's, about 1.2 M frames, is under 60 MB): 4-5 M frames."""
 
+MAX_VIDEOS = 100_000
+"""Distinct videos a prediction or sample file may name (Aff-Wild2's test set has about 150): past it, the file is
+refused rather than indexing every name of a hostile file."""
+
 MAX_ANNOTATION_BYTES = 64 * 1024 * 1024
 """An annotation file `<video>.txt` (one short `v,a` line per frame)."""
 
