@@ -9,12 +9,14 @@ other process is doing there. The kernel frees a lock when its holder dies, even
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from core.atomic import DiskFullError
 from core.errors import HarnessError
 
 
@@ -45,8 +47,11 @@ def acquire_lock(path: str | Path, wait: bool = False) -> IO[str]:
         LockHeldError: another process holds it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    except OSError as exc:
+        raise _disk_full(exc, path) from None
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -54,11 +59,22 @@ def acquire_lock(path: str | Path, wait: bool = False) -> IO[str]:
         holder = fh.read().strip() or "unknown"
         fh.close()
         raise LockHeldError(path, holder) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(str(os.getpid()))
-    fh.flush()
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+    except OSError as exc:
+        release_lock(fh)
+        raise _disk_full(exc, path) from None
     return fh
+
+
+def _disk_full(exc: OSError, path: Path) -> OSError:
+    """A full disk as the atomic writer words it (`DiskFullError`); any other OSError as it is."""
+    if exc.errno == errno.ENOSPC:
+        return DiskFullError(errno.ENOSPC, f"{path}: no space left on device; the lock could not be taken")
+    return exc
 
 
 def release_lock(fh: IO[str] | None) -> None:
