@@ -164,6 +164,51 @@ def _open(path: str | Path) -> av.container.InputContainer:
         ) from exc
 
 
+MAX_FRAME_PIXELS = 7680 * 4320
+"""Largest frame decoded (8K UHD; Aff-Wild2's largest is 1920 x 1080): one RGB frame of this size is 100 MB, and a
+16000 x 16000 image named .mp4 is refused from its header instead of allocating 768 MB per copy."""
+
+MAX_AUDIO_SECONDS = 3600.0
+"""Longest audio track read (Aff-Wild2's longest video is about 15 minutes): one hour at 16 kHz is 230 MB of
+float32, checked from the stream's duration before decoding and again while decoding."""
+
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384_000
+"""Audio sample rates accepted (telephone speech is 8 kHz, studio audio up to 384 kHz): a 1 Hz track would be
+resampled 16,000-fold."""
+
+
+def check_frame_size(path: str | Path, width: int, height: int) -> None:
+    """Refuse a frame larger than `MAX_FRAME_PIXELS` before it is decoded or converted.
+
+    Raises:
+        VideoError: naming the file and the size.
+    """
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoError(path, f"frames of {width} x {height} pixels, more than the {MAX_FRAME_PIXELS:,} pixels "
+                         "(8K) a frame may have", f"scale the video down, or {REENCODE}")  # fmt: skip
+
+
+def check_audio_stream(path: str | Path, stream: av.audio.stream.AudioStream) -> None:
+    """Refuse an audio stream whose sample rate or stated duration is outside the bounds, before decoding it.
+
+    Raises:
+        VideoError: naming the file, the value and the bound.
+    """
+    rate = int(stream.codec_context.sample_rate or stream.rate or 0)
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise VideoError(path, f"an audio track at {rate} Hz (accepted: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)",
+                         f"preprocess with --no-audio, or {REENCODE}")  # fmt: skip
+    seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+    if seconds > MAX_AUDIO_SECONDS:
+        raise _audio_too_long(path, seconds)
+
+
+def _audio_too_long(path: str | Path, seconds: float) -> VideoError:
+    return VideoError(path, f"an audio track of {seconds / 3600:.1f} hours, more than the "
+                      f"{MAX_AUDIO_SECONDS / 3600:.0f} hour(s) a video's audio may last",
+                      "cut the video into parts, or preprocess with --no-audio")  # fmt: skip
+
+
 def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
     if not container.streams.video:
         found = ", ".join(f"{st.type} ({getattr(st.codec_context, 'name', '?')})" for st in container.streams)
@@ -172,7 +217,9 @@ def _video_stream(container: av.container.InputContainer, path: str | Path) -> a
             f"no video stream in the file (streams: {found or 'none'})",
             "faces and frame-aligned features need the video: give the original video file, not its audio",
         )
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    check_frame_size(path, int(stream.codec_context.width or 0), int(stream.codec_context.height or 0))
+    return stream
 
 
 def _rotation_of(frame: av.VideoFrame) -> int:
@@ -344,6 +391,7 @@ def iter_frames(
         index = 0
         for frame in _decode(container, stream, stats):
             if index % stride == 0:
+                check_frame_size(path, frame.width, frame.height)  # a stream may change size mid-way
                 rgb = frame.to_ndarray(format="rgb24")
                 k = _rotation_of(frame) // 90
                 if k:
@@ -390,13 +438,18 @@ def read_audio(path: str | Path, sr: int = 16000, stats: DecodeStats | None = No
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
+        check_audio_stream(path, stream)
         # Planar float at the target rate, channel layout unchanged; the mono mix is done below.
         resampler = av.AudioResampler(format="fltp", rate=sr)
         chunks: list[np.ndarray] = []
+        budget = [int(MAX_AUDIO_SECONDS * sr)]
 
         def take(frames: list[av.AudioFrame]) -> None:
             for f in frames:
                 chunks.append(f.to_ndarray().mean(axis=0))  # (channels, n) -> (n,)
+                budget[0] -= chunks[-1].size
+                if budget[0] < 0:  # a stream whose header understates its length
+                    raise _audio_too_long(path, sum(c.size for c in chunks) / sr)
 
         for frame in _decode(container, stream, stats):
             frame.pts = None  # let the resampler count samples itself; damaged timestamps do not matter
