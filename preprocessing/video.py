@@ -26,7 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from core.errors import HarnessError
+from core.errors import HarnessError, printable
 
 REENCODE = "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4`"
 
@@ -44,7 +44,7 @@ class VideoError(HarnessError):
         self.path = str(path)
         self.reason = reason
         self.hint = hint
-        super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
+        super().__init__(f"{printable(str(path))}: {reason}" + (f"; {hint}" if hint else ""))
 
 
 @dataclass(frozen=True)
