@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from core.errors import printable
 from submissions import Problem
 
 Severity = Literal["error", "warning", "note"]
@@ -81,7 +82,7 @@ def finding_line(f: Finding) -> str:
         f: the finding.
     """
     code = f" [{f.code}]" if f.code else ""
-    return f"{one_line(f.where)}: {f.severity}: {one_line(f.message)}{code}"
+    return f"{printable(f.where)}: {f.severity}: {one_line(f.message)}{code}"  # a path exactly, escaped
 
 
 def from_problems(problems: Iterable[Problem], severity: Severity = "error") -> list[Finding]:
