@@ -135,21 +135,89 @@ def parse_annotation(text: str, path: str = "<annotation>") -> np.ndarray:
         FormatError: listing the bad lines (header, column count, non-numeric, NaN/inf, out of [-1, 1] and not -5),
             at most 1,000 of each kind.
     """
-    lines = _lines_frame(text)
-    filled = np.flatnonzero((lines.get_column("text").str.strip_chars().str.len_bytes() > 0).to_numpy())
-    lines = lines.head(int(filled[-1]) + 1 if filled.size else 0)  # trailing blank lines are not frames
-    if not lines.height:
-        raise FormatError([Problem(path, 0, "empty file: expected the header 'valence,arousal'", "empty")])
-    first = lines.item(0, "text")
-    header = first.strip().lstrip("\ufeff").replace(" ", "").lower()
-    if header != ANNOTATION_HEADER:
-        # A file with no header whose first line is numeric would otherwise lose a frame silently.
-        raise FormatError([Problem(path, 1, f"header is {shorten(first.strip())!r}, expected {ANNOTATION_HEADER!r}",
-                                   "bad_header")])  # fmt: skip
-    body = lines.slice(1)
-    if not body.height:
-        raise FormatError([Problem(path, 0, "no frames after the header", "no_frames")])
+    return parse_annotation_blocks(_text_blocks(text), path)
+
+
+def parse_annotation_blocks(blocks: Iterable[LineBlock], path: str) -> np.ndarray:
+    """`parse_annotation` over a file's line blocks as they are read (`read_line_blocks`): only two numbers per
+    frame are kept. Blank lines at the end are not frames; a blank line before a frame is a problem."""
     problems: list[Problem] = []
+    values: list[np.ndarray] = []
+    state = "start"  # then "blank" (only blank lines so far) or "body" (after the header)
+    blanks = _Blanks()
+    for first, text, nbytes in blocks:
+        if state != "body" and (text is None or text.strip()):
+            if text is None or state == "blank":  # an overlong first line, or blank lines before the header
+                head, ok = ("" if state == "blank" else f"<a line of {nbytes} bytes>"), False
+            else:
+                head = text.split("\n", 1)[0].strip()
+                ok = head.lstrip("\ufeff").replace(" ", "").lower() == ANNOTATION_HEADER
+            if not ok:
+                # A file with no header whose first line is numeric would otherwise lose a frame silently.
+                raise FormatError([Problem(path, 1, f"header is {shorten(head)!r}, expected {ANNOTATION_HEADER!r}",
+                                           "bad_header")])  # fmt: skip
+            state = "body"
+            lines = _lines_frame(text, first).slice(1)
+        elif state != "body":
+            state = "blank"
+            continue
+        elif text is None:
+            blanks.row_at(first)
+            problems.append(Problem(path, first, f"line of {nbytes} bytes (at most {MAX_LINE_CHARS})", "long_line"))
+            continue
+        else:
+            lines = _lines_frame(text, first)
+        blank = lines.get_column("text").str.strip_chars().str.len_bytes() == 0
+        blanks.add(lines.filter(blank).get_column("line").to_numpy(), lines.filter(~blank).get_column("line"))
+        body = lines.filter(~blank)
+        if body.height:
+            values.append(_annotation_rows(body, path, problems))
+    if state != "body":
+        raise FormatError([Problem(path, 0, "empty file: expected the header 'valence,arousal'", "empty")])
+    problems += [Problem(path, int(line), "expected 2 columns (valence,arousal), got 1 (a blank line)", "columns")
+                 for line in blanks.inner[:MAX_PROBLEMS_PER_KIND]]  # fmt: skip
+    if blanks.inner_count > MAX_PROBLEMS_PER_KIND:
+        problems.append(Problem(path, 0, f"... {blanks.inner_count - MAX_PROBLEMS_PER_KIND} {_MORE}", "columns"))
+    if problems:
+        raise FormatError(sorted(_capped(problems), key=lambda p: (p.line == 0, p.line)))
+    if not values:
+        raise FormatError([Problem(path, 0, "no frames after the header", "no_frames")])
+    return np.concatenate(values).astype(np.float64)
+
+
+class _Blanks:
+    """Blank lines of a streamed annotation file: those followed by a frame are problems (the first 1,000 kept,
+    all counted); those at the end are not (the run of them since the last frame is only counted)."""
+
+    def __init__(self) -> None:
+        self.inner: list[int] = []
+        self.inner_count = 0
+        self._pending: list[int] = []
+        self._pending_count = 0
+
+    def _flush(self, lines: np.ndarray) -> None:
+        self.inner += self._pending[: MAX_PROBLEMS_PER_KIND - len(self.inner)]
+        self.inner_count += self._pending_count
+        self._pending, self._pending_count = [], 0
+        self.inner += lines[: max(MAX_PROBLEMS_PER_KIND - len(self.inner), 0)].tolist()
+        self.inner_count += len(lines)
+
+    def row_at(self, line: int) -> None:
+        """A frame (or an overlong line) at `line`: every blank line so far is inside the file."""
+        self._flush(np.zeros(0, dtype=np.int64))
+
+    def add(self, blank: np.ndarray, rows: pl.Series) -> None:
+        """One block's blank line numbers and its other lines' numbers."""
+        if rows.len():
+            last = int(rows.max())
+            self._flush(blank[blank < last])
+            blank = blank[blank > last]
+        self._pending += blank[: max(MAX_PROBLEMS_PER_KIND - len(self._pending), 0)].tolist()
+        self._pending_count += len(blank)
+
+
+def _annotation_rows(body: pl.DataFrame, path: str, problems: list[Problem]) -> np.ndarray:
+    """The (n, 2) values of one block's non-blank lines (`line`, `text`); problems appended."""
     body = body.with_columns(pl.col("text").str.len_bytes().alias("n"))
     _collect(problems, path, body.filter(pl.col("n") > MAX_LINE_CHARS),
              lambda r: f"line of {r['n']} bytes (at most {MAX_LINE_CHARS})", "long_line")  # fmt: skip
@@ -172,9 +240,7 @@ def parse_annotation(text: str, path: str = "<annotation>") -> np.ndarray:
         x = pl.col(name)
         _collect(problems, path, cells.filter(ok & numeric & finite & (x != UNANNOTATED) & (x.abs() > 1.0)),
                  lambda r, name=name: f"{name} {r[name]} is outside [-1, 1] and is not -5 (unannotated)", "range")
-    if problems:
-        raise FormatError(sorted(problems, key=lambda p: (p.line == 0, p.line)))
-    return cells.select("valence", "arousal").to_numpy().astype(np.float64)
+    return cells.select("valence", "arousal").to_numpy()
 
 
 def _raise(problems: list[Problem]) -> np.ndarray:
@@ -183,8 +249,7 @@ def _raise(problems: list[Problem]) -> np.ndarray:
 
 def read_annotation(path: str | Path) -> np.ndarray:
     """Read an annotation file `<video>.txt` into an (N, 2) float64 array (-5 kept for unannotated frames)."""
-    text = read_text_bounded(path, "annotation file", MAX_ANNOTATION_BYTES)
-    return parse_annotation(text, str(path))
+    return parse_annotation_blocks(read_line_blocks(path, "annotation file", MAX_ANNOTATION_BYTES), str(path))
 
 
 def format_annotation(labels: np.ndarray) -> str:
