@@ -29,6 +29,7 @@ import json
 import os
 import re
 import stat
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -511,9 +512,10 @@ def npy_header(path: str | Path, what: str = "array file", max_bytes: int = MAX_
     Raises:
         ReadError: not a regular file, not a `.npy` header, an object dtype, or data over `max_bytes`.
     """
-    with open_regular(path, what, max_bytes + (1 << 20)) as (fh, _size):
-        _shape, _dtype, nbytes = shape_dtype = _array_header(fh, path, what, max_bytes)
-        return shape_dtype[0], shape_dtype[1], fh.tell() + nbytes
+    # The header, not the file's size, decides: a sparse file is as large as its header says.
+    with open_regular(path, what, sys.maxsize) as (fh, _size):
+        shape, dtype, nbytes = _array_header(fh, path, what, max_bytes)
+        return shape, dtype, fh.tell() + nbytes
 
 
 def read_npy(path: str | Path, what: str = "array file", mmap: bool = False,
@@ -530,7 +532,7 @@ def read_npy(path: str | Path, what: str = "array file", mmap: bool = False,
         ReadError: one located line for any problem.
     """
     shape, _dtype, need = npy_header(path, what, max_bytes)
-    size = check_regular(path, what, max_bytes + (1 << 20))
+    size = check_regular(path, what, need + (1 << 20))
     if size < need:
         raise ReadError(path, f"the {what} is {human_bytes(size)}, shorter than the {human_bytes(need)} its header "
                         f"(shape {shape}) needs: a damaged or cut file", code="array")  # fmt: skip

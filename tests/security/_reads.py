@@ -302,3 +302,31 @@ def _stats_with(path: Path, **override: np.ndarray) -> Path:
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
     return path
+
+
+def main() -> int:
+    """Run every case and print one line per case (name, exit code, clean, peak RSS, seconds) and the totals: the
+    figures SECURITY.md quotes (`python -m tests.security._reads`)."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.security.cases import make_world
+    from tests.security.hostile import judge, run_case
+
+    with tempfile.TemporaryDirectory(prefix="reads-") as tmp:
+        cases = build_read_cases(make_world(Path(tmp)))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            outcomes = list(pool.map(lambda c: run_case(c.argv, timeout=c.timeout), cases))
+        clean = 0
+        for case, out in zip(cases, outcomes, strict=True):
+            faults = judge(case, out)
+            clean += not faults
+            print(f"{case.name:45s} rc {out.rc:3d}  {'clean' if not faults else 'FAULT'}  {out.rss_mb:7.0f} MiB "
+                  f"{out.seconds:6.1f} s  {'; '.join(faults)}")
+        print(f"{len(cases)} cases, {clean} clean; peak RSS {max(o.rss_mb for o in outcomes):.0f} MiB; "
+              f"longest {max(o.seconds for o in outcomes):.1f} s")
+        return 0 if clean == len(cases) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
