@@ -45,7 +45,9 @@ def check_out(out: str, video: bool, force: bool) -> None:
     from pathlib import Path
 
     from core.errors import HarnessError
+    from core.safe_read import ReadError, open_regular
     from submissions.formats import SUBMISSION_HEADER
+    from submissions.limits import MAX_PREDICTION_BYTES
 
     p = Path(out)
     if not (p.exists() or p.is_symlink()):
@@ -61,10 +63,10 @@ def check_out(out: str, video: bool, force: bool) -> None:
         raise HarnessError(f"{p}: is a folder; give the path of the submission file to write")
     if force:
         return
-    try:
-        with open(p, "rb") as fh:
-            first = fh.readline(256).decode("utf-8", "replace").strip() if p.is_file() else ""
-    except OSError:
+    try:  # stat-ed before it is opened, and opened without blocking: an existing FIFO never hangs the command
+        with open_regular(p, "submission file", MAX_PREDICTION_BYTES) as (fh, _size):
+            first = fh.readline(256).decode("utf-8", "replace").strip()
+    except ReadError:
         first = ""
     if first.lstrip("\ufeff").replace(" ", "") != SUBMISSION_HEADER:
         raise HarnessError(f"{p}: exists and is not a submission file; refusing to replace it (pass --force to "

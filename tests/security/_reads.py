@@ -153,6 +153,9 @@ def build_read_cases(world: World) -> list[Case]:
     make_fifo(run / "metrics.jsonl")
     add("clean_dry_run_metrics_fifo", ["clean", str(run), "--dry-run"], rcs=(0,), timeout=30)
     add("report_metrics_fifo", ["report", str(run), "--out", str(t / "fifo.html")], rcs=(0, 2), timeout=30)
+    out_fifo = make_fifo(t / "out_fifo.csv")
+    add("predict_out_is_an_existing_fifo", ["predict", str(world.run), "--data", data, "--cache", cache, "--out",
+                                            str(out_fifo)], "is not a submission file", timeout=30)  # fmt: skip
     predict = ["predict", "--data", data, "--cache", cache]
     for name, make, expect in (
         ("norm_stats_member_inflates", lambda p: npz_bomb(p, "visual_mean.npy", 350_000_000), "inflates to"),
