@@ -148,6 +148,10 @@ def _open(path: str | Path) -> av.container.InputContainer:
         raise VideoError(p, "not a regular file", "give a video file")
     if p.stat().st_size == 0:
         raise VideoError(p, "empty file (0 bytes), not a video", "copy or download the file again")
+    with open(p, "rb") as fh:  # a regular file (checked above): reading its head cannot block
+        size = image_size(fh.read(1 << 16))
+    if size is not None:
+        check_frame_size(p, *size)
     try:
         return av.open(str(p), mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -186,6 +190,34 @@ def check_frame_size(path: str | Path, width: int, height: int) -> None:
     if width * height > MAX_FRAME_PIXELS:
         raise VideoError(path, f"frames of {width} x {height} pixels, more than the {MAX_FRAME_PIXELS:,} pixels "
                          "(8K) a frame may have", f"scale the video down, or {REENCODE}")  # fmt: skip
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    r"""(width, height) of a still image from its first bytes (PNG, GIF, BMP, JPEG), or None for anything else.
+
+    FFmpeg decodes a frame while it opens a file (to learn its stream's parameters), so an image named `.mp4` would
+    be decoded whole before the stream could be checked: its size is read from its header first.
+
+    >>> image_size(b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + (16000).to_bytes(4, "big") * 2)
+    (16000, 16000)
+    >>> image_size(b"GIF89a" + (640).to_bytes(2, "little") + (480).to_bytes(2, "little"))
+    (640, 480)
+    """
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"BM") and len(head) >= 26:
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(int.from_bytes(head[22:26], "little",
+                                                                                             signed=True))
+    if head.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 9 <= len(head) and head[pos] == 0xFF:
+            marker, length = head[pos + 1], int.from_bytes(head[pos + 2 : pos + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
+                return int.from_bytes(head[pos + 7 : pos + 9], "big"), int.from_bytes(head[pos + 5 : pos + 7], "big")
+            pos += 2 + length
+    return None
 
 
 def check_audio_stream(path: str | Path, stream: av.audio.stream.AudioStream) -> None:
