@@ -179,3 +179,17 @@ def test_a_full_disk_while_taking_a_lock_is_the_disk_full_message(tmp_path, monk
     monkeypatch.setattr(locking, "open", lambda *a, **k: _FullDisk(real_open(*a, **k)), raising=False)
     with pytest.raises(DiskFullError, match=r"run\.lock: no space left on device; the lock could not be taken"):
         locking.acquire_lock(tmp_path / "run.lock")
+
+
+def test_a_write_that_cannot_start_names_the_target_not_a_temporary_file(tmp_path, monkeypatch):
+    import tempfile
+
+    from core.atomic import atomic_write_text
+
+    def refuse(*_a, **_k):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".out.csv.x1y2.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OSError) as info:
+        atomic_write_text(tmp_path / "out.csv", "x")
+    assert info.value.filename == str(tmp_path / "out.csv") and ".tmp" not in str(info.value)
