@@ -380,8 +380,9 @@ def iter_line_blocks(path: str | Path, what: str, max_bytes: int, max_line: int,
     """
     pending, lineno, offset, skipping = b"", 1, 0, -1
     for data in iter_chunks(path, what, max_bytes, chunk=block):
-        if skipping >= 0:  # inside an overlong line: drop bytes up to its end
+        if skipping >= 0:  # inside an overlong line: drop bytes up to its end (a NUL byte still names the file binary)
             end = data.find(b"\n")
+            _no_nul(data if end < 0 else data[:end], path, what, offset + skipping, lineno)
             if end < 0:
                 skipping += len(data)
                 continue
@@ -394,11 +395,19 @@ def iter_line_blocks(path: str | Path, what: str, max_bytes: int, max_line: int,
             yield from _blocks_of(head, path, what, lineno, offset, max_line)
             lineno, offset = lineno + head.count(b"\n") + 1, offset + cut + 1
         if len(pending) > max_line:
+            _no_nul(pending, path, what, offset, lineno)
             skipping, pending = len(pending), b""
     if skipping >= 0:
         yield lineno, None, skipping
     elif pending:
         yield from _blocks_of(pending, path, what, lineno, offset, max_line)
+
+
+def _no_nul(data: bytes, path: str | Path, what: str, offset: int, line: int) -> None:
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ReadError(path, f"the {what} holds a NUL byte at offset {offset + nul}: a binary file, not text", line,
+                        code="binary")  # fmt: skip
 
 
 def _blocks_of(head: bytes, path: str | Path, what: str, lineno: int, offset: int, max_line: int,
