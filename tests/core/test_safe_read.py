@@ -193,3 +193,11 @@ def test_a_write_that_cannot_start_names_the_target_not_a_temporary_file(tmp_pat
     with pytest.raises(OSError) as info:
         atomic_write_text(tmp_path / "out.csv", "x")
     assert info.value.filename == str(tmp_path / "out.csv") and ".tmp" not in str(info.value)
+
+
+def test_hashing_a_fifo_is_refused_never_read(tmp_path):
+    from core.hashing import sha256_file
+
+    os.mkfifo(tmp_path / "sample.txt")
+    with pytest.raises(ReadError, match="is a FIFO"):
+        sha256_file(tmp_path / "sample.txt")
