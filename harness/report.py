@@ -567,13 +567,23 @@ def _leaderboard_source(src: Sources) -> Path | None:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """A run's per-epoch records from metrics.jsonl (lines with `epoch`); a line that is not JSON is a located
-    error."""
+    """A run's per-epoch records from metrics.jsonl (lines with an integer `epoch`, their numeric values only: what
+    the curves plot); a line that is not JSON is a located error."""
     try:
-        return [rec for _i, rec in iter_json_lines(path, "metrics file", expect=None, max_bytes=MAX_METRICS_BYTES)
-                if isinstance(rec, dict) and "epoch" in rec]  # fmt: skip
+        records = [rec for _i, rec in iter_json_lines(path, "metrics file", expect=None, max_bytes=MAX_METRICS_BYTES)
+                   if isinstance(rec, dict) and _plottable(rec.get("epoch")) and isinstance(rec["epoch"], int)]
     except ReadError as exc:
         raise InputRefusedError(exc.path, exc.reason, exc.line, exc.code) from None
+    return [{k: v for k, v in rec.items() if _plottable(v)} for rec in records]
+
+
+MAX_PLOTTED = 1e12
+"""Largest magnitude a curve plots (a loss or an epoch of 1e308 would break the axes)."""
+
+
+def _plottable(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+        and abs(value) <= MAX_PLOTTED
 
 
 def curves_png(records: Sequence[Mapping[str, Any]]) -> bytes:

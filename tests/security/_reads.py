@@ -156,6 +156,10 @@ def build_read_cases(world: World) -> list[Case]:
     out_fifo = make_fifo(t / "out_fifo.csv")
     add("predict_out_is_an_existing_fifo", ["predict", str(world.run), "--data", data, "--cache", cache, "--out",
                                             str(out_fifo)], "is not a submission file", timeout=30)  # fmt: skip
+    run = copy_run(world, "metrics_type_confused")
+    (run / "metrics.jsonl").write_text('{"epoch": "a", "p_va": [1]}\n{"epoch": 0, "p_va": "x"}\n'
+                                       '{"epoch": 1, "p_va": 1e308, "loss": null}\n{"epoch": 2, "p_va": 0.5}\n')
+    add("report_metrics_type_confused", ["report", str(run), "--out", str(t / "tc.html")], rcs=(0,))
     predict = ["predict", "--data", data, "--cache", cache]
     for name, make, expect in (
         ("norm_stats_member_inflates", lambda p: npz_bomb(p, "visual_mean.npy", 350_000_000), "inflates to"),
