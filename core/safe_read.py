@@ -380,6 +380,8 @@ def iter_line_blocks(path: str | Path, what: str, max_bytes: int, max_line: int,
     """
     pending, lineno, offset, skipping = b"", 1, 0, -1
     for data in iter_chunks(path, what, max_bytes, chunk=block):
+        if offset == 0 and not pending and skipping < 0 and _looks_utf16(data):  # the first chunk
+            raise ReadError(path, f"the {what} is UTF-16 text; save it as UTF-8", code="encoding")
         if skipping >= 0:  # inside an overlong line: drop bytes up to its end (a NUL byte still names the file binary)
             end = data.find(b"\n")
             _no_nul(data if end < 0 else data[:end], path, what, offset + skipping, lineno)
