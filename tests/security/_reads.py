@@ -272,6 +272,12 @@ def build_read_cases(world: World) -> list[Case]:
     add("validate_package_names_member", ["validate", str(bad_pkg), "--sample", sample],
         f"{bad_pkg}!predictions.csv:3:", rcs=(1, 2))  # fmt: skip
 
+    more_labels = t / "labels_more"
+    shutil.copytree(world.labels, more_labels)
+    shutil.copy(sorted(more_labels.glob("*.txt"))[0], more_labels / "zz_unpredicted.txt")
+    add("score_package_names_member", ["score", str(world.package), "--labels", str(more_labels)],
+        f"{world.package}!predictions.csv: error: no predictions for labelled video 'zz_unpredicted'")
+
     # -- config bounds and duplicate keys ------------------------------------------------------------------------
     nodata = str(t / "no-data")
     for key, value in (("runtime.threads", "100000"), ("runtime.num_workers", "100000"),

@@ -46,8 +46,10 @@ def test_every_case_stays_under_1_gb_and_30_s(results):
 def test_messages_name_the_users_path_never_a_temporary_one(results):
     _, out = results["validate_package_names_member"]
     assert "!predictions.csv:3:" in out.stdout + out.stderr
+    _, out = results["score_package_names_member"]
+    assert "submission.zip!predictions.csv: error: no predictions" in out.stderr
     for name, (_, o) in results.items():
-        assert "harness-validate-" not in o.stdout + o.stderr, name
+        assert "/harness-" not in o.stdout + o.stderr, name  # harness-validate-XXXX, harness-score-XXXX ...
 
 
 def test_blank_lines_are_counted_not_listed(results):
