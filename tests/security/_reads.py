@@ -204,6 +204,17 @@ def build_read_cases(world: World) -> list[Case]:
     add("predict_sparse_40gb_visual_npy", ["predict", str(world.run), "--data", data, "--cache", str(c), "--out",
                                            str(t / "sparse.csv")], "more than", timeout=90)  # fmt: skip
 
+    for name, edit, expect in (
+        ("run_json_is_a_list", lambda r: (r / "run.json").write_text("[1, 2]"), "holds a JSON array"),
+        ("run_json_deep", lambda r: (r / "run.json").write_text(DEEP), "nests deeper"),
+        ("latest_not_utf8", lambda r: (r / "checkpoints" / "latest").write_bytes(b"caf\xe9\n"), "not UTF-8"),
+    ):  # fmt: skip
+        run = copy_run(world, name)
+        edit(run)
+        add(f"train_resume_{name}", ["train", "--config", str(run / "config.yaml"), "--data", data, "--cache", cache,
+                                     "--out", str(run), "--stage", "2", "--resume", "--force", "--no-progress"],
+            expect, timeout=120)  # fmt: skip
+
     # -- validate and score stream their inputs; one number grammar; UTF-16 -----------------------------------
     empty = t / "empty_lines.csv"
     with open(empty, "wb") as fh:
