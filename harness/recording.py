@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from core.errors import HarnessError
-from core.safe_read import read_json
+from core.safe_read import ReadError, read_json
 from harness.childenv import child_env
 from harness.fingerprint import native_aten_levels
 from harness.floors import MIN_RUNS, Run, measure_floors
@@ -131,8 +131,8 @@ def _run_demo(out: Path, level: str | None, overrides: Sequence[str]) -> dict:
 def _finished(out: Path, plan: PlannedRun) -> dict | None:
     """A run folder's parsed scores.json when it finished as `plan` asks (threads, kernel cap), else None."""
     try:
-        data = json.loads((out / "scores.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_json(out / "scores.json", "scores file")
+    except ReadError:  # missing or damaged: the run did not finish, so it runs again
         return None
     plat = data.get("platform") if isinstance(data, dict) else None
     if not isinstance(plat, dict) or plat.get("threads") != plan.threads \
