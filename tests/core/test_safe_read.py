@@ -161,24 +161,15 @@ def test_npz_and_npy_headers_are_checked_before_any_data(tmp_path):
     np.testing.assert_array_equal(read_npz(tmp_path / "good.npz")["a"], np.ones(3))
 
 
-class _FullDisk:
-    """A lock file whose pid write fails with ENOSPC (what a full disk does)."""
-
-    def __init__(self, real):
-        self._real = real
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-    def write(self, _text):
+def test_a_full_disk_while_taking_a_lock_is_the_disk_full_message(tmp_path, monkeypatch):
+    def full(*_a, **_k):  # what a full disk does to the pid write
         raise OSError(errno.ENOSPC, "No space left on device")
 
-
-def test_a_full_disk_while_taking_a_lock_is_the_disk_full_message(tmp_path, monkeypatch):
-    real_open = open
-    monkeypatch.setattr(locking, "open", lambda *a, **k: _FullDisk(real_open(*a, **k)), raising=False)
+    monkeypatch.setattr(locking.os, "pwrite", full)
     with pytest.raises(DiskFullError, match=r"run\.lock: no space left on device; the lock could not be taken"):
         locking.acquire_lock(tmp_path / "run.lock")
+    monkeypatch.undo()
+    locking.release_lock(locking.acquire_lock(tmp_path / "run.lock"))  # the lock was let go: it is taken again
 
 
 def test_a_write_that_cannot_start_names_the_target_not_a_temporary_file(tmp_path, monkeypatch):

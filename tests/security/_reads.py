@@ -155,7 +155,7 @@ def build_read_cases(world: World) -> list[Case]:
     add("report_metrics_fifo", ["report", str(run), "--out", str(t / "fifo.html")], rcs=(0, 2), timeout=30)
     out_fifo = make_fifo(t / "out_fifo.csv")
     add("predict_out_is_an_existing_fifo", ["predict", str(world.run), "--data", data, "--cache", cache, "--out",
-                                            str(out_fifo)], "is not a submission file", timeout=30)  # fmt: skip
+                                            str(out_fifo)], "is not a regular file", timeout=30)  # fmt: skip
     run = copy_run(world, "metrics_type_confused")
     (run / "metrics.jsonl").write_text('{"epoch": "a", "p_va": [1]}\n{"epoch": 0, "p_va": "x"}\n'
                                        '{"epoch": 1, "p_va": 1e308, "loss": null}\n{"epoch": 2, "p_va": 0.5}\n')
