@@ -313,7 +313,7 @@ def type_name(value: Any) -> str:
 
 
 def parse_json(text: str, path: str | Path, what: str, expect: type | tuple[type, ...] | None = dict,
-               line: int = 0) -> Any:  # fmt: skip
+               line: int = 0, *, allow_nan: bool = False) -> Any:  # fmt: skip
     """Parse JSON text within the depth and integer bounds and check the top-level value's type.
 
     Args:
@@ -322,17 +322,19 @@ def parse_json(text: str, path: str | Path, what: str, expect: type | tuple[type
         what: what the file is meant to be.
         expect: the type(s) the top-level value must have (None: any).
         line: the text's line in the file (JSON lines), 0 for a whole file.
+        allow_nan: read `NaN`/`Infinity` as floats: for files the harness writes with `json.dumps`'s default,
+            whose scores may be NaN (a run whose predictions are constant); the reader then judges the value.
 
     Raises:
         ReadError: not JSON, nested deeper than `MAX_JSON_DEPTH`, an integer longer than `MAX_INT_DIGITS`,
-            NaN/Infinity, or a top-level value of another type.
+            NaN/Infinity (unless `allow_nan`), or a top-level value of another type.
     """
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
         raise ReadError(path, f"the {what} nests deeper than {MAX_JSON_DEPTH} levels ({depth}); refusing to parse it",
                         line, code="too_deep")  # fmt: skip
     try:
-        value = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+        value = json.loads(text, parse_int=_bounded_int, parse_constant=float if allow_nan else _no_constant)
     except json.JSONDecodeError as exc:
         raise ReadError(path, f"not valid JSON ({exc.msg}, column {exc.colno})",
                         line or exc.lineno, code="json") from None  # fmt: skip
@@ -346,7 +348,7 @@ def parse_json(text: str, path: str | Path, what: str, expect: type | tuple[type
 
 
 def read_json(path: str | Path, what: str, expect: type | tuple[type, ...] | None = dict,
-              max_bytes: int = MAX_JSON_BYTES) -> Any:  # fmt: skip
+              max_bytes: int = MAX_JSON_BYTES, *, allow_nan: bool = False) -> Any:  # fmt: skip
     """A bounded JSON file, parsed and type-checked (see `read_text`, `parse_json`).
 
     Args:
@@ -354,11 +356,12 @@ def read_json(path: str | Path, what: str, expect: type | tuple[type, ...] | Non
         what: what the file is meant to be ("run summary").
         expect: the type(s) of the top-level value (dict: a JSON object; None: any).
         max_bytes: the largest file accepted.
+        allow_nan: read `NaN`/`Infinity` as floats (see `parse_json`).
 
     Raises:
         ReadError: one located line for any problem.
     """
-    return parse_json(read_text(path, what, max_bytes), path, what, expect)
+    return parse_json(read_text(path, what, max_bytes), path, what, expect, allow_nan=allow_nan)
 
 
 LINE_BLOCK_BYTES = 2 * 1024 * 1024

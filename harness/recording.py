@@ -71,7 +71,7 @@ def run_quick_demo(out: Path, level: str | None = None, extra_env: Mapping[str, 
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
         raise HarnessError(f"{out}: error: the quick demo (ATEN_CPU_CAPABILITY={level or 'native'}) exited with "
                            f"{proc.returncode}:\n{tail}")  # fmt: skip
-    return read_json(out / "scores.json", "scores file")
+    return read_json(out / "scores.json", "scores file", allow_nan=True)
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def _run_demo(out: Path, level: str | None, overrides: Sequence[str]) -> dict:
 def _finished(out: Path, plan: PlannedRun) -> dict | None:
     """A run folder's parsed scores.json when it finished as `plan` asks (threads, kernel cap), else None."""
     try:
-        data = read_json(out / "scores.json", "scores file")
+        data = read_json(out / "scores.json", "scores file", allow_nan=True)
     except ReadError:  # missing or damaged: the run did not finish, so it runs again
         return None
     plat = data.get("platform") if isinstance(data, dict) else None

@@ -48,7 +48,7 @@ METRICS = ("ccc_v", "ccc_a", "p_va")
 def _read_json(path: Path) -> dict:
     if not path.exists():
         raise HarnessError(f"no scores file at {printable(str(path))}; run `harness demo`, `folds` or `ablate` first")
-    return read_json(path, "scores file")
+    return read_json(path, "scores file", allow_nan=True)  # a NaN score is a drop
 
 
 def _num(path: Path, key: str, value: Any) -> float:
@@ -208,7 +208,7 @@ def load_platform(path: str | Path) -> dict | None:
         return None
     file, what = (where, "scores file") if kind == "scores" else (RunDir(where).summary_file, "run summary")
     try:
-        data = read_json(file, what)
+        data = read_json(file, what, allow_nan=True)
     except ReadError:
         return None  # load_scores reports the unreadable file; the check then has no fingerprint
     plat = data.get("platform") if isinstance(data, dict) else None

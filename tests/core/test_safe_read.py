@@ -64,6 +64,9 @@ def test_parse_json_bounds_depth_digits_constants_and_type():
     assert parse_json('{"a": ' + "9" * MAX_INT_DIGITS + "}", "f.json", "record")["a"] == int("9" * MAX_INT_DIGITS)
     with pytest.raises(ReadError, match="NaN is not a JSON number"):
         parse_json('{"a": NaN}', "f.json", "record")
+    # A file the harness writes with json.dumps's default (a NaN score) is read when the reader asks for it.
+    loose = parse_json('{"a": NaN, "b": -Infinity}', "f.json", "scores", allow_nan=True)
+    assert np.isnan(loose["a"]) and loose["b"] == float("-inf")
     with pytest.raises(ReadError, match=r"^run\.json: the run record holds a JSON array, expected a JSON object$"):
         parse_json("[1, 2]", "run.json", "run record")
     with pytest.raises(ReadError, match=r"^m\.jsonl:7: not valid JSON"):
