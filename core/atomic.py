@@ -34,7 +34,13 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only mount, a folder without write permission: name the file asked for
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(errno.ENOSPC, f"{path}: no space left on device; the previous version of the file "
+                                "is intact") from None  # fmt: skip
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     # mkstemp creates 0600; give the file the permissions an ordinary open() would (0666 less the umask).
     umask = os.umask(0)
     os.umask(umask)

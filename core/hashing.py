@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import HarnessError
+from core.safe_read import iter_chunks
 
 
 class HashError(HarnessError, ValueError):
@@ -63,9 +65,13 @@ def stable_hash(obj: Any) -> str:
 
 
 def sha256_file(path: str | Path) -> str:
-    """The SHA-256 hex digest of a file, read in 1 MiB chunks."""
+    """The SHA-256 hex digest of a file, read in 1 MiB chunks (`core.safe_read`: a FIFO or a device is refused, never
+    read).
+
+    Raises:
+        ReadError: not a regular file, or unreadable.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    for chunk in iter_chunks(path, "file", sys.maxsize):
+        h.update(chunk)
     return h.hexdigest()

@@ -60,7 +60,7 @@ def _open_lock_file(path: Path) -> int:
             raise HarnessError(f"{path}: a symbolic link where the harness keeps a lock file; it is left as it is "
                                "(and what it points to): remove the link or choose another folder") from None
         if exc.errno == errno.ENOSPC:
-            raise DiskFullError(errno.ENOSPC, f"{path}: no space left on device for the lock file") from None
+            raise _disk_full(exc, path) from None
         raise HarnessError(f"{path}: cannot open the lock file ({exc.strerror})") from None
     st = os.fstat(fd)
     head = os.pread(fd, PID_WIDTH + 1, 0) if stat.S_ISREG(st.st_mode) else b""
@@ -90,7 +90,10 @@ def acquire_lock(path: str | Path, wait: bool = False) -> IO[str]:
         DiskFullError: no space for the lock file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _disk_full(exc, path) from None
     fd = _open_lock_file(path)
     fh = os.fdopen(fd, "r+")  # held open for the lock's lifetime
     try:
@@ -102,11 +105,16 @@ def acquire_lock(path: str | Path, wait: bool = False) -> IO[str]:
     try:
         os.pwrite(fd, str(_HOLDER[0] if _HOLDER else os.getpid()).ljust(PID_WIDTH - 1).encode("ascii") + b"\n", 0)
     except OSError as exc:
-        fh.close()
-        if exc.errno == errno.ENOSPC:
-            raise DiskFullError(errno.ENOSPC, f"{path}: no space left on device for the lock file") from None
-        raise
+        release_lock(fh)
+        raise _disk_full(exc, path) from None
     return fh
+
+
+def _disk_full(exc: OSError, path: Path) -> OSError:
+    """A full disk as the atomic writer words it (`DiskFullError`); any other OSError as it is."""
+    if exc.errno == errno.ENOSPC:
+        return DiskFullError(errno.ENOSPC, f"{path}: no space left on device; the lock could not be taken")
+    return exc
 
 
 def release_lock(fh: IO[str] | None) -> None:

@@ -24,7 +24,6 @@ Names given to the harness that become file names (`--name`, a run's name) go th
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from core.atomic import atomic_write_text, remove_temps_of
 from core.errors import HarnessError
+from core.safe_read import ReadError, parse_json, read_bytes
 
 OWNERSHIP_FILE = ".harness-owned.json"
 """The record's file name, inside the folder it describes."""
@@ -130,10 +130,10 @@ def parse_record(text: str, where: str) -> dict[str, Entry]:
     Raises:
         OwnershipError: not a record this version of the harness writes (naming the file and the problem).
     """
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise OwnershipError(f"{where}: damaged ownership record ({type(exc).__name__}); the harness will not "
+    try:  # bounded depth and integer digits (core.safe_read): a crafted record never recurses or hangs
+        data = parse_json(text, where, "ownership record", expect=None)
+    except ReadError as exc:
+        raise OwnershipError(f"{where}: damaged ownership record ({exc.reason}); the harness will not "
                              "reuse this folder: choose another one") from None  # fmt: skip
     entries = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(data, dict) or data.get("version") != RECORD_VERSION or not isinstance(entries, dict):
@@ -188,29 +188,33 @@ def stat_entry(path: Path) -> Entry:
 def read_record(folder: Path) -> dict[str, Entry] | None:
     """The folder's record, or None when it has none.
 
-    The file is opened without following a symbolic link and must be a regular file of at most
-    `MAX_RECORD_BYTES`.
+    A symbolic link in the record's place is refused, never followed; the file is read through
+    `core.safe_read` and must be a regular file of at most `MAX_RECORD_BYTES`.
 
     Raises:
         OwnershipError: the record is a link, a special file, too large or damaged.
     """
     path = Path(folder) / OWNERSHIP_FILE
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        link = stat.S_ISLNK(os.lstat(path).st_mode)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise OwnershipError(f"{path}: a symbolic link where the harness keeps its ownership record; the "
-                                 "harness will not reuse this folder") from None  # fmt: skip
         raise OwnershipError(f"{path}: cannot read the ownership record ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OwnershipError(f"{path}: not a regular file; the harness will not reuse this folder")
-        data = fh.read(MAX_RECORD_BYTES + 1)
-    if len(data) > MAX_RECORD_BYTES:
-        raise OwnershipError(f"{path}: larger than {MAX_RECORD_BYTES} bytes: not an ownership record the harness "
-                             "wrote; it will not reuse this folder")  # fmt: skip
+    if link:  # what a link names may lie anywhere: it is never read as the folder's record
+        raise OwnershipError(f"{path}: a symbolic link where the harness keeps its ownership record; the "
+                             "harness will not reuse this folder")  # fmt: skip
+    try:  # core.safe_read: a FIFO or device is refused unopened, the size before anything is read
+        data = read_bytes(path, "ownership record", MAX_RECORD_BYTES)
+    except ReadError as exc:
+        if exc.code == "missing":
+            return None
+        if exc.code == "not_regular":
+            raise OwnershipError(f"{path}: not a regular file; the harness will not reuse this folder") from None
+        if exc.code == "too_large":
+            raise OwnershipError(f"{path}: larger than {MAX_RECORD_BYTES} bytes: not an ownership record the "
+                                 "harness wrote; it will not reuse this folder") from None  # fmt: skip
+        raise OwnershipError(f"{path}: cannot read the ownership record ({exc.reason})") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

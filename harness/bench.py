@@ -27,6 +27,7 @@ from core.atomic import atomic_write_text
 from core.errors import HarnessError
 from core.locking import FolderLock
 from core.ownership import claim_folder
+from core.safe_read import read_json
 from harness.childenv import child_env
 from submissions.leaderboard import table_markdown
 
@@ -338,7 +339,7 @@ def _run_locked(out_dir: Path, select: str | None, extra_args: list[str] | None,
     # Largest resident set of any finished child so far: the pytest process that ran the suite (KiB on Linux).
     child_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     finished = (read_partial(partial) or {"benchmarks": reused})["benchmarks"]
-    data = json.loads(run_json.read_text()) if run_json.is_file() else {}
+    data = read_json(run_json, "benchmark results") if run_json.is_file() else {}
     # Rows of tests that failed after measuring are in pytest-benchmark's output only: reported as before.
     kept = {b["fullname"] for b in finished}
     data["benchmarks"] = finished + [b for b in data.get("benchmarks", []) if b.get("fullname") not in kept]

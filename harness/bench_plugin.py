@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.atomic import atomic_write_text
+from core.safe_read import ReadError, read_json
 
 if TYPE_CHECKING:  # `harness bench` imports this module; pytest is only needed in the pytest process itself
     import pytest
@@ -35,8 +36,8 @@ def read_partial(path: Path) -> dict[str, Any] | None:
         path: the file.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path, "benchmark partial results")
+    except ReadError:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         return None

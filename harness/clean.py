@@ -7,14 +7,15 @@ record (`metrics.jsonl` ends with `{"event": "final"}`), a rerun reuses it from 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import HarnessError
 from core.ownership import OwnershipError, read_record
+from core.safe_read import ReadError, iter_json_lines
 from harness.runs import CHECKPOINTS_DIR, FINAL_EVENT, METRICS_FILE
 
 
@@ -51,10 +52,10 @@ def _size(path: Path) -> int:
 def run_is_finished(run: Path) -> bool:
     """Whether `run/metrics.jsonl` ends with the final record (`harness.runs.RunDir.write_final`)."""
     try:
-        lines = [x for x in (run / METRICS_FILE).read_text(encoding="utf-8").splitlines() if x.strip()]
-        return bool(lines) and json.loads(lines[-1]).get("event") == FINAL_EVENT
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        tail = deque(iter_json_lines(run / METRICS_FILE, "metrics file"), maxlen=1)
+    except ReadError:  # missing, a FIFO, damaged: not known to be finished, so nothing of it is removed
         return False
+    return bool(tail) and tail[0][1].get("event") == FINAL_EVENT
 
 
 def clean_checkpoints(root: Path, dry_run: bool = False) -> CleanReport:

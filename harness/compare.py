@@ -33,6 +33,7 @@ import polars as pl
 import torch
 
 from core.atomic import atomic_write_text
+from core.safe_read import read_json, read_text
 from harness.config import Config, ConfigError
 from harness.data import load_video_streams
 from harness.distributed import Strategy, current_strategy
@@ -312,7 +313,7 @@ def _write_extras(out: Path, cost: pl.DataFrame, cfg: Config, folds: Sequence[in
     atomic_write_text(paper_csv, paper.write_csv(float_precision=3))
     md = out / f"table_{TABLE}.md"
     epochs = cfg.stage2.epochs
-    text = md.read_text(encoding="utf-8") + (
+    text = read_text(md, "Table II markdown") + (
         f"\nEvery row: the same features, normalisation, windows, {epochs} epochs with the best validation epoch "
         f"kept, folds {','.join(map(str, folds))} and seeds {','.join(map(str, seeds))}.\n"
         "\n#### Cost (measured in this run, on this device)\n\n" + _cost_markdown(cost)
@@ -325,7 +326,7 @@ def _write_extras(out: Path, cost: pl.DataFrame, cfg: Config, folds: Sequence[in
     )  # fmt: skip
     atomic_write_text(md, text)
     js = out / f"table_{TABLE}.json"
-    doc = json.loads(js.read_text(encoding="utf-8"))
+    doc = read_json(js, "Table II JSON")
     doc["cost"] = cost.to_dicts()
     doc["self_reported"] = paper.to_dicts()
     atomic_write_text(js, json.dumps(_json_safe(doc), indent=1) + "\n")

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from core.atomic import atomic_open
 from core.errors import HarnessError
+from core.safe_read import ReadError, read_npz
 from harness.config import AugmentConfig, FeaturesConfig
 from harness.windows import window_starts
 from submissions.formats import read_annotation
@@ -93,6 +94,14 @@ def valid_label_mask(labels: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+MAX_STATS_BYTES = 16 * 1024 * 1024
+"""`norm_stats.npz`: four vectors of a few hundred floats and two counts (a few kB); a member that inflates past
+this is refused before it is read."""
+
+_STAT_VECTORS = ("visual_mean", "visual_std", "audio_mean", "audio_std")
+_STAT_COUNTS = ("frames", "face_frames")
+
+
 @dataclass(frozen=True)
 class NormStats:
     """Per-dimension mean and standard deviation of the visual and audio streams (training videos only).
@@ -124,9 +133,20 @@ class NormStats:
         """Read what `save` wrote."""
         if not Path(path).is_file():
             raise DataError(f"{path}: normalisation statistics not found (the run did not finish its setup)")
-        with np.load(path) as z:
-            return cls(z["visual_mean"], z["visual_std"], z["audio_mean"], z["audio_std"], int(z["frames"]),
-                       int(z["face_frames"]))  # fmt: skip
+        z = read_npz(path, "normalisation statistics", MAX_STATS_BYTES, MAX_STATS_BYTES, max_members=16)
+        for key in (*_STAT_VECTORS, *_STAT_COUNTS):
+            arr = z.get(key)
+            vector = key in _STAT_VECTORS
+            if arr is None or arr.ndim != (1 if vector else 0) or arr.dtype.kind not in ("f" if vector else "iu"):
+                want = "a 1-d float array" if vector else "one integer"
+                got = "nothing" if arr is None else f"a {arr.dtype} array of shape {arr.shape}"
+                raise ReadError(path, f"damaged normalisation statistics: {key!r} should be {want}, holds {got}; "
+                                "delete the file to recompute it", code="type")  # fmt: skip
+        for kind in ("visual", "audio"):
+            if z[f"{kind}_mean"].shape != z[f"{kind}_std"].shape:
+                raise ReadError(path, f"damaged normalisation statistics: {kind}_mean and {kind}_std differ in "
+                                "length; delete the file to recompute it", code="type")  # fmt: skip
+        return cls(*(z[k] for k in _STAT_VECTORS), *(int(z[k]) for k in _STAT_COUNTS))
 
 
 class _Moments:

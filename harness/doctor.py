@@ -7,19 +7,19 @@ annotation file's row count is compared with its video's frame count: the challe
 
 from __future__ import annotations
 
-import json
+import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import HarnessError
+from core.safe_read import MAX_JSONL_BYTES, ReadError, iter_lines, parse_json
 from harness.findings import Finding, from_problems
 from harness.runs import RunDir
 from preprocessing.affwild2 import AffWild2Layout, LayoutError
 from submissions import FormatError
-from submissions.formats import read_annotation, read_expr_annotation, read_sample_locations, validate_submission
-from submissions.limits import MAX_PREDICTION_BYTES, read_text_bounded
+from submissions.formats import read_annotation, read_expr_annotation, read_sample_frames, validate_submission
 from submissions.metrics import annotated_mask
 from submissions.package import is_zip_file
 
@@ -128,8 +128,7 @@ def check_dataset(root: Path) -> list[Finding]:
                                    f"frame {int(frames.max())}: lengths differ (reconciled with -5 padding)"))
     if layout.sample_file is not None:
         try:
-            locs = read_sample_locations(layout.sample_file)
-            vids = {loc.split("/", 1)[0] for loc in locs}
+            vids = set(read_sample_frames(layout.sample_file).videos)
             listed = {e.name for e in layout.test}
             if listed and vids != listed:
                 out.append(Finding("error", str(layout.sample_file), "sample file videos differ from the test "
@@ -141,6 +140,36 @@ def check_dataset(root: Path) -> list[Finding]:
     return out
 
 
+MAX_LINE_FINDINGS = 100
+"""Bad lines of a metrics file reported one by one (the rest are counted)."""
+
+
+def _metrics_findings(metrics: Path) -> list[Finding]:
+    """Problems of a metrics.jsonl, read a line at a time: bad lines (at most `MAX_LINE_FINDINGS`), NaN values."""
+    out: list[Finding] = []
+    bad = 0
+    try:
+        for i, line in iter_lines(metrics, "metrics file", MAX_JSONL_BYTES):
+            if not line.strip():
+                continue
+            try:
+                rec = parse_json(line, metrics, "metrics line", line=i)
+            except ReadError as exc:
+                bad += 1
+                if bad <= MAX_LINE_FINDINGS:
+                    why = f"not a JSON line: {exc.reason} (a write was interrupted?)"
+                    out.append(Finding("error", str(metrics), why, i))
+                continue
+            for k, v in rec.items():
+                if isinstance(v, float) and not np.isfinite(v):
+                    out.append(Finding("warning", str(metrics), f"{k} is {v}", i))
+    except ReadError as exc:
+        out.append(Finding("error", exc.path, exc.reason, exc.line))
+    if bad > MAX_LINE_FINDINGS:
+        out.append(Finding("error", str(metrics), f"... and {bad - MAX_LINE_FINDINGS} more bad lines"))
+    return out
+
+
 def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
     """Every problem of a run folder: resolved config, git hash, metrics lines, checkpoints, predictions."""
     out: list[Finding] = []
@@ -149,23 +178,9 @@ def check_run(run: Path, sample: Path | None = None) -> list[Finding]:
         if not f.is_file():
             out.append(Finding("warning", str(f), "missing: the run cannot be reproduced exactly"))
     metrics = folder.metrics_file
-    text = None
-    if metrics.is_file():
-        try:
-            text = read_text_bounded(metrics, "metrics file", MAX_PREDICTION_BYTES)
-        except FormatError as exc:
-            out.extend(from_problems(exc.problems))
-    if text is not None:
-        for i, line in enumerate(text.splitlines(), 1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                out.append(Finding("error", str(metrics), "not a JSON line (a write was interrupted?)", i))
-                continue
-            for k, v in rec.items():
-                if isinstance(v, float) and not np.isfinite(v):
-                    out.append(Finding("warning", str(metrics), f"{k} is {v}", i))
-    elif not metrics.is_file():
+    if os.path.lexists(metrics):
+        out.extend(_metrics_findings(metrics))
+    else:
         out.append(Finding("warning", str(metrics), "missing: no epoch finished yet"))
     for tmp in run.rglob(".*.tmp"):
         out.append(Finding("warning", str(tmp), "a temporary file left by an interrupted write (safe to delete)"))

@@ -28,7 +28,6 @@ import gc
 import math
 import os
 import shutil
-import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,8 +39,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from core.atomic import atomic_write_bytes
-from core.errors import HarnessError
+from core.errors import HarnessError, printable
 from core.ownership import OwnershipError, check_plain_name
+from core.safe_read import ReadError, read_bytes
 from harness.config import DeepSpeedSection, LoopConfig, train_batch_size
 from harness.distributed import Strategy, current_strategy
 from harness.runs import DS_CONFIG_FILE, RunDir
@@ -384,24 +384,25 @@ def _read_latest(marker: os.PathLike[str]) -> str:
 
     marker = Path(marker)
     fix = "delete it (and the checkpoints folder) to start the run again, or restore the run folder"
-    try:
-        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        raise HarnessError(f"{marker}: cannot be read as the checkpoint marker ({exc.strerror}); {fix}") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise HarnessError(f"{marker}: not a regular file (a FIFO or device); {fix}")
-        data = fh.read(LATEST_MAX_BYTES + 1)
-    if len(data) > LATEST_MAX_BYTES:
-        raise HarnessError(f"{marker}: longer than {LATEST_MAX_BYTES} bytes: not a checkpoint marker; {fix}")
+    if marker.is_symlink():  # what a link names is never read: it may lie outside the run folder
+        raise HarnessError(f"{printable(str(marker))}: a symbolic link, not a checkpoint marker; {fix}")
+    try:  # core.safe_read: a FIFO or device is refused before it is opened, the size before it is read
+        data = read_bytes(marker, "checkpoint marker", LATEST_MAX_BYTES)
+    except ReadError as exc:
+        if exc.code == "too_large":
+            raise HarnessError(f"{printable(str(marker))}: longer than {LATEST_MAX_BYTES} bytes: not a checkpoint "
+                               f"marker; {fix}") from None  # fmt: skip
+        raise HarnessError(f"{exc}; {fix}") from None
     try:
         tag = data.decode("utf-8").strip()
     except UnicodeDecodeError as exc:
-        raise HarnessError(f"{marker}: not UTF-8 (byte {exc.start}): not a checkpoint marker; {fix}") from None
+        raise HarnessError(f"{printable(str(marker))}: not UTF-8 (byte {exc.start}): not a checkpoint marker; {fix}"
+                           ) from None  # fmt: skip
     try:
         check_plain_name(tag, "the checkpoint tag")
     except OwnershipError as exc:
-        raise HarnessError(f"{marker}: names a checkpoint outside {marker.parent} ({exc}); {fix}") from None
+        raise HarnessError(f"{printable(str(marker))}: names a checkpoint outside {printable(str(marker.parent))} "
+                           f"({exc}); {fix}") from None  # fmt: skip
     return tag
 
 

@@ -269,7 +269,8 @@ def _save_interval(res: Stage2Result, stats: ClusterStats, ci: BootstrapCI) -> N
     doc = {"on": res.reported_on, "videos": stats.videos, "frames": stats.frames, **ci.as_dict()}
     text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
     path = RunDir(res.run_dir).bootstrap_file
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+    same = path.is_file() and path.stat().st_size == len(text.encode()) and path.read_text(encoding="utf-8") == text
+    if not same:  # (the size first: a foreign file of any size is never read whole)
         atomic_write_text(path, text)
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from core.errors import printable
 from submissions import Problem
 
 Severity = Literal["error", "warning", "note"]
@@ -62,8 +63,16 @@ class Finding:
 
 
 def one_line(text: str) -> str:
-    """`text` with every run of whitespace (newlines included) made one space."""
-    return " ".join(str(text).split())
+    r"""`text` on one line: every run of whitespace that breaks the line (a newline, a carriage return, a form feed)
+    made one space; other spaces are kept as they are, so a path with two spaces is printed exactly.
+
+    >>> one_line("not valid YAML (found\n  a tab)"), one_line("a  b.mp4: bad")
+    ('not valid YAML (found a tab)', 'a  b.mp4: bad')
+    """
+    return _BREAKS.sub(" ", str(text)).strip()
+
+
+_BREAKS = re.compile(r"[ \t]*[\n\r\f\v\x1c-\x1e\x85\u2028\u2029][\s]*")
 
 
 def finding_line(f: Finding) -> str:
@@ -73,7 +82,7 @@ def finding_line(f: Finding) -> str:
         f: the finding.
     """
     code = f" [{f.code}]" if f.code else ""
-    return f"{one_line(f.where)}: {f.severity}: {one_line(f.message)}{code}"
+    return f"{printable(f.where)}: {f.severity}: {one_line(f.message)}{code}"  # a path exactly, escaped
 
 
 def from_problems(problems: Iterable[Problem], severity: Severity = "error") -> list[Finding]:

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from core.atomic import atomic_open, atomic_write_text
-from core.errors import HarnessError
+from core.errors import HarnessError, printable
 from core.ownership import claim_folder
+from core.safe_read import read_json, read_npz
 from harness.config import Config, load_config
 from harness.data import CacheLike, NormStats, load_video_streams, normalised_streams
 from harness.runs import ENCODER_KEY, VIDEO_WORK_DIR, RunDir
@@ -192,27 +193,11 @@ def load_norm_stats(path: Path) -> NormStats:
     """A run's normalisation statistics: a bounded .npz of plain float arrays (never pickled objects).
 
     Raises:
-        PredictError: the file is not a regular file, too large, not an .npz, holds object arrays or lacks a key.
+        HarnessError: the file is not a regular file, too large, not an .npz, holds object arrays or lacks a key
+            (`core.safe_read.ReadError`, one located line).
     """
-    import zipfile
-
-    from submissions import FormatError
-    from submissions.limits import check_regular_file
-
-    try:
-        check_regular_file(path, "normalisation statistics", 256 << 20)
-        # np.load refuses object arrays (allow_pickle=False is its default): no pickled code runs.
-        return NormStats.load(path)
-    except FormatError as exc:
-        p = exc.problems[0]
-        raise PredictError(f"{p.path}: {p.reason}") from None
-    except ValueError as exc:
-        raise PredictError(f"{path}: refusing to load: {_one_line(exc)} (a statistics file holds plain float "
-                           "arrays; nothing in it was run)") from None  # fmt: skip
-    except KeyError as exc:
-        raise PredictError(f"{path}: not the statistics of a run (no array {exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise PredictError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
+    # Bounded and checked member by member (core.safe_read.read_npz): object arrays are refused, nothing is run.
+    return NormStats.load(path)
 
 
 def predict_videos(run_dir: str | Path, cache: CacheLike, videos: Iterable[str], device: str = "cpu",
@@ -266,13 +251,12 @@ def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
     Raises:
         PredictError: the file is not a readable .npz of arrays.
     """
-    import zipfile
-
-    try:
-        with np.load(path) as z:
-            return {k: z[k].astype(np.float64) for k in z.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise PredictError(f"{path}: not a readable .npz of predictions ({_one_line(exc)})") from None
+    arrays = read_npz(path, "prediction file")
+    for video, arr in arrays.items():
+        if arr.ndim != 2 or arr.shape[1] != 2 or arr.dtype.kind != "f":
+            raise PredictError(f"{printable(str(path))}: not a file of predictions: {printable(video)!r} holds a "
+                               f"{arr.dtype} array of shape {arr.shape}, not (frames, 2) floats")
+    return {k: v.astype(np.float64) for k, v in arrays.items()}
 
 
 def write_video_outputs(out_dir: str | Path, video: str, preds: np.ndarray, fps: float | None = None) -> list[Path]:
@@ -321,18 +305,10 @@ def find_encoder_weights(run_dir: str | Path) -> Path | None:
     Args:
         run_dir: the stage-2 run folder.
     """
-    import json
-
-    from submissions.limits import read_text_bounded
-
     run = Path(run_dir)
     summary = RunDir(run).summary_file
     if summary.is_file():
-        try:
-            data = json.loads(read_text_bounded(summary, "run summary", 16 << 20))
-        except json.JSONDecodeError as exc:
-            raise PredictError(f"{summary}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        recorded = data.get(ENCODER_KEY) if isinstance(data, dict) else None
+        recorded = read_json(summary, "run summary").get(ENCODER_KEY)
         if isinstance(recorded, str) and recorded and Path(recorded).is_file():
             return Path(recorded)
     for up in (run, *run.parents[:3]):

@@ -57,6 +57,7 @@ from core.hashing import stable_hash
 from core.isolation import ChildCrashedError, IsolatedWorker
 from core.locking import LOCKS_DIR, FolderLock
 from core.ownership import claim_folder
+from core.safe_read import ReadError, read_json
 from harness.config import PreprocessConfig
 from harness.sharding import Shard, ShardError, shard_items
 from preprocessing.affwild2 import AffWild2Layout, LayoutError, person_of, strip_person
@@ -506,6 +507,19 @@ def merge_shard_summaries(shards: list[dict[str, Any]], count: int, order: list[
             "failed": [v["video"] for v in videos if v.get("error")], "videos": videos}  # fmt: skip
 
 
+def is_shard_summary(rec: dict[str, Any]) -> bool:
+    """Whether a parsed shard summary has the shape `merge_shard_summaries` reads (a foreign file is skipped).
+
+    >>> is_shard_summary({"shard": 0, "input": "d", "config": {}, "videos": [{"video": "a"}]})
+    True
+    >>> is_shard_summary({"shard": "0", "videos": [1, 2]})
+    False
+    """
+    videos = rec.get("videos")
+    return (isinstance(rec.get("shard"), int) and "input" in rec and "config" in rec and isinstance(videos, list)
+            and all(isinstance(v, dict) and isinstance(v.get("video"), str) for v in videos))  # fmt: skip
+
+
 def _json_text(data: Any) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
@@ -526,9 +540,11 @@ def _write_summary(out: Path, shard: Shard, summary: dict[str, Any], order: list
             shards = []
             for f in sorted((out / SHARD_SUMMARIES).glob(f"shard-*-of-{shard.count:04d}.json")):
                 try:
-                    shards.append(json.loads(f.read_text(encoding="utf-8")))
-                except (OSError, json.JSONDecodeError):  # written atomically: only a foreign file can be bad
+                    rec = read_json(f, "shard summary")
+                except ReadError:  # written atomically: only a foreign file can be bad
                     continue
+                if is_shard_summary(rec):
+                    shards.append(rec)
             summary = merge_shard_summaries(shards, shard.count, order)
         atomic_write_text(out / SUMMARY, _json_text(summary))
 

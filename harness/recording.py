@@ -15,7 +15,6 @@ scores.json written) is reused, so an interrupted recording resumes; delete WORK
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from core.errors import HarnessError
+from core.safe_read import ReadError, read_json
 from harness.childenv import child_env
 from harness.fingerprint import native_aten_levels
 from harness.floors import MIN_RUNS, Run, measure_floors
@@ -71,7 +71,7 @@ def run_quick_demo(out: Path, level: str | None = None, extra_env: Mapping[str, 
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
         raise HarnessError(f"{out}: error: the quick demo (ATEN_CPU_CAPABILITY={level or 'native'}) exited with "
                            f"{proc.returncode}:\n{tail}")  # fmt: skip
-    return json.loads((out / "scores.json").read_text(encoding="utf-8"))
+    return read_json(out / "scores.json", "scores file", allow_nan=True)
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,8 @@ def _run_demo(out: Path, level: str | None, overrides: Sequence[str]) -> dict:
 def _finished(out: Path, plan: PlannedRun) -> dict | None:
     """A run folder's parsed scores.json when it finished as `plan` asks (threads, kernel cap), else None."""
     try:
-        data = json.loads((out / "scores.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_json(out / "scores.json", "scores file", allow_nan=True)
+    except ReadError:  # missing or damaged: the run did not finish, so it runs again
         return None
     plat = data.get("platform") if isinstance(data, dict) else None
     if not isinstance(plat, dict) or plat.get("threads") != plan.threads \

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ import polars as pl
 
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
+from core.safe_read import ReadError, iter_json_lines, parse_json
 from harness.runs import SUMMARY_FILE, RunDir
 from harness.tables import TABLES, ci_cells, paired_display
 from submissions.limits import InputRefusedError, read_bounded, read_text_bounded
@@ -514,13 +514,13 @@ def locate(path: str | Path) -> Sources:
 
 
 def read_json(path: Path, what: str) -> Any:
-    """A bounded JSON file (`submissions.limits.read_text_bounded`); invalid JSON is a located error."""
+    """A bounded JSON file (`core.safe_read`: bytes, depth and integer digits bounded); invalid JSON is a located
+    error."""
     text = read_text_bounded(path, what, MAX_JSON_BYTES)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputRefusedError(path, f"the {what} is not valid JSON ({exc.msg}, column {exc.colno})", exc.lineno,
-                                code="json") from None
+        return parse_json(text, path, what, expect=None)
+    except ReadError as exc:
+        raise InputRefusedError(exc.path, exc.reason, exc.line, exc.code) from None
 
 
 def _read_object(path: Path, what: str) -> dict:
@@ -583,20 +583,23 @@ def _leaderboard_source(src: Sources) -> Path | None:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """A run's per-epoch records from metrics.jsonl (lines with `epoch`); a line that is not JSON is a located
-    error."""
-    text = read_text_bounded(path, "metrics file", MAX_METRICS_BYTES)
-    out = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputRefusedError(path, f"the metrics file's line is not JSON ({exc.msg})", i, code="json") from None
-        if isinstance(rec, dict) and "epoch" in rec:
-            out.append(rec)
-    return out
+    """A run's per-epoch records from metrics.jsonl (lines with an integer `epoch`, their numeric values only: what
+    the curves plot); a line that is not JSON is a located error."""
+    try:
+        records = [rec for _i, rec in iter_json_lines(path, "metrics file", expect=None, max_bytes=MAX_METRICS_BYTES)
+                   if isinstance(rec, dict) and _plottable(rec.get("epoch")) and isinstance(rec["epoch"], int)]
+    except ReadError as exc:
+        raise InputRefusedError(exc.path, exc.reason, exc.line, exc.code) from None
+    return [{k: v for k, v in rec.items() if _plottable(v)} for rec in records]
+
+
+MAX_PLOTTED = 1e12
+"""Largest magnitude a curve plots (a loss or an epoch of 1e308 would break the axes)."""
+
+
+def _plottable(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+        and abs(value) <= MAX_PLOTTED
 
 
 def curves_png(records: Sequence[Mapping[str, Any]]) -> bytes:

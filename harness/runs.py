@@ -37,6 +37,7 @@ from core.atomic import atomic_write_text, remove_stale_temps
 from core.errors import HarnessError
 from core.locking import FolderLock
 from core.ownership import Ownership, claim_folder
+from core.safe_read import iter_json_lines, read_json, type_name
 from harness.config import Config, config_hash, load_config
 from harness.tb_events import TB_DIR
 from submissions.limits import MAX_MANIFEST_BYTES, read_text_bounded
@@ -307,10 +308,10 @@ class RunDir:
         f = self.run_file
         if not f.is_file():
             return None
-        try:
-            return json.loads(f.read_text(encoding="utf-8")).get("config_hash")
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{f}: damaged ({exc}); delete the run folder") from exc
+        found = read_json(f, "run record").get("config_hash")
+        if found is not None and not isinstance(found, str):
+            raise RunError(f"{f}: damaged: config_hash is {type_name(found)}, not a string; delete the run folder")
+        return found
 
     def remove_temp_files(self) -> int:
         """Delete the temporary files (`.NAME.XXXX.tmp`, see `core.atomic`) a killed run left in this folder
@@ -331,19 +332,11 @@ class RunDir:
         """Every record of metrics.jsonl, in order (an empty list when there is none).
 
         Raises:
-            RunError: a line that is not JSON.
+            ReadError: a line that is not a JSON object, or a file that is not a bounded regular file.
         """
         if not self.metrics_file.is_file():
             return []
-        out = []
-        for i, line in enumerate(self.metrics_file.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise RunError(f"{self.metrics_file}:{i}: not a JSON line ({exc})") from exc
-        return out
+        return [rec for _line, rec in iter_json_lines(self.metrics_file, "metrics file")]
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         """Replace metrics.jsonl with `records`."""
@@ -406,11 +399,7 @@ class RunDir:
         """
         meta: dict[str, Any] = {"run": self.path.name}
         if self.summary_file.is_file():
-            text = read_text_bounded(self.summary_file, "run summary", MAX_MANIFEST_BYTES)
-            try:
-                meta["summary"] = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise RunError(f"{self.summary_file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+            meta["summary"] = read_json(self.summary_file, "run summary", max_bytes=MAX_MANIFEST_BYTES)
         if self.config_file.is_file():
             meta["config_yaml"] = read_text_bounded(self.config_file, "run config", MAX_MANIFEST_BYTES)
         if self.git_file.is_file():

@@ -13,7 +13,9 @@ _EXPORTS: dict[str, str] = {
     # video decoding
     "VideoError": "preprocessing.video", "VideoInfo": "preprocessing.video", "DecodeStats": "preprocessing.video",
     "probe": "preprocessing.video", "iter_frames": "preprocessing.video", "read_audio": "preprocessing.video",
-    "read_frames": "preprocessing.video",
+    "read_frames": "preprocessing.video", "image_size": "preprocessing.video",
+    "check_frame_size": "preprocessing.video", "check_audio_stream": "preprocessing.video",
+    "MAX_FRAME_PIXELS": "preprocessing.video", "MAX_AUDIO_SECONDS": "preprocessing.video",
     # faces
     "TEMPLATE_224": "preprocessing.faces", "align_face": "preprocessing.faces",
     "estimate_similarity": "preprocessing.faces", "transform_points": "preprocessing.faces",

@@ -32,7 +32,8 @@ from typing import Literal
 
 import numpy as np
 
-from core.errors import HarnessError
+from core.errors import HarnessError, printable, shorten
+from core.safe_read import read_text
 from submissions.formats import EXPR_UNANNOTATED, UNANNOTATED, read_annotation, read_expr_annotation
 
 VIDEO_EXTENSIONS = (".mp4", ".avi")
@@ -183,16 +184,22 @@ def _find_expr_files(root: Path) -> dict[str, Path]:
     return found
 
 
+MAX_NAME_LIST_BYTES = 1024 * 1024
+"""A video-name list (`VA_test_set_release.txt`: about 150 names of Aff-Wild2's test set, a few kB)."""
+
+MAX_NAME_CHARS = 255
+"""Longest video name in a list (a file name's limit on common filesystems)."""
+
+
 def _read_name_list(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise LayoutError(f"{path}: not a UTF-8 text file") from exc
-    names = [ln.strip().lstrip("\ufeff").strip() for ln in text.splitlines()]
+    text = read_text(path, "video-name list", MAX_NAME_LIST_BYTES)
+    names = [ln.strip(" \t\r").lstrip("\ufeff").strip(" \t") for ln in text.split("\n")]
     names = [n for n in names if n]
-    bad = [n for n in names if "/" in n or "\\" in n or "," in n or n.startswith(".")]
+    bad = [n for n in names if "/" in n or "\\" in n or "," in n or n.startswith(".") or len(n) > MAX_NAME_CHARS
+           or not n.isprintable()]  # fmt: skip
     if bad:
-        raise LayoutError(f"{path}: expected one video name per line, got {bad[:5]}")
+        raise LayoutError(f"{printable(str(path))}: expected one video name per line, got "
+                          f"{', '.join(repr(shorten(n)) for n in bad[:5])}")
     dups = sorted(n for n, count in Counter(names).items() if count > 1)
     if dups:
         raise LayoutError(f"{path}: video names listed twice: {', '.join(dups[:10])}")
@@ -200,10 +207,10 @@ def _read_name_list(path: Path) -> list[str]:
 
 
 def _names_from_sample(path: Path) -> list[str]:
-    from submissions.formats import parse_location, read_sample_locations
+    from submissions.formats import read_sample_frames
 
     # Videos in order of first appearance.
-    return list(dict.fromkeys(parse_location(loc)[0] for loc in read_sample_locations(path)))
+    return list(read_sample_frames(path).videos)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import numpy as np
 
 from core.errors import HarnessError
 from core.widths import EGEMAPS_DIM, MFCC_DIM, VGGISH_DIM
+from preprocessing.video import MAX_AUDIO_SECONDS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 if TYPE_CHECKING:  # torch is imported only when VGGish is used
     from preprocessing.vggish import VGGishExtractor
@@ -127,8 +128,10 @@ def to_mono_16k(wave: np.ndarray, sr: int) -> np.ndarray:
     arr = np.asarray(wave)
     if arr.ndim != 1:
         raise AudioError(f"expected a mono waveform (1-D array), got shape {arr.shape}; mix channels down first")
-    if sr <= 0:
-        raise AudioError(f"sample rate must be positive, got {sr}")
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise AudioError(f"sample rate {sr} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+    if arr.size > MAX_AUDIO_SECONDS * sr:
+        raise AudioError(f"a waveform of {arr.size / sr / 3600:.1f} hours, more than {MAX_AUDIO_SECONDS / 3600:.0f}")
     arr = arr.astype(np.float32, copy=False)
     if not np.all(np.isfinite(arr)):
         raise AudioError("waveform holds NaN or inf samples")

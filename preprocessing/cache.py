@@ -29,13 +29,52 @@ from typing import Any
 import numpy as np
 
 from core.atomic import atomic_open, atomic_write_text
-from core.errors import HarnessError
+from core.errors import HarnessError, printable
 from core.hashing import HashError, jsonable
 from core.locking import FolderLock, video_lock
+from core.safe_read import ReadError, npy_header, read_json, read_npy
 
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _FEATURE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+"""A video's cache manifest (a record per feature: a few kB)."""
+
+
+def manifest_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a parsed cache manifest, or None (each value of the type `save` writes).
+
+    A file name must be a plain `<name>.npy` in the video's folder: a manifest never points elsewhere.
+
+    >>> manifest_problem({"features": {"mfcc": {"file": 5}}})
+    "features/mfcc/file is 5, expected a plain file name '<feature>.npy'"
+    >>> manifest_problem({"n_frames": [3, 4], "features": {}})
+    'n_frames is [3, 4], expected a frame count'
+    """
+    if not isinstance(data.get("features"), dict):
+        return "no 'features' object"
+    for key in ("n_frames",):
+        v = data.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            return f"{key} is {v!r}, expected a frame count"
+    fps = data.get("fps")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, int | float)):
+        return f"fps is {fps!r}, expected a number"
+    for name, rec in data["features"].items():
+        if not isinstance(rec, dict):
+            return f"features/{name} is not an object"
+        file = rec.get("file", f"{name}.npy")
+        if not isinstance(file, str) or not _NAME.match(file) or not file.endswith(".npy"):
+            return f"features/{name}/file is {file!r}, expected a plain file name '<feature>.npy'"
+        shape = rec.get("shape", [])
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            return f"features/{name}/shape is {shape!r}, expected a list of integers"
+        for key in ("dtype", "config_hash"):
+            if rec.get(key) is not None and not isinstance(rec[key], str):
+                return f"features/{name}/{key} is {rec[key]!r}, expected a string"
+    return None
 
 
 class CacheError(HarnessError):
@@ -44,26 +83,6 @@ class CacheError(HarnessError):
 
 class CacheLockedError(CacheError):
     """Another process holds the cache root's lock."""
-
-
-def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, byte length the file must have) from a `.npy` header, without reading the data.
-
-    Args:
-        path: the `.npy` file.
-    """
-    with open(path, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
-        offset = fh.tell()
-    if dtype.hasobject:
-        raise ValueError("object arrays are not cached")
-    return tuple(shape), dtype, offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
 
 class FeatureCache:
@@ -149,11 +168,12 @@ class FeatureCache:
         if not path.is_file():
             return {"video": video, "n_frames": None, "fps": None, "features": {}}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CacheError(f"{path}: damaged manifest ({exc}); delete the folder to recompute") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("features"), dict):
-            raise CacheError(f"{path}: damaged manifest (no 'features' object); delete the folder to recompute")
+            data = read_json(path, "cache manifest", max_bytes=MAX_MANIFEST_BYTES)
+        except ReadError as exc:
+            raise CacheError(f"{exc}; delete the folder to recompute (damaged manifest)") from None
+        problem = manifest_problem(data)
+        if problem is not None:
+            raise CacheError(f"{printable(str(path))}: damaged manifest ({problem}); delete the folder to recompute")
         return data
 
     def videos(self) -> list[str]:
@@ -243,9 +263,9 @@ class FeatureCache:
         if not path.is_file():
             return f"{path.name} is missing"
         try:
-            shape, dtype, nbytes = npy_header(path)
-        except (ValueError, OSError, SyntaxError) as exc:
-            return f"{path.name} has a damaged header ({exc})"
+            shape, dtype, nbytes = npy_header(path, "cached feature")
+        except ReadError as exc:
+            return f"{printable(path.name)}: {exc.reason}"
         if list(shape) != list(record.get("shape", [])) or dtype.str != record.get("dtype"):
             said = f"{record.get('shape')} {record.get('dtype')}"
             return f"{path.name} holds {list(shape)} {dtype.str}, the manifest says {said}"
@@ -300,6 +320,6 @@ class FeatureCache:
             if problem is not None:
                 have = ", ".join(sorted(manifest["features"])) or "nothing"
                 raise CacheError(f"{self.video_dir(video)}: feature {name!r} unusable: {problem} (cached: {have})")
-            path = self.video_dir(video) / manifest["features"][name]["file"]
-            out[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            path = self.video_dir(video) / manifest["features"][name].get("file", f"{name}.npy")
+            out[name] = read_npy(path, "cached feature", mmap=mmap)
         return out

@@ -35,6 +35,7 @@ from core.atomic import atomic_write_bytes, atomic_write_text
 from core.errors import HarnessError
 from core.locking import LOCKS_DIR, FolderLock, video_lock
 from core.ownership import check_plain_name, claim_folder
+from core.safe_read import ReadError, read_json
 from preprocessing.faces.align import align_face
 from preprocessing.faces.base import FaceDetector
 from preprocessing.faces.detectors import get_detector
@@ -191,11 +192,21 @@ def encode_jpeg(image: np.ndarray, quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
+_COUNTS = ("with_face", "without_face", "frames", "decode_errors")
+
+
 def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """A finished video's `.done.json`, or None when it is absent or not what `crop_video` writes (then the video
+    is cropped again): read bounded, its counts integers and `missing` a list of frame numbers."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = read_json(path, "crops record", max_bytes=64 * 1024 * 1024)
+    except ReadError:
         return None
+    counts_ok = all(isinstance(data.get(k, 0), int) and not isinstance(data.get(k, 0), bool) for k in _COUNTS)
+    missing = data.get("missing", [])
+    if not counts_ok or not isinstance(missing, list) or not all(isinstance(i, int) for i in missing):
+        return None
+    return data
 
 
 def _subject_names(video: str, two_person: bool) -> dict[str, str]:

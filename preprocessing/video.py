@@ -26,7 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from core.errors import HarnessError
+from core.errors import HarnessError, printable
 
 REENCODE = "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4`"
 
@@ -44,7 +44,7 @@ class VideoError(HarnessError):
         self.path = str(path)
         self.reason = reason
         self.hint = hint
-        super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
+        super().__init__(f"{printable(str(path))}: {reason}" + (f"; {hint}" if hint else ""))
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,10 @@ def _open(path: str | Path) -> av.container.InputContainer:
         raise VideoError(p, "not a regular file", "give a video file")
     if p.stat().st_size == 0:
         raise VideoError(p, "empty file (0 bytes), not a video", "copy or download the file again")
+    with open(p, "rb") as fh:  # a regular file (checked above): reading its head cannot block
+        size = image_size(fh.read(1 << 16))
+    if size is not None:
+        check_frame_size(p, *size)
     try:
         return av.open(str(p), mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -164,6 +168,79 @@ def _open(path: str | Path) -> av.container.InputContainer:
         ) from exc
 
 
+MAX_FRAME_PIXELS = 7680 * 4320
+"""Largest frame decoded (8K UHD; Aff-Wild2's largest is 1920 x 1080): one RGB frame of this size is 100 MB, and a
+16000 x 16000 image named .mp4 is refused from its header instead of allocating 768 MB per copy."""
+
+MAX_AUDIO_SECONDS = 3600.0
+"""Longest audio track read (Aff-Wild2's longest video is about 15 minutes): one hour at 16 kHz is 230 MB of
+float32, checked from the stream's duration before decoding and again while decoding."""
+
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384_000
+"""Audio sample rates accepted (telephone speech is 8 kHz, studio audio up to 384 kHz): a 1 Hz track would be
+resampled 16,000-fold."""
+
+
+def check_frame_size(path: str | Path, width: int, height: int) -> None:
+    """Refuse a frame larger than `MAX_FRAME_PIXELS` before it is decoded or converted.
+
+    Raises:
+        VideoError: naming the file and the size.
+    """
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoError(path, f"frames of {width} x {height} pixels, more than the {MAX_FRAME_PIXELS:,} pixels "
+                         "(8K) a frame may have", f"scale the video down, or {REENCODE}")  # fmt: skip
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    r"""(width, height) of a still image from its first bytes (PNG, GIF, BMP, JPEG), or None for anything else.
+
+    FFmpeg decodes a frame while it opens a file (to learn its stream's parameters), so an image named `.mp4` would
+    be decoded whole before the stream could be checked: its size is read from its header first.
+
+    >>> image_size(b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + (16000).to_bytes(4, "big") * 2)
+    (16000, 16000)
+    >>> image_size(b"GIF89a" + (640).to_bytes(2, "little") + (480).to_bytes(2, "little"))
+    (640, 480)
+    """
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"BM") and len(head) >= 26:
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(int.from_bytes(head[22:26], "little",
+                                                                                             signed=True))
+    if head.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 9 <= len(head) and head[pos] == 0xFF:
+            marker, length = head[pos + 1], int.from_bytes(head[pos + 2 : pos + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
+                return int.from_bytes(head[pos + 7 : pos + 9], "big"), int.from_bytes(head[pos + 5 : pos + 7], "big")
+            pos += 2 + length
+    return None
+
+
+def check_audio_stream(path: str | Path, stream: av.audio.stream.AudioStream) -> None:
+    """Refuse an audio stream whose sample rate or stated duration is outside the bounds, before decoding it.
+
+    Raises:
+        VideoError: naming the file, the value and the bound.
+    """
+    rate = int(stream.codec_context.sample_rate or stream.rate or 0)
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise VideoError(path, f"an audio track at {rate} Hz (accepted: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)",
+                         f"preprocess with --no-audio, or {REENCODE}")  # fmt: skip
+    seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+    if seconds > MAX_AUDIO_SECONDS:
+        raise _audio_too_long(path, seconds)
+
+
+def _audio_too_long(path: str | Path, seconds: float) -> VideoError:
+    return VideoError(path, f"an audio track of {seconds / 3600:.1f} hours, more than the "
+                      f"{MAX_AUDIO_SECONDS / 3600:.0f} hour(s) a video's audio may last",
+                      "cut the video into parts, or preprocess with --no-audio")  # fmt: skip
+
+
 def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
     if not container.streams.video:
         found = ", ".join(f"{st.type} ({getattr(st.codec_context, 'name', '?')})" for st in container.streams)
@@ -172,7 +249,9 @@ def _video_stream(container: av.container.InputContainer, path: str | Path) -> a
             f"no video stream in the file (streams: {found or 'none'})",
             "faces and frame-aligned features need the video: give the original video file, not its audio",
         )
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    check_frame_size(path, int(stream.codec_context.width or 0), int(stream.codec_context.height or 0))
+    return stream
 
 
 def _rotation_of(frame: av.VideoFrame) -> int:
@@ -344,6 +423,7 @@ def iter_frames(
         index = 0
         for frame in _decode(container, stream, stats):
             if index % stride == 0:
+                check_frame_size(path, frame.width, frame.height)  # a stream may change size mid-way
                 rgb = frame.to_ndarray(format="rgb24")
                 k = _rotation_of(frame) // 90
                 if k:
@@ -390,17 +470,22 @@ def read_audio(path: str | Path, sr: int = 16000, stats: DecodeStats | None = No
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
+        check_audio_stream(path, stream)
         # Packed (interleaved) float at the target rate, channel layout unchanged; the mono mix is done below.
         # Packed, not planar: a packed frame is one plane whatever its channel count, while PyAV's to_ndarray of
         # a planar frame of 8 or more channels (7.1, 16-channel) reads past FFmpeg's 8 inline planes: SIGSEGV.
         resampler = av.AudioResampler(format="flt", rate=sr)
         chunks: list[np.ndarray] = []
+        budget = [int(MAX_AUDIO_SECONDS * sr)]
 
         def take(frames: list[av.AudioFrame]) -> None:
             for f in frames:
                 channels = f.layout.nb_channels
                 # (1, n * channels) interleaved -> (n, channels) -> (n,): the same mean as over planar rows.
                 chunks.append(f.to_ndarray().reshape(-1, channels).mean(axis=1))
+                budget[0] -= chunks[-1].size
+                if budget[0] < 0:  # a stream whose header understates its length
+                    raise _audio_too_long(path, sum(c.size for c in chunks) / sr)
 
         for frame in _decode(container, stream, stats):
             frame.pts = None  # let the resampler count samples itself; damaged timestamps do not matter

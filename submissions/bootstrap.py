@@ -39,11 +39,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import shorten
 from submissions.errors import MetricError
 from submissions.metrics import annotated_mask, score_va
 
 RESAMPLES = 1000
 """Bootstrap resamples by default."""
+
+MAX_RESAMPLES = 20_000
+"""Most bootstrap resamples (20 x the default: the draws are a (resamples, videos) int64 array, 80 MB for 500
+videos; the interval's Monte-Carlo error at the default is already small)."""
 
 SEED = 0
 """Seed of the resample draws by default: the same inputs give the same interval."""
@@ -323,8 +328,9 @@ def _row_samples(strata: list[ClusterStats], resamples: int, seed: int) -> tuple
 
 
 def _check(resamples: int, level: float) -> None:
-    if resamples < 1:
-        raise MetricError(f"resamples must be >= 1, got {resamples}")
+    if not 1 <= resamples <= MAX_RESAMPLES:
+        raise MetricError(f"resamples: {shorten(str(resamples))} out of range (1..{MAX_RESAMPLES:,}; the draws take "
+                          "8 bytes per video per resample)")  # fmt: skip
     if not 0.0 < level < 1.0:
         raise MetricError(f"level must be in (0, 1), got {level}")
 

@@ -24,6 +24,7 @@ import polars as pl
 
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
+from core.safe_read import read_json
 from submissions.scoring import score_predictions
 
 RECORDED_PATH = Path(__file__).with_name("recorded_leaderboard.json")
@@ -224,13 +225,16 @@ def platform_differences(a: dict | None, b: dict | None) -> list[str]:
 
 
 def _read_json_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise HarnessError(f"{path}: error: recorded leaderboard not found") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"{path}: error: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("fixture", {}).get("scores"), dict):
+    """The recorded leaderboard's JSON object, read bounded (`core.safe_read`), with its fixture scores checked.
+
+    Raises:
+        HarnessError: a missing file, a file that is not a bounded JSON object, or no 'fixture' with 'scores'.
+    """
+    if not path.exists():
+        raise HarnessError(f"{path}: error: recorded leaderboard not found")
+    data = read_json(path, "recorded leaderboard")
+    fixture = data.get("fixture")
+    if not isinstance(fixture, dict) or not isinstance(fixture.get("scores"), dict):
         raise HarnessError(f"{path}: error: needs a 'fixture' object with 'scores'")
     return data
 

@@ -22,6 +22,7 @@ from zlib import error as zlib_error
 from core.atomic import atomic_open, remove_temps_of
 from core.errors import HarnessError
 from core.hashing import sha256_file
+from core.safe_read import ReadError, human_bytes, parse_json
 from submissions.errors import FormatError, Problem
 from submissions.formats import validate_submission
 from submissions.limits import (
@@ -31,8 +32,8 @@ from submissions.limits import (
     MAX_ZIP_RATIO,
     MAX_ZIP_TOTAL_BYTES,
     ZIP_RATIO_FLOOR,
+    InputRefusedError,
     check_regular_file,
-    human_bytes,
     read_text_bounded,
     shorten,
 )
@@ -259,26 +260,39 @@ def inspect_package(zip_path: str | Path, sample: str | Path | None, workdir: st
             or a member is not covered by the manifest.
     """
     zip_path = Path(zip_path)
+    with open_archive(zip_path) as zf:
+        members = {rel.as_posix().rstrip("/") for _info, rel in check_archive(zf, zip_path)}
     files = safe_extract(zip_path, workdir)
     names = {f.relative_to(Path(workdir).resolve()).as_posix(): f for f in files}
     if MANIFEST_NAME not in names or PREDICTION_NAME not in names:
         raise HarnessError(f"{zip_path}: a package needs {PREDICTION_NAME} and {MANIFEST_NAME} at its top level")
-    text = read_text_bounded(names[MANIFEST_NAME], "package manifest", MAX_MANIFEST_BYTES)
+    shown = member_name(zip_path, MANIFEST_NAME)
+    text = read_text_bounded(names[MANIFEST_NAME], "package manifest", MAX_MANIFEST_BYTES, shown=shown)
     try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"{zip_path}: {MANIFEST_NAME} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    listed = manifest.get("files") if isinstance(manifest, dict) else None
+        manifest = parse_json(text, shown, "package manifest")
+    except ReadError as exc:
+        raise InputRefusedError(exc.path, exc.reason, exc.line, exc.code) from None
+    listed = manifest.get("files")
     if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
-        raise HarnessError(f"{zip_path}: {MANIFEST_NAME} has no `files` mapping of names to SHA-256 checksums")
-    for name in sorted(set(names) - set(listed) - {MANIFEST_NAME}):
+        raise HarnessError(f"{shown}: has no `files` mapping of names to SHA-256 checksums")
+    # Every member, folders included, must be the manifest or a file its checksums cover.
+    for name in sorted(members - set(listed) - {MANIFEST_NAME}):
         raise HarnessError(f"{zip_path}: member {shorten(name)!r} is not covered by the manifest's checksums")
     for name, digest in listed.items():
         if name not in names:
             raise HarnessError(f"{zip_path}: the manifest lists {shorten(str(name))!r}, which the package lacks")
         if sha256_file(names[name]) != digest:
             raise HarnessError(f"{zip_path}: checksum mismatch for {name}")
-    return manifest, validate_submission(names[PREDICTION_NAME], sample)
+    return manifest, validate_submission(names[PREDICTION_NAME], sample, shown=member_name(zip_path, PREDICTION_NAME))
+
+
+def member_name(zip_path: str | Path, member: str) -> str:
+    """How messages name a member of a zip: `PKG.zip!predictions.csv` (never the temporary file it was extracted to).
+
+    >>> member_name("out/team.zip", "predictions.csv")
+    'out/team.zip!predictions.csv'
+    """
+    return f"{zip_path}!{member}"
 
 
 def verify_package(zip_path: str | Path, sample: str | Path, workdir: str | Path) -> dict:
@@ -303,8 +317,8 @@ def is_package(path: str | Path) -> bool:
             info = zf.getinfo(MANIFEST_NAME)
             if info.file_size > MAX_MANIFEST_BYTES:
                 return False
-            manifest = json.loads(zf.read(info))
-    except (KeyError, zipfile.BadZipFile, OSError, ValueError, zlib_error):
+            manifest = parse_json(zf.read(info).decode("utf-8"), path, "package manifest")
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError, zlib_error, ReadError):
         return False
     return isinstance(manifest, dict) and str(manifest.get("format", "")).startswith("ABAW VA")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from core.errors import printable
 from submissions.bootstrap import LEVEL, RESAMPLES, SEED, BootstrapCI, bootstrap_ci, cluster_stats
 from submissions.errors import FormatError, Problem
 from submissions.formats import Predictions, read_annotation_dir, read_predictions
@@ -82,6 +83,21 @@ def score_predictions(preds: Predictions, labels: Predictions, source: str = "<p
                        inputs=(preds, labels))  # kept (no copy) for `bootstrap()`
 
 
-def score_files(pred_path: str | Path, labels_dir: str | Path) -> ScoreReport:
-    """Score a prediction file (either layout) against a folder of annotation files."""
-    return score_predictions(read_predictions(pred_path), read_annotation_dir(labels_dir), str(pred_path))
+def score_files(pred_path: str | Path, labels_dir: str | Path, shown: str | None = None) -> ScoreReport:
+    """Score a prediction file (either layout) against a folder of annotation files.
+
+    Args:
+        pred_path: the prediction file or folder.
+        labels_dir: the folder of annotation files.
+        shown: the name messages give the predictions (`PKG.zip!predictions.csv` for a member extracted to a
+            temporary folder); None: `pred_path`.
+    """
+    name = shown or str(pred_path)
+    try:
+        preds = read_predictions(pred_path)
+    except FormatError as exc:
+        if shown is None:
+            raise
+        inside = {str(pred_path), printable(str(pred_path))}
+        raise FormatError([replace(p, path=shown) if p.path in inside else p for p in exc.problems]) from None
+    return score_predictions(preds, read_annotation_dir(labels_dir), name)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from rich.console import Console
 
-from core.errors import HarnessError
+from core.errors import HarnessError, printable, shorten
+from core.safe_read import ReadError, read_json
 from harness.floors import MIN_RUNS, Run, measure_floors
 from harness.runs import SUMMARY_FILE, RunDir
 from harness.tables import ci_cells, paired_display, print_table, save_table
@@ -45,15 +46,18 @@ METRICS = ("ccc_v", "ccc_a", "p_va")
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise HarnessError(f"no scores file at {path}; run `harness demo`, `folds` or `ablate` first") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise HarnessError(f"{path}: expected a JSON object of scores")
-    return data
+    if not path.exists():
+        raise HarnessError(f"no scores file at {printable(str(path))}; run `harness demo`, `folds` or `ablate` first")
+    return read_json(path, "scores file", allow_nan=True)  # a NaN score is a drop
+
+
+def _num(path: Path, key: str, value: Any) -> float:
+    """A score read from `path`: a JSON number (NaN where the file has null), else a located error."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise HarnessError(f"{printable(str(path))}: {printable(key)} is {shorten(repr(value))}, not a number")
+    return float(value)
 
 
 def resolve_source(path: str | Path) -> tuple[str, Path]:
@@ -99,9 +103,10 @@ def group_of(key: str) -> str:
     return "validation"
 
 
-def _bounds(val: dict) -> dict[str, tuple[float, float]] | None:
+def _bounds(path: Path, key: str, val: dict) -> dict[str, tuple[float, float]] | None:
     out = {m: (val.get(f"{m}_ci_low"), val.get(f"{m}_ci_high")) for m in METRICS}
-    out = {m: (float(lo), float(hi)) for m, (lo, hi) in out.items() if lo is not None and hi is not None}
+    out = {m: (_num(path, f"{key}/{m}_ci_low", lo), _num(path, f"{key}/{m}_ci_high", hi))
+           for m, (lo, hi) in out.items() if lo is not None and hi is not None}  # fmt: skip
     return out or None
 
 
@@ -111,17 +116,17 @@ def _run_entries(run: Path, name: str, group: str | None = None) -> list[Entry]:
     rec = _read_json(folder.summary_file)
     ci_file = folder.bootstrap_file
     ci = _read_json(ci_file) if ci_file.is_file() else {}
-    bounds = {m: (ci[m]["low"], ci[m]["high"]) for m in METRICS
-              if isinstance(ci.get(m), dict) and ci[m].get("low") is not None}  # fmt: skip
+    bounds = {m: (_num(ci_file, f"{m}/low", ci[m]["low"]), _num(ci_file, f"{m}/high", ci[m].get("high")))
+              for m in METRICS if isinstance(ci.get(m), dict) and ci[m].get("low") is not None}  # fmt: skip
     out = []
     for split in ("val", "test"):
         s = rec.get(split)
         if not isinstance(s, dict) or "p_va" not in s:
             continue
         on = "test" if split == "test" else "validation"
-        nan = float("nan")
-        out.append(Entry(f"{name} ({on})", float(s.get("ccc_v", nan)), float(s.get("ccc_a", nan)), float(s["p_va"]),
-                         str(run), group or on, bounds if ci.get("on") == on and bounds else None))  # fmt: skip
+        v, a, p = (_num(folder.summary_file, f"{split}/{m}", s.get(m)) for m in METRICS)
+        out.append(Entry(f"{name} ({on})", v, a, p, str(run), group or on,
+                         bounds if ci.get("on") == on and bounds else None))  # fmt: skip
     if not out:
         raise HarnessError(f"{folder.summary_file}: holds no validation or test score")
     return out
@@ -136,8 +141,8 @@ def load_entries(path: str | Path) -> list[Entry]:
     kind, where = resolve_source(path)
     if kind == "scores":
         data = _read_json(where)
-        return [Entry(k, float(v.get("ccc_v", float("nan"))), float(v.get("ccc_a", float("nan"))), float(v["p_va"]),
-                      "this run", group_of(k), _bounds(v))
+        return [Entry(k, *(_num(where, f"{k}/{m}", v.get(m)) for m in METRICS), "this run", group_of(k),
+                      _bounds(where, k, v))
                 for k, v in sorted(data.items()) if isinstance(v, dict) and "p_va" in v]  # fmt: skip
     if kind == "run":
         rec = _read_json(RunDir(where).summary_file)
@@ -180,8 +185,8 @@ def load_scores(path: str | Path) -> dict[str, float]:
         if isinstance(val, dict):
             for m in METRICS:
                 if m in val:
-                    flat[f"{key}/{m}"] = float(val[m])
-        elif isinstance(val, int | float):
+                    flat[f"{key}/{m}"] = _num(where, f"{key}/{m}", val[m])
+        elif isinstance(val, int | float) and not isinstance(val, bool):
             flat[key] = float(val)
     return flat
 
@@ -199,10 +204,12 @@ def load_platform(path: str | Path) -> dict | None:
         kind, where = resolve_source(path)
     except HarnessError:
         return None  # load_scores reports the missing source; the check then has no fingerprint
-    file = where if kind == "scores" else RunDir(where).summary_file if kind == "run" else None
+    if kind == "experiment":
+        return None
+    file, what = (where, "scores file") if kind == "scores" else (RunDir(where).summary_file, "run summary")
     try:
-        data = json.loads(file.read_text(encoding="utf-8")) if file else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_json(file, what, allow_nan=True)
+    except ReadError:
         return None  # load_scores reports the unreadable file; the check then has no fingerprint
     plat = data.get("platform") if isinstance(data, dict) else None
     return plat if isinstance(plat, dict) else None

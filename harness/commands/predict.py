@@ -49,8 +49,10 @@ def check_out(out: str, video: bool, force: bool) -> None:
 
     from core.errors import HarnessError
     from core.ownership import claim_folder
+    from core.safe_read import ReadError, open_regular
     from harness.runs import VIDEO_WORK_DIR
     from submissions.formats import SUBMISSION_HEADER
+    from submissions.limits import MAX_PREDICTION_BYTES
 
     p = Path(out)
     if video:
@@ -74,10 +76,10 @@ def check_out(out: str, video: bool, force: bool) -> None:
                            "replace it, also with --force: give the path of the submission file to write")  # fmt: skip
     if force:
         return
-    try:
-        with open(p, "rb") as fh:
+    try:  # stat-ed before it is opened, and opened without blocking: an existing FIFO never hangs the command
+        with open_regular(p, "submission file", MAX_PREDICTION_BYTES) as (fh, _size):
             first = fh.readline(256).decode("utf-8", "replace").strip()
-    except OSError:
+    except ReadError:
         first = ""
     if first.lstrip("\ufeff").replace(" ", "") != SUBMISSION_HEADER:
         raise HarnessError(f"{p}: exists and is not a submission file; refusing to replace it (pass --force to "

@@ -59,7 +59,7 @@ def score_path(pred: str, labels: str) -> ScoreReport:
             from submissions import FormatError
 
             raise FormatError([dataclasses.replace(p, path=f"{pred}!{PREDICTION_NAME}") for p in problems])
-        return score_files(Path(work) / PREDICTION_NAME, labels)
+        return score_files(Path(work) / PREDICTION_NAME, labels, shown=f"{pred}!{PREDICTION_NAME}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from harness.config.schema import (
     AUDIO_DIMS,
     BASELINE_ROW,
     FIXED_PARAMS,
+    MAX_MODEL_INT,
     NESTED_PARAMS,
     NO_REFINE_ROW,
     PARAMS_OF,
@@ -170,7 +171,12 @@ def _build_params(target: type, fixed: frozenset[str], data: Mapping[str, Any], 
         if key not in names:
             allowed = ", ".join(sorted(names - fixed))
             raise ConfigError(f"{p}: unknown key; {target.__name__} fields: {allowed}")
-        out.append((key, _check_value(value, hints[key], p)))
+        checked = _check_value(value, hints[key], p)
+        for v in checked if isinstance(checked, tuple) else (checked,):
+            if isinstance(v, int) and not isinstance(v, bool) and v > MAX_MODEL_INT:
+                raise ConfigError(f"{p}: {_short(checked)} out of range (a model's integer parameters are at most "
+                                  f"{MAX_MODEL_INT})")  # fmt: skip
+        out.append((key, checked))
     return tuple(sorted(out))
 
 
@@ -199,7 +205,7 @@ def build_section(cls: type, data: Any, path: str) -> Any:
     if params:
         own = set(fields) - set(params)
         data[params[0]] = {k: data.pop(k) for k in list(data) if k not in own}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # keys may be of several types (1: x, a: y)
     if unknown:
         p = f"{path}.{unknown[0]}" if path else unknown[0]
         raise ConfigError(f"{p}: unknown key (valid here: {', '.join(fields)})")

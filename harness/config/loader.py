@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from core.errors import shorten
 from harness.config.errors import ConfigError
 from harness.config.schema import ZOO_SECTION, Config
 from models.zoo import ZOO
@@ -108,6 +109,35 @@ def _expanded_size(root: yaml.Node, source: str) -> int:
     return size(root)
 
 
+def _refuse_duplicate_keys(root: yaml.Node, source: str) -> None:
+    """Refuse a mapping that names a key twice (YAML keeps the last silently: a config whose first `lr:` is
+    ignored), naming both lines. Each node is visited once, so aliases cost nothing.
+
+    Raises:
+        ConfigError: `file:line2: key 'lr' given twice (lines 3 and 9)`.
+    """
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    name = (key.tag, key.value)
+                    line = key.start_mark.line + 1
+                    if name in lines:
+                        raise ConfigError(f"{source}:{line}: key {shorten(key.value)!r} given twice (lines "
+                                          f"{lines[name]} and {line}); YAML would keep the last silently")
+                    lines[name] = line
+                stack += [key, value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+
+
 def load_yaml_text(text: str, source: str = "<yaml>") -> Any:
     """Parse YAML with the safe loader, refusing nesting beyond `MAX_YAML_DEPTH` and alias expansion beyond
     `MAX_YAML_NODES` nodes before any Python object is built.
@@ -127,6 +157,7 @@ def load_yaml_text(text: str, source: str = "<yaml>") -> Any:
         if node is None:
             return None
         _expanded_size(node, source)
+        _refuse_duplicate_keys(node, source)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

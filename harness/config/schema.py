@@ -91,6 +91,38 @@ def _params(target: type, fixed: Iterable[str] = (), nested: bool = False) -> An
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Upper bounds: every value that sizes memory, threads or processes has one (a typo of a few digits is refused
+# with its key instead of a fork bomb, a gloo abort or an allocation failure deep in torch).
+# ---------------------------------------------------------------------------------------------------------------
+
+MAX_EPOCHS = 100_000
+"""Epochs of one training phase (the paper's longest is 100)."""
+MAX_BATCH = 65_536
+"""Samples per forward or per optimiser step (`micro_batch`, `grad_accum`, `eval_batch`, `extract_batch`)."""
+MAX_STEPS = 10**9
+"""Optimiser steps of a warm-up."""
+MAX_T_MULT = 1_000
+"""Cosine cycle length multiplier."""
+MAX_FRAMES_PER_VIDEO = 10_000_000
+"""Frames sampled per video (the longest Aff-Wild2 video has about 54,000)."""
+MAX_WINDOW = 16_384
+"""Frames of a stage-2 window and of its stride (the paper's window is 300; attention grows with its square)."""
+MAX_FOLDS = 100
+"""Cross-validation folds."""
+MAX_WORKERS = 128
+"""DataLoader worker processes (each is a process: a typo must not fork thousands)."""
+MAX_THREADS = 512
+"""torch intra-op threads."""
+MAX_DETECT_STRIDE = 10_000
+"""Frames between two face detections."""
+MAX_INPUT_SIZE = 4_096
+"""SCRFD's input side in pixels."""
+MAX_MODEL_INT = 65_536
+"""Any integer parameter of a model (`encoder`, `model`, `baseline` and MAE parameters: widths, depths, heads,
+channels, patch and image sizes): ViT-Large is 1,024 wide and 24 deep, BDCA's TCN 128 channels."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Sections
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -145,9 +177,9 @@ class ScheduleConfig:
 
     warmup_start_lr: float = _spec(ge=0.0)
     lr: float = _spec(gt=0.0)
-    warmup_steps: int = _spec(ge=0)
+    warmup_steps: int = _spec(ge=0, le=MAX_STEPS)
     restart_epochs: float = _spec(gt=0.0)
-    t_mult: int = _spec(ge=1)
+    t_mult: int = _spec(ge=1, le=MAX_T_MULT)
     min_lr: float = _spec(ge=0.0)
 
 
@@ -165,9 +197,9 @@ class LoopConfig:
         schedule: the learning-rate schedule.
     """
 
-    epochs: int = _spec(ge=0)
-    micro_batch: int = _spec(ge=1)
-    grad_accum: int = _spec(ge=1)
+    epochs: int = _spec(ge=0, le=MAX_EPOCHS)
+    micro_batch: int = _spec(ge=1, le=MAX_BATCH)
+    grad_accum: int = _spec(ge=1, le=MAX_BATCH)
     weight_decay: float = _spec(ge=0.0)
     betas: tuple[float, float] = _spec(ge=0.0, lt=1.0)
     grad_clip: float = _spec(ge=0.0)
@@ -215,7 +247,7 @@ class MAEStageConfig:
     """
 
     loop: LoopConfig
-    frames_per_video: int | None = _spec(ge=1)
+    frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
     # The encoder's fields come from `encoder`: the MAE section sets only its decoder's.
     params: tuple[tuple[str, Any], ...] = _params(MAEConfig, (f.name for f in dataclasses.fields(ViTConfig)))
 
@@ -240,12 +272,12 @@ class Stage1Config:
 
     enabled: bool
     reserve: float = _spec(ge=0.0, lt=1.0)
-    frames_per_video: int | None = _spec(ge=1)
-    val_frames_per_video: int | None = _spec(ge=1)
+    frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
+    val_frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
     augment: AugmentConfig
     mae: MAEStageConfig
     finetune: LoopConfig
-    extract_batch: int = _spec(ge=1)
+    extract_batch: int = _spec(ge=1, le=MAX_BATCH)
     extract_unfinetuned: bool
 
 
@@ -258,8 +290,8 @@ class WindowsConfig:
         stride: frames between window starts (at most `length`, so that every frame is covered).
     """
 
-    length: int = _spec(ge=1)
-    stride: int = _spec(ge=1)
+    length: int = _spec(ge=1, le=MAX_WINDOW)
+    stride: int = _spec(ge=1, le=MAX_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -341,8 +373,8 @@ class BaselineConfig:
 
     name: str
     weights: str | None
-    frames_per_video: int | None = _spec(ge=1)
-    val_frames_per_video: int | None = _spec(ge=1)
+    frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
+    val_frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
     hflip: float = _spec(ge=0.0, le=1.0)
     loop: LoopConfig
     params: tuple[tuple[str, Any], ...] = _params(ResNetConfig)
@@ -381,7 +413,7 @@ class ExperimentConfig:
     """
 
     folds: tuple[int, ...]
-    k: int = _spec(ge=2)
+    k: int = _spec(ge=2, le=MAX_FOLDS)
     fold_seed: int = _spec(ge=0, le=MAX_SEED)
     ablation_models: tuple[str, ...]
     ablation_folds: tuple[int, ...]
@@ -402,10 +434,10 @@ class RuntimeConfig:
         threads: torch intra-op threads; 0 keeps torch's default (one per core).
     """
 
-    num_workers: int = _spec(ge=0)
+    num_workers: int = _spec(ge=0, le=MAX_WORKERS)
     progress: bool
-    eval_batch: int = _spec(ge=1)
-    threads: int = _spec(ge=0)
+    eval_batch: int = _spec(ge=1, le=MAX_BATCH)
+    threads: int = _spec(ge=0, le=MAX_THREADS)
 
 
 @dataclass(frozen=True)
@@ -434,8 +466,8 @@ class PreprocessConfig:
     faces: bool = True
     detect: bool = False
     detector: str = "scrfd"
-    stride: int = _spec(2, ge=1)
-    input_size: int = _spec(320, ge=32)
+    stride: int = _spec(2, ge=1, le=MAX_DETECT_STRIDE)
+    input_size: int = _spec(320, ge=32, le=MAX_INPUT_SIZE)
     audio: bool = True
     vggish: str | None = None
     egemaps_set: str = "eGeMAPSv01a"

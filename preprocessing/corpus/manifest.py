@@ -17,6 +17,7 @@ from typing import Any
 
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
+from core.safe_read import read_json
 from preprocessing.corpus.spec import frame_shares
 
 GENERATOR_VERSION = "1.2.0"
@@ -314,7 +315,8 @@ def read_manifest(root: Path) -> CorpusManifest:
     path = Path(root) / MANIFEST_FILE
     if not path.is_file():
         raise ManifestError(f"{path}: no corpus manifest (not a demo corpus, or one whose generation did not finish)")
+    data = read_json(path, "corpus manifest")
     try:
-        return CorpusManifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as exc:
+        return CorpusManifest.from_dict(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ManifestError(f"{path}: not a valid corpus manifest: {exc}") from exc

@@ -147,7 +147,7 @@ def test_missing_and_unreadable_inputs_are_one_located_line(demo, tmp_path, caps
     (bad / "plots" / "gates_test.png").unlink()
     (bad / "scores.json").write_text(json.dumps({"x/fold0/bdca": {"p_va": "high"}}))
     code, err = _cli(capsys, str(bad))
-    assert code == 2 and err.startswith(f"{bad / 'scores.json'}: error: holds a score the leaderboard cannot read")
+    assert code == 2 and err.startswith(f"{bad / 'scores.json'}: error: x/fold0/bdca/p_va is 'high', not a number")
     assert err.count("\n") == 1 and "Traceback" not in err
     code, err = _cli(capsys, str(demo), "--out", str(tmp_path))
     assert code == 2 and err.startswith(f"{tmp_path}: error: is a folder")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness.config import DeepSpeedSection, load_config
-from harness.engine import fit, load_weights
+from harness.engine import LATEST_MAX_BYTES, _resume_tag, fit, load_weights
 from harness.runs import RunDir, RunError
 from tests.harness._engine import KilledError, Pairs, killing_loss, loop_cfg, loss_fn, tiny_model
 
@@ -75,3 +75,18 @@ def test_resume_ignores_a_checkpoint_folder_cut_short_by_a_kill(tmp_path):
     a, b = load_weights(full.best_weights), load_weights(cut.best_weights)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_a_latest_marker_that_is_a_link_or_too_long_is_refused(tmp_path):
+    ck = tmp_path / "checkpoints"
+    (ck / "epoch3").mkdir(parents=True)
+    (tmp_path / "tag").write_text("epoch3\n")
+    (ck / "latest").symlink_to(tmp_path / "tag")  # names a good tag, but from outside the run folder
+    with pytest.raises(Exception, match=r"latest: a symbolic link, not a checkpoint marker; delete it"):
+        _resume_tag(ck)
+    (ck / "latest").unlink()
+    (ck / "latest").write_text("epoch3" + " " * LATEST_MAX_BYTES)
+    with pytest.raises(Exception, match=f"latest: longer than {LATEST_MAX_BYTES} bytes: not a checkpoint marker"):
+        _resume_tag(ck)
+    (ck / "latest").write_text("epoch3\n")
+    assert _resume_tag(ck) == "epoch3"

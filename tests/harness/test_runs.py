@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import HarnessError
+from core.safe_read import ReadError
 from harness.cli import main
-from harness.runs import RunDir, RunError, resolve_prediction
+from harness.runs import RunDir, resolve_prediction
 from submissions.formats import image_location, write_submission
 from submissions.leaderboard import scoring_fixture
 
@@ -62,7 +63,7 @@ def test_metadata_is_what_the_folder_says_about_itself(tmp_path: Path) -> None:
                               "git_hash": "abc123", "config_yaml": "model: bdca\n"}  # fmt: skip
     assert RunDir(tmp_path / "empty").metadata() == {"run": "empty"}
     run.summary_file.write_text('{"model":\n nope}')
-    with pytest.raises(RunError, match=r"summary\.json:2: not valid JSON"):
+    with pytest.raises(ReadError, match=r"summary\.json:2: not valid JSON"):
         run.metadata()
 
 
