@@ -8,6 +8,7 @@ audio, faces on (SCRFD at 160 px, stride 2).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -57,6 +58,7 @@ def _start(src: Path, out: Path, log: Path) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "harness.cli", "preprocess", str(src), "--out", str(out), *CLI_ARGS],
             cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=child_env({"COLUMNS": "200"}),
+            start_new_session=True,  # its own process group: the run and its decoding child stop and go together
         )  # fmt: skip
 
 
@@ -115,10 +117,16 @@ def test_second_run_on_the_same_folder_is_locked_out(src: Path, reference: Path,
     # A run holds a video's lock only while it works on it; the lock file is named by a hash of the video's name.
     lock = out / "features" / LOCKS_DIR / lock_file_name(VIDEOS[0])
     _wait_for(lambda: lock.is_file() and lock.read_text().strip() == str(proc.pid), proc, log, "the lock was taken")
-    t0 = time.perf_counter()
-    with pytest.raises(CacheLockedError) as err:
-        preprocess(src, out, CFG)
-    assert time.perf_counter() - t0 < 30.0
+    # Frozen (with its decoding child, which holds the lock) while it holds v0's lock, so that the second run meets
+    # it there whatever the machine's load (running, it may finish v0 before the second run gets to it).
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(CacheLockedError) as err:
+            preprocess(src, out, CFG)
+        assert time.perf_counter() - t0 < 30.0
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
     msg = str(err.value)
     assert f"cannot preprocess into {out}: another run is using it" in msg
     assert f"pid {proc.pid}" in msg and "wait for it to finish or use another" in msg and "'v0'" in msg
