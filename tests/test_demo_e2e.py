@@ -10,19 +10,15 @@ import zipfile
 import pytest
 
 from harness.commands.leaderboard import check, load_platform, load_scores
-from harness.recording import run_quick_demo
 from submissions.formats import validate_submission
 from submissions.leaderboard import load_recorded
 from submissions.package import verify_package
 
 
 @pytest.mark.slow
-def test_demo_quick_end_to_end_and_leaderboard(tmp_path):
-    out = tmp_path / "demo"
-    # A fresh process, as a user runs it: the scores must not depend on what earlier tests left in this one. It
-    # runs under this process's ATen kernel level, so `ATEN_CPU_CAPABILITY=default pytest ...` checks another
-    # machine's arithmetic.
-    run_quick_demo(out, level=os.environ.get("ATEN_CPU_CAPABILITY") or None)
+def test_demo_quick_end_to_end_and_leaderboard(quick_demo, tmp_path):
+    # The session's quick demo (tests/conftest.py): a fresh process at this process's ATen kernel level.
+    out = quick_demo
     assert json.loads((out / "scores.json").read_text())["platform"]["aten_capability_env"] == \
         os.environ.get("ATEN_CPU_CAPABILITY", "")
     files = {"submission": out / "submission.zip", "scores": out / "scores.json", "report": out / "report.html"}

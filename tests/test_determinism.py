@@ -20,6 +20,7 @@ from harness.commands.leaderboard import check, load_platform, load_scores
 from harness.fingerprint import same_platform
 from harness.recording import flat_scores, run_quick_demo
 from submissions.leaderboard import exact_differences, load_recorded
+from tests._demo import caller_level
 
 TABLES = ("table_I.csv", "table_IV.csv", "table_I.md", "table_IV.md")  # the quick config has no Table III
 
@@ -31,10 +32,9 @@ def _burn(stop_at: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("det") / "first"
-    run_quick_demo(out)
-    return out
+def first_run(quick_demo) -> Path:
+    """The session's quick demo (tests/conftest.py), at the caller's kernel level."""
+    return quick_demo
 
 
 @pytest.mark.slow
@@ -47,7 +47,7 @@ def test_quick_demo_is_bitwise_identical_beside_a_cpu_burner(first_run, tmp_path
     for b in burners:
         b.start()
     try:
-        run_quick_demo(second)
+        run_quick_demo(second, level=caller_level())
         assert all(b.is_alive() for b in burners), "the competitor stopped before the demo finished"
     finally:
         for b in burners:
@@ -103,6 +103,6 @@ def test_a_cleaned_demo_reruns_without_training_and_gives_the_same_scores(first_
     rep = clean_checkpoints(copy)
     assert rep.removed and not rep.kept and rep.freed_bytes > rep.total_bytes / 2
     before = (copy / "scores.json").read_text()
-    run_quick_demo(copy)
+    run_quick_demo(copy, level=caller_level())
     assert (copy / "scores.json").read_text() == before
     assert not list(copy.rglob("checkpoints")), "a run trained again after clean"
