@@ -32,6 +32,12 @@ ENV = "HARNESS_MUTATION"
 BDCA_PART = "bdca_fold0"
 """The guarded run's part a stage-2 mutation reruns: BDCA on fold 0 (Table I, Table IV's row, the submission)."""
 
+AUDIO_PART = "audio+bdca_fold0"
+"""A preprocessing mutation's part: the audio features made again, then `BDCA_PART` on them."""
+
+STAGE1_PART = "stage1+bdca_fold0"
+"""A stage-1 mutation's part: stage 1 trained again and its features extracted, then `BDCA_PART` on them."""
+
 AUDIO_LAG_FRAMES = 5
 """How many video frames late the planted alignment bug reads the audio features."""
 
@@ -252,7 +258,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              f"audio features read {AUDIO_LAG_FRAMES} frames late (preprocessing.audio.align_rows_to_frames)",
              _audio_late,
              ("tests/preprocessing/test_audio.py::test_alignment_known_values_and_repeated_last_start",
-              "tests/preprocessing/test_vfr_audio.py::test_frame_times_choose_the_rows")),
+              "tests/preprocessing/test_vfr_audio.py::test_frame_times_choose_the_rows"), AUDIO_PART),
     Mutation("gate_wrong_stream", "fusion math",
              "the dynamic weight's gates computed from X instead of X_att (models.bdca.DynamicWeight.forward)",
              _gate_wrong_stream, ("tests/models/test_bdca.py::test_dynamic_weight_module_follows_eqs_3_to_5",),
@@ -280,7 +286,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("stage1_frozen_whole", "freezing",
              "stage 1 frozen whole: every ViT block and the embedding (models.vit.VAViT.apply_freezing)",
              _stage1_frozen_whole, ("tests/models/test_vit.py::test_trainable_count_formula",
-                                    "tests/models/test_vit.py::test_paper_freezing_of_vit_large")),
+                                    "tests/models/test_vit.py::test_paper_freezing_of_vit_large"), STAGE1_PART),
     Mutation("mse_loss", "loss", "MSE instead of 1 - CCC as the stage-2 loss (harness.stage2.stage2_loss)",
              _mse_loss, ("tests/harness/test_stage2.py::test_loss_is_one_minus_ccc_on_an_imperfect_predictor",),
              BDCA_PART),
