@@ -181,7 +181,7 @@ class Verdict:
         return not self.dropped and not self.rose
 
 
-def _moved(res: Any) -> tuple[list[str], list[str]]:
+def moved_keys(res: Any) -> tuple[list[str], list[str]]:
     """(dropped, rose) keys of a check result: its own lists where it keeps them (quality floors), else its
     failing rows split by the sign of the move (the equality/band check, which says only "different")."""
     if hasattr(res, "dropped") and hasattr(res, "rose"):
@@ -199,7 +199,7 @@ def verdict(scores: Mapping[str, float]) -> Verdict:
     """Check a part's flat scores against the recorded leaderboard as `harness leaderboard --check` does, on this
     process's platform; keys the part does not produce are absent, not failures."""
     _table, res = check(dict(scores), platform=platform_fingerprint())
-    dropped, rose = _moved(res)
+    dropped, rose = moved_keys(res)
     compared = [r.key for r in res.rows if not r.key.startswith("fixture/")]
     return Verdict(dropped, rose, compared, res.mode)
 
