@@ -2,14 +2,18 @@
 
 `data/paper_tables.csv` holds Tables I-IV of the BDCA paper (Liang et al., "Enhancing Audio-Visual Affective
 Analysis via Bidirectional Dynamic Cross-Modal Attention and Masked Autoencoding"), one row per line with its source.
-`recorded_leaderboard.json` holds the scores of configurations this project runs itself (the demo's folds and
-ablations, and a fixed scoring fixture) with the platform fingerprint of the machine that made them; `check_recorded`
-compares a run exactly (1e-6, both ways) on that platform and within a measured cross-platform band elsewhere.
+`recorded_leaderboard.json` holds the scores of configurations this project runs itself (the quick demo's folds and
+ablations, and a fixed scoring fixture): per guarded key its value, measured spread, floor and ceiling
+(`harness.floors` measures them); `check_recorded` says which keys dropped below their floor or rose above their
+ceiling, on any machine.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -155,25 +159,35 @@ def fixture_scores() -> dict[str, float]:
 
 
 EXACT = 1e-6
-"""How far a score may move on the platform that recorded it: the pipeline is deterministic there, so any larger
-change is a change of behaviour (made visible, and recorded by a deliberate commit)."""
+"""How far the recorded reference run (seed 0, native, 1 thread) may move on the platform that recorded it: the
+pipeline is deterministic there (`tests/test_determinism.py` compares it so); the check itself reads floors."""
 
 FIXTURE_TOLERANCE = 1e-9
-"""The scoring fixture is pure numpy in float64: it must hold to this on every machine."""
+"""The scoring fixture is pure numpy in float64: it must hold to this on every machine, both ways."""
+
+MIN_BAND = 1e-6
+"""The narrowest band: a key that no run moved (a corpus ceiling, a score of numpy-only arithmetic) may still move by
+the rounding of its printed digits."""
+
+BAND_CAP = 0.25
+"""The widest band, in score units (CCC): a quarter of the span between chance (0) and a perfect score (1). A key
+whose measured k x spread exceeds it is recorded with `capped: true` and this band: a guard that let a CCC fall by
+more than 0.25 would guard nothing (issue 24 measured bands of 0.46 and 0.75 that passed planted regressions)."""
 
 BAND_FACTOR = 5.0
-"""The cross-platform band is this many times the spread measured under the recording machine's kernel levels.
+"""Format 1 only (recordings before quality floors): its band was this many times the key's range over the
+recording machine's kernel levels; `load_recorded` reads such a file with these bands (capped at `BAND_CAP`)."""
 
-Measured misses of the recording (AMD EPYC, AVX2), each as a multiple of the key's spread between that machine's
-`ATEN_CPU_CAPABILITY` levels: an Intel Xeon with AVX-512, 1.25 (visual-MAE CCC_V, issue 19); an AMD EPYC with
-AVX-512, at most 1.49 natively (baseline CCC_A) and 3.65 with ATen capped to avx2 (visual-MAE CCC_A: 0.046
-against a spread of 0.0126; MKL and oneDNN keep the CPU's own paths under the cap). 5 leaves 1.37 times the
-largest measured miss without letting a change of behaviour, which moves scores by far more than rounding does,
-pass."""
+FORMAT = 2
+"""The recorded leaderboard's layout version (`load_recorded`); a file without `format` is format 1."""
+
+STATUSES = ("ok", "dropped", "rose", "absent")
+"""What a check says of one key: within its band, below its floor, above its ceiling, not in the scores."""
 
 MATCH_FIELDS = ("machine", "cpu_vendor", "cpu_model", "cpu_isa", "aten_capability", "torch", "numpy", "mkl",
                 "onednn", "threads", "device")  # fmt: skip
-"""The platform fields two fingerprints must share for their scores to be compared exactly (`EXACT`).
+"""The platform fields two fingerprints must share to be the same platform (where the determinism test compares
+the recorded seed-0 run exactly, `EXACT`; the check itself reads floors everywhere).
 
 `cpu_isa` is the CPU's own highest kernel level, whatever `ATEN_CPU_CAPABILITY` caps: the kernel cap reaches ATen
 only, MKL and oneDNN still take the CPU's own paths, so an AVX-512 machine capped to `avx2` is not an AVX2 machine
@@ -209,17 +223,7 @@ def platform_differences(a: dict | None, b: dict | None) -> list[str]:
     return diffs
 
 
-def load_recorded(path: str | Path = RECORDED_PATH) -> dict:
-    """The recorded leaderboard.
-
-    Layout: `{"notes", "fixture": {"scores"}, "quick": {"platform", "scores", "levels": {level: scores},
-    "band_factor"}}`: the scoring fixture's scores, and the quick demo's scores with the platform that made them and
-    the same run under every ATen kernel level that machine supports.
-
-    Raises:
-        HarnessError: a missing file, invalid JSON or a missing part (the message names the file).
-    """
-    path = Path(path)
+def _read_json_object(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -228,42 +232,90 @@ def load_recorded(path: str | Path = RECORDED_PATH) -> dict:
         raise HarnessError(f"{path}: error: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("fixture", {}).get("scores"), dict):
         raise HarnessError(f"{path}: error: needs a 'fixture' object with 'scores'")
-    quick = data.get("quick")
-    if quick is not None and not (isinstance(quick.get("scores"), dict) and isinstance(quick.get("levels", {}), dict)):
-        raise HarnessError(f"{path}: error: 'quick' needs 'scores' (and 'levels') objects")
     return data
 
 
-def level_spread(recording: dict) -> dict[str, float]:
-    """Per key, max - min of the recorded value over the recording run and its runs under every kernel level.
+def _migrate_v1(quick: dict) -> dict:
+    """A format-1 `quick` part (scores, levels, band_factor) as format 2: each key's band is band_factor x its range
+    over the kernel levels (within [`MIN_BAND`, `BAND_CAP`]), around the recorded run; the levels are its samples."""
+    factor = float(quick.get("band_factor", BAND_FACTOR))
+    levels = quick.get("levels", {})
+    platform = quick.get("platform") or {}
+    threads = platform.get("threads")
+    # The recorded run is one of the levels' runs (its native one) where the levels include its kernel level.
+    runs = len(levels) + (platform.get("aten_capability") not in levels)
+    samples = [{"name": lv, "seed": 0, "level": lv, "threads": threads, "scores": dict(sc)}
+               for lv, sc in sorted(levels.items())]  # fmt: skip
+    keys = {}
+    for key, v in quick["scores"].items():
+        vals = [float(v)] + [float(s["scores"][key]) for s in samples if key in s["scores"]]
+        spread = max(vals) - min(vals)
+        band = min(BAND_CAP, max(MIN_BAND, factor * spread))
+        keys[key] = {"value": float(v), "spread": spread, "runs": runs, "band": band, "floor": float(v) - band,
+                     "ceiling": float(v) + band, "capped": factor * spread > BAND_CAP}  # fmt: skip
+    return {**quick, "keys": keys, "samples": samples, "k": factor, "cap": BAND_CAP, "migrated_from": 1,
+            "k_reason": (f"format 1 (before quality floors): band = {factor:g} x each key's range over the recording "
+                         "machine's kernel levels; re-record with --record-quick --seeds to measure floors")}
 
-    Args:
-        recording: the `quick` part of the recorded leaderboard.
+
+def load_recorded(path: str | Path = RECORDED_PATH) -> dict:
+    """The recorded leaderboard, in the current layout (`FORMAT`; a format-1 file is read as format 2).
+
+    Layout: `{"format", "notes", "fixture": {"scores"}, "quick": {...}}`. `quick` holds `platform` and `scores` (the
+    reference run: seed 0, native kernels, 1 thread, on the recording machine), `samples` (every recorded run:
+    name, seed, level, threads, scores), `keys` (per guarded key: value, spread, runs, band, floor, ceiling,
+    capped), `k` and `k_reason`, `cap`, and `accepted_drops` (each lowered floor's date, reason and keys).
+
+    Raises:
+        HarnessError: a missing file, invalid JSON or a missing part (the message names the file).
     """
-    runs = [recording["scores"], *recording.get("levels", {}).values()]
-    out = {}
-    for key in recording["scores"]:
-        vals = [float(r[key]) for r in runs if key in r]
-        out[key] = max(vals) - min(vals)
-    return out
+    path = Path(path)
+    data = _read_json_object(path)
+    quick = data.get("quick")
+    if quick is None:
+        return data
+    if not (isinstance(quick, dict) and isinstance(quick.get("scores"), dict)
+            and isinstance(quick.get("levels", {}), dict)):  # fmt: skip
+        raise HarnessError(f"{path}: error: 'quick' needs 'scores' (and 'levels' or 'keys') objects")
+    if "keys" not in quick:
+        data["quick"] = _migrate_v1(quick)
+        return data
+    keys = quick["keys"]
+    bad = [k for k, e in keys.items() if not (isinstance(e, dict) and {"value", "floor", "ceiling"} <= set(e))] \
+        if isinstance(keys, dict) else ["(keys is not an object)"]
+    if bad:
+        raise HarnessError(f"{path}: error: 'quick.keys' entries need value, floor and ceiling: {', '.join(bad[:5])}")
+    return data
+
+
+def band_status(current: float | None, floor: float, ceiling: float) -> str:
+    """A key's status (`STATUSES`): `absent` (None), `dropped` (below the floor, or not a finite number), `rose`
+    (above the ceiling), else `ok`. The floor and ceiling themselves pass."""
+    if current is None:
+        return "absent"
+    if not math.isfinite(current) or current < floor:
+        return "dropped"
+    return "rose" if current > ceiling else "ok"
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One recorded score against the current run.
+    """One recorded key against the current run.
 
     Args:
-        key: the configuration and metric, e.g. "quick/fold0/bdca/p_va".
-        recorded: the recorded value.
+        key: the configuration and metric, e.g. "quick/test/bdca/p_va".
+        recorded: the recorded value (for a run key, the mean over the recorded runs).
         current: this run's value (None when the run did not produce it).
-        allowed: how far the current value may lie from the recorded one, either way.
-        mode: `exact`, `band` (the cross-platform band) or `fixture`.
+        floor: the lowest value that passes.
+        ceiling: the highest value that passes.
+        mode: `floors` (a run key) or `fixture`.
     """
 
     key: str
     recorded: float
     current: float | None
-    allowed: float
+    floor: float
+    ceiling: float
     mode: str
 
     @property
@@ -271,9 +323,18 @@ class Comparison:
         return None if self.current is None else self.current - self.recorded
 
     @property
+    def allowed(self) -> float:
+        """The band's half-width (how far the value may move either way)."""
+        return max(self.recorded - self.floor, self.ceiling - self.recorded)
+
+    @property
+    def status(self) -> str:
+        return band_status(self.current, self.floor, self.ceiling)
+
+    @property
     def ok(self) -> bool:
-        return (self.current is not None and np.isfinite(self.current)
-                and abs(self.current - self.recorded) <= self.allowed)  # fmt: skip
+        """Neither dropped nor rose (an absent key is listed, not failed)."""
+        return self.status in ("ok", "absent")
 
 
 @dataclass(frozen=True)
@@ -281,10 +342,10 @@ class CheckResult:
     """The outcome of checking scores against the recorded leaderboard.
 
     Args:
-        mode: `exact` (this platform made the recording), `band` (another platform) or `fixture` (no run scores).
-        reason: why that mode, in words (the fingerprint fields that differ, for `band`).
-        rows: one comparison per recorded key the scores hold (the fixture's always).
-        absent: recorded keys the scores do not hold (listed, not failed: a full demo has no quick keys).
+        mode: `floors` (run scores against the recorded floors) or `fixture` (no run scores: the fixture only).
+        reason: what was compared and how, in words (with the fingerprint fields that differ from the recording's).
+        rows: one comparison per recorded key, absent ones included (status `absent`); the fixture's first.
+        absent: recorded run keys the scores do not hold (listed, not failed: a full demo has no quick keys).
     """
 
     mode: str
@@ -293,70 +354,170 @@ class CheckResult:
     absent: list[str]
 
     @property
+    def dropped(self) -> list[str]:
+        """Keys below their floor (or not finite)."""
+        return [r.key for r in self.rows if r.status == "dropped"]
+
+    @property
+    def rose(self) -> list[str]:
+        """Keys above their ceiling."""
+        return [r.key for r in self.rows if r.status == "rose"]
+
+    @property
     def ok(self) -> bool:
-        """Every compared key holds, and at least one run score was compared when run scores were given."""
-        return all(r.ok for r in self.rows)
+        """No key dropped and none rose."""
+        return not self.dropped and not self.rose
+
+
+def _runs_summary(quick: dict) -> str:
+    samples = quick.get("samples", [])
+    seeds = sorted({s["seed"] for s in samples if s.get("seed") is not None})
+    levels = sorted({str(s.get("level")) for s in samples if s.get("level")})
+    threads = sorted({s["threads"] for s in samples if s.get("threads") is not None})
+    parts = [f"{len(samples)} runs"]
+    for name, vals in (("seeds", seeds), ("levels", levels), ("threads", threads)):
+        if vals:
+            parts.append(f"{name} {','.join(map(str, vals))}")
+    return "; ".join(parts)
 
 
 def check_recorded(current: dict[str, float], recorded: dict, platform: dict | None = None) -> CheckResult:
-    """Compare scores with the recorded leaderboard: exact on the recording platform, else within the band.
+    """Compare scores with the recorded leaderboard: each run key against its floor and ceiling, the fixture to 1e-9.
+
+    A key below its floor has `dropped` (a regression), one above its ceiling `rose` (a change to re-record
+    deliberately, with its reason: a rise can be a leak of test labels). The platform only informs the reason:
+    floors hold on every machine, exact equality is the determinism test's (`exact_differences`).
 
     Args:
         current: flat scores `{key: value}`; the fixture's keys are checked whenever present.
         recorded: `load_recorded()`.
-        platform: the fingerprint of the run that made `current` (None: unknown, so the band applies).
+        platform: the fingerprint of the run that made `current` (None: unknown).
     """
-    rows = [Comparison(k, float(v), current.get(k), FIXTURE_TOLERANCE, "fixture")
-            for k, v in sorted(recorded["fixture"]["scores"].items())]  # fmt: skip
+    rows = [Comparison(k, float(v), current.get(k), float(v) - FIXTURE_TOLERANCE, float(v) + FIXTURE_TOLERANCE,
+                       "fixture") for k, v in sorted(recorded["fixture"]["scores"].items())]  # fmt: skip
     quick = recorded.get("quick")
     run_keys = [k for k in current if not k.startswith("fixture/")]
     if quick is None or not run_keys:
         return CheckResult("fixture", "no run scores given: only the scoring fixture is checked", rows, [])
     diffs = platform_differences(quick.get("platform"), platform)
-    spread = level_spread(quick)
-    factor = float(quick.get("band_factor", BAND_FACTOR))
-    if diffs:
-        mode = "band"
-        levels = ", ".join(sorted(quick.get("levels", {}))) or "none"
-        reason = (f"another platform than the recording's ({'; '.join(diffs)}): each key may move by {factor:g} x "
-                  f"its spread over the recording machine's kernel levels ({levels}), at least {EXACT:g}")
-    else:
-        mode, reason = "exact", f"the platform that made the recording: every key must hold to {EXACT:g}"
+    where = (f"this platform differs from the recording's ({'; '.join(diffs)})" if diffs
+             else "the recording platform (where the determinism test also compares the seed-0 run exactly)")
+    k, cap = float(quick.get("k", 0.0)), float(quick.get("cap", BAND_CAP))
+    reason = (f"each key within its recorded value +- k x its spread over {_runs_summary(quick)} "
+              f"(k {k:.3g}, bands within [{MIN_BAND:g}, {cap:g}]); {where}")
     absent = []
-    for k, v in sorted(quick["scores"].items()):
+    for k, e in sorted(quick["keys"].items()):
         if k not in current:
             absent.append(k)
-            continue
-        allowed = EXACT if mode == "exact" else max(EXACT, factor * spread[k])
-        rows.append(Comparison(k, float(v), current[k], allowed, mode))
-    if len(absent) == len(quick["scores"]):
+        rows.append(Comparison(k, float(e["value"]), current.get(k), float(e["floor"]), float(e["ceiling"]),
+                               "floors"))  # fmt: skip
+    if len(absent) == len(quick["keys"]):
         reason += "; none of the recorded run keys is in these scores"
-    return CheckResult(mode, reason, rows, absent)
+    return CheckResult("floors", reason, rows, absent)
 
 
-def record_scores(current: dict[str, float], platform: dict, path: str | Path = RECORDED_PATH,
-                  levels: dict[str, dict[str, float]] | None = None) -> dict:  # fmt: skip
-    """Write `current` as the new recorded leaderboard (a deliberate act: CI never calls this).
+def exact_differences(current: dict[str, float], recorded: dict, tolerance: float = EXACT) -> list[str]:
+    """The recorded reference run's keys (seed 0, native, 1 thread) that `current` misses by more than `tolerance`,
+    as `key: recorded -> current`; for the determinism test on the recording platform."""
+    out = []
+    for k, v in sorted(recorded["quick"]["scores"].items()):
+        c = current.get(k)
+        if c is None or not math.isfinite(c) or abs(c - float(v)) > tolerance:
+            out.append(f"{k}: {float(v)!r} -> {c!r}")
+    return out
+
+
+def floor_drops(old_quick: dict | None, new_keys: Mapping[str, Mapping[str, float]]) -> dict[str, str]:
+    """The guarded keys a new recording would weaken: a floor below the old one, or an old key no longer guarded.
 
     Args:
-        current: flat scores; `fixture/*` keys go to the fixture, the others to the quick recording.
-        platform: the fingerprint of the run that made `current`.
+        old_quick: the `quick` part of the recording being replaced (None: nothing to weaken).
+        new_keys: the new recording's `{key: {"floor", ...}}`.
+
+    Returns:
+        `{key: what changed, in words}`.
+    """
+    if not old_quick:
+        return {}
+    out = {}
+    for k, e in sorted(old_quick.get("keys", {}).items()):
+        new = new_keys.get(k)
+        if new is None:
+            out[k] = f"no longer recorded (floor was {float(e['floor']):.6g})"
+        elif float(new["floor"]) < float(e["floor"]):
+            out[k] = f"floor {float(e['floor']):.6g} -> {float(new['floor']):.6g}"
+    return out
+
+
+def record_scores(reference: dict[str, float], platform: dict, path: str | Path = RECORDED_PATH, *,
+                  floors: Mapping[str, Mapping[str, Any]], samples: Sequence[Mapping[str, Any]], k: float,
+                  k_reason: str, cap: float = BAND_CAP, accept_drop: str | None = None,
+                  today: str | None = None) -> dict:  # fmt: skip
+    """Write a new recorded leaderboard (a deliberate act: CI never calls this); refuse to lower a floor silently.
+
+    Args:
+        reference: the reference run's flat scores (seed 0, native, 1 thread): `fixture/*` keys go to the fixture,
+            the others are kept exactly (`exact_differences`) and must be the keys of `floors`.
+        platform: the fingerprint of the reference run.
         path: the recorded leaderboard file.
-        levels: the same run under each ATen kernel level of this machine (`{level: flat scores}`), which set the
-            cross-platform band.
+        floors: per guarded key, `{"value", "spread", "runs", "band", "floor", "ceiling", "capped"}`.
+        samples: every run the floors were measured from (`{"name", "seed", "level", "threads", "scores"}`).
+        k: the band factor, and `k_reason` the reasoning for it (both go into the file).
+        cap: the widest band used.
+        accept_drop: why a lower floor (or a key no longer guarded) is accepted; without it such a recording is
+            refused and nothing is written.
+        today: the date written beside an accepted drop (default: today, UTC).
+
+    Raises:
+        HarnessError: the reference's keys differ from the floors', or floors drop without `accept_drop` (the
+            message lists them and says how to accept).
     """
     path = Path(path)
     old = load_recorded(path) if path.exists() else {"fixture": {"scores": {}}}
-    fixture = {k: round(float(v), 12) for k, v in current.items() if k.startswith("fixture/")}
-    run = {k: round(float(v), 6) for k, v in current.items() if not k.startswith("fixture/")}
-    old["fixture"] = {"scores": {**old["fixture"]["scores"], **fixture}}
-    if run:
-        old["quick"] = {
+    fixture = {key: round(float(v), 12) for key, v in reference.items() if key.startswith("fixture/")}
+    run = {key: float(v) for key, v in reference.items() if not key.startswith("fixture/")}
+    if set(run) != set(floors):
+        odd = sorted(set(run) ^ set(floors))
+        raise HarnessError(f"{path}: error: the reference run and the floors name different keys ({', '.join(odd[:5])})"
+                           "; nothing recorded")  # fmt: skip
+    old_quick = old.get("quick")
+    drops = floor_drops(old_quick, floors)
+    if drops and not (accept_drop and accept_drop.strip()):
+        listed = "; ".join(f"{key}: {what}" for key, what in drops.items())
+        raise HarnessError(f"{path}: error: the new recording lowers {len(drops)} floor(s) ({listed}); nothing "
+                           "recorded. If that is meant, re-run with --accept-drop REASON (the reason, date and keys "
+                           "go into the file)")  # fmt: skip
+    accepted = list((old_quick or {}).get("accepted_drops", []))
+    if drops:
+        day = today or _dt.datetime.now(_dt.UTC).date().isoformat()
+        accepted.append({"date": day, "reason": accept_drop.strip(), "keys": drops})
+    out = {
+        "format": FORMAT,
+        "notes": RECORDED_NOTES,
+        "fixture": {"scores": {**old["fixture"]["scores"], **fixture}},
+        "quick": {
             "platform": dict(platform),
             "scores": run,
-            "levels": {lv: {k: round(float(v), 6) for k, v in s.items() if k in run}
-                       for lv, s in sorted((levels or {}).items())},
-            "band_factor": BAND_FACTOR,
-        }
-    atomic_write_text(path, json.dumps(old, indent=2, sort_keys=True) + "\n")
-    return old
+            "keys": {key: dict(floors[key]) for key in sorted(floors)},
+            "samples": [dict(s) for s in samples],
+            "k": float(k),
+            "k_reason": k_reason,
+            "cap": float(cap),
+            "accepted_drops": accepted,
+        },
+    }
+    atomic_write_text(path, json.dumps(out, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+RECORDED_NOTES = (
+    "Scores CI guards. fixture/* guard the scoring formula (pure numpy, float64): they hold to 1e-9 on every machine. "
+    "quick.keys guard the quick demo's quality: per key, value is the mean over quick.samples (training seeds on the "
+    "recording machine, and the same run under each ATEN_CPU_CAPABILITY level it offers and at 1 and 2 threads), "
+    "spread their standard deviation (ddof 1), band k x spread within [1e-6, cap], floor = value - band and ceiling "
+    "= value + band. `harness leaderboard --check` fails with 'REGRESSION: dropped' below a floor and 'CHANGED: rose "
+    "beyond the band' above a ceiling. k_reason says how k follows from the measured runs. quick.scores is the "
+    "reference run (seed 0, native kernels, 1 thread) that the determinism test compares exactly on quick.platform. "
+    "Update only by a deliberate commit: `harness leaderboard --record-quick WORKDIR --seeds 0,1,2,3,4`; a lower "
+    "floor needs --accept-drop REASON, kept in quick.accepted_drops."
+)

@@ -1,5 +1,5 @@
 """End to end: `harness demo --quick` runs every stage on CPU, writes a valid submission, tables and plots, and its
-scores hold the recorded leaderboard (the CI regression check)."""
+scores hold the recorded leaderboard's floors (the CI regression check)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import zipfile
 import pytest
 
 from harness.commands.leaderboard import check, load_platform, load_scores
-from harness.fingerprint import same_platform
 from harness.recording import run_quick_demo
 from submissions.formats import validate_submission
 from submissions.leaderboard import load_recorded
@@ -54,7 +53,9 @@ def test_demo_quick_end_to_end_and_leaderboard(tmp_path):
     platform = load_platform(files["scores"])
     assert platform is not None and {"cpu_model", "aten_capability", "torch", "mkl", "threads"} <= set(platform)
     _df, result = check(scores, platform=platform)
-    # Exact (1e-6 both ways) on the platform that recorded; within the measured band on any other.
-    assert result.mode == ("exact" if same_platform(platform, recorded["quick"]["platform"]) else "band")
-    assert not result.absent and result.ok, [(r.key, r.recorded, r.current) for r in result.rows if not r.ok]
+    # Every guarded key within its recorded floor and ceiling, on any machine (exact equality on the recording
+    # platform is the determinism test's).
+    assert result.mode == "floors"
+    assert not result.absent and result.ok, [(r.key, r.status, r.floor, r.current, r.ceiling)
+                                             for r in result.rows if not r.ok]  # fmt: skip
     assert set(json.loads(files["scores"].read_text())) >= {"quick/fold0/bdca", "quick/test/bdca", "platform"}

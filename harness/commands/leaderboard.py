@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import polars as pl
 from rich.console import Console
 
 from core.errors import HarnessError
+from harness.floors import MIN_RUNS, Run, measure_floors
 from harness.runs import SUMMARY_FILE, RunDir
 from harness.tables import ci_cells, paired_display, print_table, save_table
 from submissions.leaderboard import (
+    BAND_CAP,
     RECORDED_PATH,
     CheckResult,
+    Comparison,
     Entry,
     check_recorded,
     fixture_scores,
@@ -24,12 +28,16 @@ from submissions.leaderboard import (
 )
 
 NAME = "leaderboard"
-HELP = "Show scores beside the paper's tables and the 8th ABAW teams; --check guards the recorded leaderboard."
+HELP = ("Show scores beside the paper's tables and the 8th ABAW teams; --check guards the recorded leaderboard's "
+        "quality floors.")
 EXAMPLES = [
     "harness leaderboard runs/demo            # the run's folds beside Table II",
     "harness leaderboard --check              # CI: fixture (and --scores) against the recorded leaderboard",
     "harness leaderboard --check --scores runs/demo/scores.json",
-    "harness leaderboard --record --scores runs/demo/scores.json   # deliberate: commit the new leaderboard",
+    "harness leaderboard --record-quick /tmp/rec --seeds 0,1,2,3,4   # deliberate: re-record the quick demo's floors",
+    "harness leaderboard --record --scores runs/s0/scores.json --seeds-from runs/s{1,2,3,4}/scores.json "
+    "--recorded floors.json   # your project's floors from 5 seeds",
+    "harness leaderboard --check --scores runs/new/scores.json --recorded floors.json",
 ]
 
 
@@ -185,12 +193,15 @@ def entries_from_scores(scores: dict[str, float]) -> list[Entry]:
 
 
 def load_platform(path: str | Path) -> dict | None:
-    """The platform fingerprint a scores.json (or a run folder holding one) was made on; None when it has none."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "scores.json"
+    """The platform fingerprint a leaderboard source was made on: a scores.json's (or a folder holding one), a run
+    or fold folder's final record (`summary.json`); None when it has none (an experiment folder has many)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        kind, where = resolve_source(path)
+    except HarnessError:
+        return None  # load_scores reports the missing source; the check then has no fingerprint
+    file = where if kind == "scores" else RunDir(where).summary_file if kind == "run" else None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8")) if file else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None  # load_scores reports the unreadable file; the check then has no fingerprint
     plat = data.get("platform") if isinstance(data, dict) else None
@@ -201,9 +212,9 @@ def check(scores: dict[str, float], recorded_path: Path = RECORDED_PATH,
           platform: dict | None = None) -> tuple[pl.DataFrame, CheckResult]:  # fmt: skip
     """Compare fixture + given scores with the recorded leaderboard; (table, result).
 
-    Without scores only the scoring fixture is checked. With them, the recorded run keys they hold are compared,
-    exactly where `platform` is the recording's and within the measured cross-platform band elsewhere
-    (`submissions.leaderboard.check_recorded`); recorded keys they lack are listed in `result.absent`.
+    Without scores only the scoring fixture is checked. With them, each recorded run key is compared with its floor
+    and ceiling (`submissions.leaderboard.check_recorded`): `result.dropped` and `result.rose` name the keys that
+    fell below or rose above; recorded keys the scores lack are listed in `result.absent`.
 
     Args:
         scores: flat scores (`load_scores`).
@@ -215,32 +226,73 @@ def check(scores: dict[str, float], recorded_path: Path = RECORDED_PATH,
     df = pl.DataFrame(
         {
             "key": [r.key for r in res.rows],
-            "mode": [r.mode for r in res.rows],
+            "status": [r.status for r in res.rows],
             "recorded": [r.recorded for r in res.rows],
             "current": [float("nan") if r.current is None else r.current for r in res.rows],
             "delta": [float("nan") if r.delta is None else r.delta for r in res.rows],
-            "allowed": [r.allowed for r in res.rows],
+            "floor": [r.floor for r in res.rows],
+            "ceiling": [r.ceiling for r in res.rows],
             "ok": [r.ok for r in res.rows],
         }
     )
     return df, res
 
 
-def _record(args: argparse.Namespace, scores: dict[str, float], src: str, console: Console) -> int:
-    platform = load_platform(src)
-    if platform is None:
-        raise HarnessError(f"{src}: error: no platform fingerprint in these scores; make them with this version")
-    levels = {}
-    for item in args.levels:
-        level, sep, path = item.partition("=")
-        if not sep:
-            raise HarnessError(f"--levels {item}: error: expected LEVEL=SCORES.json, e.g. default=runs/d/scores.json")
-        levels[level] = load_scores(path)
-    record_scores({**fixture_scores(), **scores}, platform, args.recorded, levels=levels)
-    console.print(f"recorded {len(scores)} scores from {src} (platform: {platform['cpu_model']}, ATen "
-                  f"{platform['aten_capability']}, {platform['threads']} thread(s)) and {len(levels)} kernel "
-                  f"level run(s) into {args.recorded}", highlight=False)
+def _verdict_line(r: Comparison) -> str:
+    """One failing key in words: its value against the floor or ceiling it crossed, and the recorded band."""
+    value = "missing" if r.current is None else f"{r.current:.6g}"
+    if r.status == "dropped":
+        where = f"below floor {r.floor:.6g}" if r.current is not None and math.isfinite(r.current) else "not a number"
+        head = "REGRESSION: dropped"
+    else:
+        where = f"above ceiling {r.ceiling:.6g}"
+        head = "CHANGED: rose beyond the band - re-record deliberately, and say why:"
+    return f"{head} {r.key}: {value} {where} (recorded {r.recorded:.6g} +- {r.allowed:.3g})"
+
+
+def print_check(res: CheckResult, console: Console) -> None:
+    """The check's verdict: one `REGRESSION: dropped` or `CHANGED: rose ...` line per failing key, else OK."""
+    console.print(f"mode: {res.mode} ({res.reason})", highlight=False, soft_wrap=True, markup=False)
+    if res.absent:
+        console.print(f"{len(res.absent)} recorded key(s) not in these scores (not checked): "
+                      + ", ".join(res.absent), highlight=False, soft_wrap=True)  # fmt: skip
+    for r in res.rows:
+        if not r.ok:
+            console.print(_verdict_line(r), highlight=False, soft_wrap=True, markup=False)
+    if res.ok:
+        console.print("OK: every key within its band", highlight=False)
+
+
+def _record(args: argparse.Namespace, src: str, console: Console) -> int:
+    """`--record`: floors from the reference run `src` and the runs of `--seeds-from`, into `--recorded`."""
+    paths = [src, *args.seeds_from]
+    if len(paths) < MIN_RUNS:
+        raise HarnessError(f"--record: the spread needs at least {MIN_RUNS} runs of one configuration (other "
+                           f"training seeds: --seeds-from B C ...); got {len(paths)}")  # fmt: skip
+    runs = []
+    for path in paths:
+        plat = load_platform(path)
+        if plat is None:
+            raise HarnessError(f"{path}: error: no platform fingerprint in these scores; make them with this version")
+        runs.append(Run(str(path), load_scores(path), None, plat.get("aten_capability_env") or None,
+                        plat.get("threads")))  # fmt: skip
+    floors, k, reason = measure_floors(runs, cap=args.cap)
+    reference = {**fixture_scores(), **runs[0].scores}
+    platform = load_platform(src) or {}
+    record_scores(reference, platform, args.recorded, floors={key: f.to_json() for key, f in floors.items()},
+                  samples=[r.to_json() for r in runs], k=k, k_reason=reason, cap=args.cap,
+                  accept_drop=args.accept_drop)  # fmt: skip
+    console.print(f"recorded floors of {len(floors)} keys from {len(runs)} runs (reference {src}: "
+                  f"{platform.get('cpu_model')}, ATen {platform.get('aten_capability')}, {platform.get('threads')} "
+                  f"thread(s)) into {args.recorded}; {reason}", highlight=False, soft_wrap=True)
     return 0
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2,3,4, got {text!r}") from exc
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -248,15 +300,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", help="scores.json to check or record (default: RUN/scores.json)")
     p.add_argument("--table", default="II", choices=["I", "II", "III", "IV"], help="paper table to show beside")
     p.add_argument("--check", action="store_true",
-                   help="fail (exit 1) if a recorded score moves: exactly on the recording platform, else beyond "
-                        "the measured cross-platform band")
-    p.add_argument("--record", action="store_true", help="write these scores into the recorded leaderboard")
-    p.add_argument("--levels", nargs="*", default=[], metavar="LEVEL=SCORES",
-                   help="with --record: the same run's scores under each ATEN_CPU_CAPABILITY level of this machine "
-                        "(they set the cross-platform band); `harness leaderboard --record-quick` makes them all")
+                   help="fail (exit 1) when a recorded key drops below its floor (REGRESSION) or rises above its "
+                        "ceiling (CHANGED: re-record deliberately)")
+    p.add_argument("--record", action="store_true",
+                   help="record floors from --scores (the reference run) and the runs of --seeds-from")
+    p.add_argument("--seeds-from", nargs="+", default=[], metavar="SCORES",
+                   help=f"with --record: the same configuration's other runs (training seeds; also other kernel "
+                        f"levels or thread counts), scores.json files or folders; {MIN_RUNS} runs at least in all")
     p.add_argument("--record-quick", metavar="WORKDIR",
-                   help="run the quick demo natively and under every ATen kernel level of this machine (fresh "
-                        "processes, under WORKDIR), check that two native runs agree, and record them")
+                   help="run the quick demo per --seeds natively, seed 0 again (the two must agree), under "
+                        "each lower ATen kernel level and at 2 threads (fresh processes, one folder each under "
+                        "WORKDIR; finished ones are reused), and record their floors")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4], metavar="S,S,...",
+                   help="with --record-quick: training seeds (default 0,1,2,3,4; must include 0)")
+    p.add_argument("--accept-drop", metavar="REASON",
+                   help="with --record or --record-quick: accept floors below the recorded ones (or keys no longer "
+                        "guarded); REASON, the date and the keys go into the file")
+    p.add_argument("--cap", type=float, default=BAND_CAP,
+                   help=f"with --record or --record-quick: the widest band (default {BAND_CAP:g})")
     p.add_argument("--recorded", default=str(RECORDED_PATH), help="recorded leaderboard file")
     p.add_argument("--out", help="also write the table as OUT.csv and OUT.md")
 
@@ -266,23 +327,22 @@ def run(args: argparse.Namespace) -> int:
     src = args.scores or args.run
     scores = load_scores(src) if src else {}
     if args.record_quick:
+        # Here, not at the top: it imports torch (seconds) that the check and the table never need.
         from harness.recording import record_quick
 
-        record_quick(Path(args.record_quick), Path(args.recorded), console=console)
+        record_quick(Path(args.record_quick), Path(args.recorded), seeds=args.seeds, accept_drop=args.accept_drop,
+                     cap=args.cap, console=console)  # fmt: skip
         return 0
     if args.record:
         if not scores:
-            raise HarnessError("--record needs --scores FILE or a run folder")
-        return _record(args, scores, src, console)
+            raise HarnessError("--record needs --scores FILE (the reference run) or a run folder")
+        return _record(args, src, console)
+    if args.seeds_from:
+        raise HarnessError("--seeds-from goes with --record")
     if args.check:
         df, res = check(scores, Path(args.recorded), load_platform(src) if src else None)
         print_table(df, title="Recorded leaderboard check", console=console, floats=6)
-        console.print(f"mode: {res.mode} ({res.reason})", highlight=False, soft_wrap=True)
-        if res.absent:
-            console.print(f"{len(res.absent)} recorded key(s) not in these scores (not checked): "
-                          + ", ".join(res.absent), highlight=False, soft_wrap=True)
-        console.print("[green]OK[/]" if res.ok else "[red]REGRESSION[/]: "
-                      + ", ".join(r.key for r in res.rows if not r.ok), soft_wrap=True)
+        print_check(res, console)
         return 0 if res.ok else 1
     entries = load_entries(src) if src else entries_from_scores(scores)
     df = leaderboard(entries, table=args.table)
