@@ -1,11 +1,13 @@
 """The battery's view of the guarded run (the quick demo whose scores `harness leaderboard --check` guards): the
-run itself, the parts a mutation reruns, the check's verdict on their scores, the named unit tests run with a
-mutation planted, and the results the session summary prints (`tests/regression/conftest.py`).
+run itself, the parts a mutation reruns, the check's verdict on their scores (keys below their recorded floor or
+above their ceiling), the named unit tests run with a mutation planted, and the results the session summary
+prints (`tests/regression/conftest.py`).
 
-What no mutation of a stage-2 part can change is made once: the quick demo in a fresh process (corpus,
-preprocessing, stage-1 features, every score). A part reruns in a new experiment folder over the demo's feature
-cache, reading the stage-1 features the demo wrote (checked reused before a mutation is planted: a mutated stage 1
-must never write into the shared cache).
+What no mutation of a part can change is made once: the quick demo in a fresh process (corpus, preprocessing,
+stage-1 features, every score). A stage-2 part reruns in a new experiment folder over the demo's feature cache,
+reusing the stage-1 features the demo wrote (checked before a mutation is planted: a mutated stage must never
+write into the cache every part shares). A part that redoes preprocessing's audio step or stage 1 does it into a
+private copy of the cache holding the demo's other features.
 """
 
 from __future__ import annotations
@@ -165,10 +167,10 @@ class Verdict:
     """What `harness leaderboard --check` says of a part's scores.
 
     Args:
-        dropped: guarded keys that fell (below the floor, or out of the band downwards; NaN counts as fallen).
-        rose: guarded keys that rose beyond what the recording allows.
+        dropped: guarded keys below their floor (or not finite).
+        rose: guarded keys above their ceiling.
         compared: guarded run keys the scores held.
-        mode: the check's mode (exact, band, or the floors' own).
+        mode: the check's mode (`floors`).
     """
 
     dropped: list[str]
@@ -181,27 +183,12 @@ class Verdict:
         return not self.dropped and not self.rose
 
 
-def moved_keys(res: Any) -> tuple[list[str], list[str]]:
-    """(dropped, rose) keys of a check result: its own lists where it keeps them (quality floors), else its
-    failing rows split by the sign of the move (the equality/band check, which says only "different")."""
-    if hasattr(res, "dropped") and hasattr(res, "rose"):
-        return list(res.dropped), list(res.rose)
-    dropped, rose = [], []
-    for r in res.rows:
-        if r.ok:
-            continue
-        fell = r.current is None or not math.isfinite(r.current) or r.current < r.recorded
-        (dropped if fell else rose).append(r.key)
-    return dropped, rose
-
-
 def verdict(scores: Mapping[str, float]) -> Verdict:
-    """Check a part's flat scores against the recorded leaderboard as `harness leaderboard --check` does, on this
+    """Check a part's flat scores against the recorded floors as `harness leaderboard --check` does, on this
     process's platform; keys the part does not produce are absent, not failures."""
     _table, res = check(dict(scores), platform=platform_fingerprint())
-    dropped, rose = moved_keys(res)
-    compared = [r.key for r in res.rows if not r.key.startswith("fixture/")]
-    return Verdict(dropped, rose, compared, res.mode)
+    compared = [r.key for r in res.rows if r.mode != "fixture" and r.status != "absent"]
+    return Verdict(list(res.dropped), list(res.rose), compared, res.mode)
 
 
 def check_catch(v: Verdict, scores: Mapping[str, float], g: GuardedRun) -> list[str]:

@@ -1,17 +1,15 @@
-"""The battery's own machinery, without a run: planting reaches every binding and undoes; the check's verdict is
-split into dropped and rose keys; the summary names each mutation's catchers and a miss."""
+"""The battery's own machinery, without a run: planting reaches every binding and undoes; the check's verdict names
+the keys below their floor and above their ceiling; the summary names each mutation's catchers and a miss."""
 
 from __future__ import annotations
 
-import math
 import sys
 import types
-from dataclasses import dataclass
 
 import pytest
 
-from submissions.leaderboard import CheckResult, Comparison
-from tests.regression._guarded import Outcome, moved_keys, summary_lines
+from submissions.leaderboard import load_recorded
+from tests.regression._guarded import Outcome, summary_lines, verdict
 from tests.regression._mutations import BY_NAME, MUTATIONS, mutation, plant
 
 
@@ -42,24 +40,13 @@ def test_every_area_of_the_issue_has_a_mutation_with_a_catcher():
         mutation("no_such_bug")
 
 
-def _row(key: str, recorded: float, current: float | None, allowed: float = 0.01) -> Comparison:
-    return Comparison(key, recorded, current, allowed, "band")
-
-
-def test_band_check_failures_split_by_the_sign_of_the_move():
-    rows = [_row("a", 0.5, 0.5), _row("b", 0.5, 0.3), _row("c", 0.5, 0.7), _row("d", 0.5, None),
-            _row("e", 0.5, math.nan), _row("f", 0.5, 0.505)]  # fmt: skip
-    assert moved_keys(CheckResult("band", "", rows, ["g"])) == (["b", "d", "e"], ["c"])
-
-
-def test_a_result_with_its_own_dropped_and_rose_lists_is_taken_as_it_says():
-    @dataclass
-    class Floors:
-        rows: list
-        dropped: list
-        rose: list
-
-    assert moved_keys(Floors([_row("a", 0.5, 0.3)], ["x"], ["y"])) == (["x"], ["y"])
+def test_verdict_names_keys_below_their_floor_and_above_their_ceiling():
+    keys = load_recorded()["quick"]["keys"]
+    held, low, high = sorted(k for k in keys if k.endswith("/p_va"))[:3]
+    scores = {held: keys[held]["value"], low: keys[low]["floor"] - 0.01, high: keys[high]["ceiling"] + 0.01}
+    v = verdict(scores)
+    assert (v.dropped, v.rose, sorted(v.compared)) == ([low], [high], sorted(scores))
+    assert not v.ok and verdict({held: keys[held]["value"]}).ok
 
 
 def test_summary_counts_catches_and_names_a_miss():
