@@ -250,6 +250,22 @@ def gate_stats(traces: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, 
     return out
 
 
+def _compare(cfg: Config, layout, cache, exp: Path, console: Console, res: DemoResult,
+             shares: tuple[float, ...] | None) -> list[Path]:
+    """Table II (measured): the rivals of `experiment.compare_models` beside BDCA on the ablation folds (BDCA's runs
+    are the folds' own, reused); nothing when the list is empty. Its seconds are a stage of their own in timings.json
+    (outside the ETA's shares: the README's timing predates it). Returns the files written."""
+    if not cfg.experiment.compare_models:
+        return []
+    from harness.compare import run_compare
+
+    n = len(cfg.experiment.ablation_folds) * (1 + len(cfg.experiment.compare_models))
+    with (_stage(console, res, "4/5 Table II (measured): the field's fusion models", None),
+          StepProgress("compare runs", n, console=console, unit="runs") as bar):
+        return run_compare(cfg, layout, cache, exp, cfg.experiment.compare_models, console=console,
+                           on_result=_run_done(bar)).files
+
+
 def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
              overrides: list[str] | tuple[str, ...] = (), console: Console | None = None) -> DemoResult:
     """Run every stage of the demo; return where everything is (see the module docstring)."""
@@ -310,6 +326,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
     with (_stage(console, res, "4/5 ablations (Tables IV and III)", shares),
           StepProgress("ablation runs", n_ablation, console=console, unit="runs") as bar):
         ablation_reports = run_ablation(cfg, layout, cache, exp, console=console, on_result=_run_done(bar))
+    compare_files = _compare(cfg, layout, cache, exp, console, res, shares)
     res.scores.update(_scores_from_tables(cfg, folds_report, ablation_reports))
 
     run0 = run_dir_for(exp, cfg, 0)
@@ -337,6 +354,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
             res.scores[f"gates/{cfg.name}/fold0/{stream}"] = st
         res.files.update(_plots(cfg, layout, cache, run0, out, fps, gates))
         res.files["submission"] = zip_path
+        res.files.update({f"table II measured ({f.name})": f for f in compare_files})
         for rep in [folds_report, *ablation_reports]:
             for f in rep.files:
                 # Named by file, not by suffix: Tables III and IV write a table and its paired differences in

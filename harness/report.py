@@ -5,8 +5,9 @@ The page carries everything it shows: CSS inline, plots as base64 PNG data URIs,
 
 What it shows, where the folder holds it:
 
-- Tables I, III and IV (`table_<name>.json`, else `table_<name>.csv` and `table_<name>_paired.csv`) with their
-  95% video-bootstrap intervals, and the paired differences with their verdicts;
+- Tables I, II (measured: `harness compare`, with its cost rows), III and IV (`table_<name>.json`, else
+  `table_<name>.csv` and `table_<name>_paired.csv`) with their 95% video-bootstrap intervals, and the paired
+  differences with their verdicts;
 - the leaderboard beside the 8th ABAW teams and the paper's rows (`harness leaderboard`'s own functions:
   `harness.commands.leaderboard.load_entries` and `submissions.leaderboard.leaderboard`);
 - the plots under `plots/` (traces as in the paper's Fig. 4, histograms as in Fig. 5, BDCA gates over time,
@@ -55,8 +56,11 @@ MAX_PNG_BYTES = 16 * 1024 * 1024
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-TABLES = ("I", "III", "IV")
-"""The paper's tables an experiment writes, in the paper's order."""
+TABLES = ("I", "II_measured", "III", "IV")
+"""The tables an experiment writes, in the paper's order (`II_measured`: Table II measured, `harness compare`)."""
+
+COST_COLUMNS = ("row", "params", "gflops_window", "train_step_ms", "predict_fps", "backend")
+"""The columns of Table II (measured)'s cost rows the page shows."""
 
 SCORES = ("valence", "arousal", "average")
 """The score columns of a results table (CCC_V, CCC_A, P_VA)."""
@@ -130,7 +134,7 @@ class Report:
         title: the page's title.
         source: the folder it describes (as given).
         kind: `demo`, `experiment` or `run`.
-        tables: Tables I, III and IV and their paired differences.
+        tables: Tables I, II (measured), III and IV and their paired differences.
         leaderboard: ours beside the 8th ABAW teams and the paper's rows.
         plots: the figures.
         environment: the platform fingerprint.
@@ -237,8 +241,19 @@ def score_tables(name: str, rows: Sequence[Mapping[str, Any]], paired: Sequence[
     out = [frame_table(shown, title, note)]
     if paired:
         diff = paired_display(paired_frame(paired))
-        out.append(frame_table(diff, f"Table {name}: paired differences", PAIRED_NOTE))
+        out.append(frame_table(diff, f"{title.split(':')[0]}: paired differences", PAIRED_NOTE))
     return out
+
+
+def cost_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Table II (measured)'s cost rows (`cost` of `table_II_measured.json`): parameters, GFLOPs per window,
+    milliseconds per training step, prediction frames per second, the state-space library."""
+    data = {c: [_text(r.get(c)) if c in ("row", "backend") else _number(r.get(c)) for r in rows]
+            for c in COST_COLUMNS}  # fmt: skip
+    schema = {c: pl.Utf8 if c in ("row", "backend") else pl.Float64 for c in COST_COLUMNS}
+    return frame_table(pl.DataFrame(data, schema=schema), "Table II (measured): cost, measured in the same run",
+                       "GFLOPs per window of the config's length; train step: forward, backward and AdamW on one "
+                       "micro batch; predict: whole videos of the reported split.")  # fmt: skip
 
 
 def leaderboard_tables(entries: Sequence[Any], table: str = "II") -> list[Table]:
@@ -408,7 +423,8 @@ def render_html(report: Report) -> str:
         items = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
         sections.append(("notes", "Not shown", f'<ul class="notes">{items}</ul>'))
     if report.tables:
-        sections.append(("tables", "Tables I, III and IV", "".join(table_html(t) for t in report.tables)))
+        body = "".join(table_html(t) for t in report.tables)
+        sections.append(("tables", "Tables I, II (measured), III and IV", body))
     if report.leaderboard:
         sections.append(("leaderboard", "Leaderboard", "".join(table_html(t) for t in report.leaderboard)))
     if report.plots:
@@ -533,7 +549,8 @@ def _read_csv_rows(path: Path, what: str) -> list[dict]:
 
 
 def read_score_tables(folder: Path) -> list[Table]:
-    """Tables I, III and IV found in `folder`, with their paired differences: `table_<name>.json` where it exists
+    """Tables I, II (measured), III and IV found in `folder`, with their paired differences (and Table II's cost):
+    `table_<name>.json` where it exists
     (title, rows, paired, bootstrap settings), else `table_<name>.csv` and `table_<name>_paired.csv`."""
     out: list[Table] = []
     for name in TABLES:
@@ -545,6 +562,8 @@ def read_score_tables(folder: Path) -> list[Table]:
             boot = doc.get("bootstrap") if isinstance(doc.get("bootstrap"), dict) else {}
             resamples = boot.get("resamples") if isinstance(boot.get("resamples"), int) else None
             out += score_tables(name, rows, paired, _text(doc.get("title")), resamples)
+            if doc.get("cost"):
+                out.append(cost_table(_rows_of(doc.get("cost"), js, f"'cost' of table {name}")))
         elif csv.is_file():
             rows = _read_csv_rows(csv, f"table {name} CSV")
             paired = _read_csv_rows(pcsv, f"table {name} paired CSV") if pcsv.is_file() else None
@@ -655,7 +674,7 @@ def collect_report(path: str | Path) -> Report:
     if src.experiments is not None:
         rep.tables = read_score_tables(src.experiments)
         if not rep.tables:
-            rep.notes.append(f"no table_I/III/IV.json or .csv in {src.experiments}")
+            rep.notes.append(f"no table_I/II_measured/III/IV.json or .csv in {src.experiments}")
     lb = _leaderboard_source(src)
     if lb is not None:
         try:

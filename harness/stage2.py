@@ -261,11 +261,19 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
         rec = _finish(cfg, layout, cache, fold, run, val_labels, result.best_epoch, extra,
                       {"init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
                        "steps_per_epoch": result.steps_per_epoch, "windows": len(train_set),
-                       "optimizer": result.extra.get("optimizer"), "refined_labels": refined}, encoder)  # fmt: skip
+                       "optimizer": result.extra.get("optimizer"), "refined_labels": refined,
+                       **_backend_of(model)}, encoder)  # fmt: skip
     strategy.barrier()
     if not strategy.on_main:
         rec = run.final_record() or {}
     return _result_from(run, rec, skipped=False)
+
+
+def _backend_of(model: Any) -> dict[str, str]:
+    """The state-space library a model runs on (`mamba_va`: mambapy or mamba_ssm, chosen where it was built), for
+    the run's final record; {} for every model without one, so their records are unchanged."""
+    backend = getattr(model, "ssm_backend", None)
+    return {"ssm_backend": backend} if backend else {}
 
 
 def _finish(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, val_labels: Mapping[str, np.ndarray],

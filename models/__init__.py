@@ -1,6 +1,6 @@
 """Tensors only: the MAE/ViT visual encoder (stage 1), the TCN + BDCA + Transformer temporal model (stage 2),
-the challenge baseline's per-frame ResNet, the CCC loss, the model registry, checkpoint loading and FLOP/parameter
-counts.
+the challenge baseline's per-frame ResNet, the field's rival fusion models (`models.zoo`), the CCC loss, the model
+registry, checkpoint loading and FLOP/parameter counts.
 
 Public names are re-exported lazily (PEP 562): importing a config or the registry does not import timm or
 build any network until it is needed, which keeps the CLI and configs fast to load.
@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "TCN": "models.tcn",
     "TemporalBlock": "models.tcn",
     "TemporalConfig": "models.configs",
+    "ZOO": "models.zoo",
+    "ZooConfig": "models.zoo.configs",
     "VAViT": "models.vit",
     "ViTConfig": "models.configs",
     "ViTEncoder": "models.vit",
@@ -64,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "register": "models.registry",
     "relu_dropout": "models.dropout",
     "shuffle_tokens": "models.mae",
+    "stage2_models": "models.registry",
     "sincos_1d": "models.pos_embed",
     "sincos_2d_mae": "models.pos_embed",
     "summarize_model": "models.flops",

@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 from core.widths import PAPER_AUDIO_DIM
 from models.errors import ModelConfigError
+from models.zoo.configs import ZooConfig
 
 Fusion = Literal["audio_only", "visual_only", "concat", "bdca_no_dw", "bdca"]
 FUSIONS: tuple[str, ...] = get_args(Fusion)
@@ -254,7 +255,7 @@ class ResNetConfig:
         return self.width * 2 ** (len(self.layers) - 1) * 4
 
 
-ModelConfig = ViTConfig | MAEConfig | TemporalConfig | ResNetConfig
+ModelConfig = ViTConfig | MAEConfig | TemporalConfig | ResNetConfig | ZooConfig
 
 
 def with_overrides(config: Any, **overrides: Any) -> Any:

@@ -5,6 +5,10 @@ normalisations, activations, softmax and additions are left out (they are a few 
 training step costs about 3x the forward (the backward computes gradients for both activations and weights);
 with frozen ViT blocks run without autograd, the backward covers only the trainable part.
 Parameter counts are taken from a model built on torch's `meta` device, so even ViT-L costs no memory.
+
+The rival fusion models (`models.zoo`) are counted on a real forward (and, for a training step, backward) pass of one
+window under torch's `FlopCounterMode`, which counts the same products (matmuls, convolutions, attention); their
+LSTMs, which it does not see, are added analytically; Mamba's scan is elementwise and left out, as activations are.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from models.configs import MAEConfig, ModelConfig, ResNetConfig, TemporalConfig, ViTConfig, with_overrides
 from models.registry import build_model, get_config, list_models, model_kind
+from models.zoo import ZooConfig
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,42 @@ def temporal_flops(config: TemporalConfig, T: int) -> int:
     return total
 
 
+def _lstm_flops(model: nn.Module, T: int) -> int:
+    """Forward FLOPs of a model's LSTMs over T frames: per layer and direction, four gates of (input + hidden)
+    inputs each, 2 x T x 4 x hidden x (input + hidden)."""
+    total = 0
+    for m in model.modules():
+        if isinstance(m, nn.LSTM):
+            dirs = 2 if m.bidirectional else 1
+            width = m.input_size
+            for _ in range(m.num_layers):
+                total += 2 * T * dirs * 4 * m.hidden_size * (width + m.hidden_size)
+                width = dirs * m.hidden_size
+    return total
+
+
+def zoo_flops(config: ZooConfig, T: int, train: bool = False) -> int:
+    """FLOPs of one window of T frames through a rival: a forward pass, or a training step (forward + backward).
+
+    Counted by torch's `FlopCounterMode` on a model built from the config (the global random state is left as it
+    was), plus its LSTMs analytically (3x for a training step, as for the other products).
+
+    Args:
+        config: the rival's configuration.
+        T: frames per window.
+        train: count a training step instead of a forward pass.
+    """
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(config).train(train)
+    v = torch.zeros(1, T, config.visual_dim)  # (1, T, Dv)
+    a = torch.zeros(1, T, config.audio_dim)  # (1, T, Da)
+    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(train):
+        out = model(v, a)  # (1, T, 2)
+        if train:
+            out.sum().backward()
+    return counter.get_total_flops() + (3 if train else 1) * _lstm_flops(model, T)
+
+
 def temporal_train_flops(config: TemporalConfig, T: int) -> int:
     """FLOPs of one training step (forward + backward) on one window of T frames through an `AVTemporalModel`.
 
@@ -150,6 +192,8 @@ def count_flops(model: str | ModelConfig | nn.Module, T: int = 300, batch: int =
         from models.baseline import resnet_flops
 
         per = T * resnet_flops(config)
+    elif isinstance(config, ZooConfig):
+        per = zoo_flops(config, T)
     else:
         per = temporal_flops(config, T)
     return batch * per
@@ -175,6 +219,8 @@ def count_train_flops(model: str | ModelConfig | nn.Module, T: int = 300, batch:
         from models.baseline import resnet_train_flops
 
         per = T * resnet_train_flops(config)
+    elif isinstance(config, ZooConfig):
+        per = zoo_flops(config, T, train=True)
     else:
         per = temporal_train_flops(config, T)
     return batch * per
@@ -194,7 +240,7 @@ class ModelSummary:
 
     Args:
         name: registered name.
-        kind: 'vit', 'mae', 'temporal' or 'resnet'.
+        kind: 'vit', 'mae', 'temporal', 'zoo' or 'resnet'.
         params: all parameters.
         trainable: trainable parameters (after the config's freezing).
         gflops: forward GFLOPs per window of `frames` frames (temporal) or per image (vit, mae, resnet).
@@ -220,11 +266,11 @@ def summarize_model(name: str, T: int = 300, visual_dim: int = 1024, audio_dim: 
     """
     config = get_config(name)
     kind = model_kind(config)
-    if kind == "temporal":
+    if kind in ("temporal", "zoo"):
         config = with_overrides(config, visual_dim=visual_dim, audio_dim=audio_dim)
     with torch.device("meta"):
         counts = count_params(build_model(config))
-    if kind == "temporal":
+    if kind in ("temporal", "zoo"):
         flops, per = count_flops(config, T=T), f"{T}-frame window"
     else:
         flops, per = count_flops(config, T=1), "image"

@@ -2,7 +2,9 @@
 
 Names: the valence/arousal ViTs (`vit_*_patch16`), their MAE pre-training twins (`mae_vit_*_patch16`) and the
 stage-2 temporal models, one per row of Table IV (`audio_only`, `visual_only`, `concat`, `bdca_no_dw`, `bdca`), and
-the challenge baseline's per-frame network (`resnet50_va`, Tables I and IV's "Baseline" row).
+the challenge baseline's per-frame network (`resnet50_va`, Tables I and IV's "Baseline" row), and the field's rival
+fusion models (`models.zoo.ZOO`: `lfan`, `jca`, `rjca`, `dca`, `mult`, `mamba_va`, `tcn_transformer`; Table II
+measured), stage-2 models called like BDCA's (kind 'zoo'; `stage2_models` lists both kinds).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from models.errors import ModelConfigError
 from models.mae import MAEViT
 from models.temporal import AVTemporalModel
 from models.vit import VAViT
+from models.zoo import ZOO, ZooConfig, build_zoo_model
 
 # name: (embed_dim, depth, num_heads, decoder_embed_dim, decoder_depth, decoder_num_heads)
 _VIT_SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -55,22 +58,32 @@ for _size, (_d, _depth, _heads, _dd, _ddepth, _dheads) in _VIT_SIZES.items():
 for _fusion in FUSIONS:
     register(_fusion, TemporalConfig(fusion=_fusion))
 register("resnet50_va", ResNetConfig())
+for _name, _entry in ZOO.items():
+    register(_name, _entry.config())
 
 
 def model_kind(config: ModelConfig) -> str:
-    """'mae', 'vit', 'temporal' or 'resnet'."""
+    """'mae', 'vit', 'temporal' (BDCA's model and its ablations), 'zoo' (the rival fusion models) or 'resnet'."""
     if isinstance(config, MAEConfig):
         return "mae"
     if isinstance(config, ViTConfig):
         return "vit"
     if isinstance(config, ResNetConfig):
         return "resnet"
+    if isinstance(config, ZooConfig):
+        return "zoo"
     return "temporal"
 
 
 def list_models(kind: str | None = None) -> list[str]:
-    """Registered names in registration order, optionally only one kind ('vit', 'mae', 'temporal' or 'resnet')."""
+    """Registered names in registration order, optionally only one kind ('vit', 'mae', 'temporal', 'zoo' or
+    'resnet')."""
     return [n for n, c in _REGISTRY.items() if kind is None or model_kind(c) == kind]
+
+
+def stage2_models() -> list[str]:
+    """The models stage 2 can train: BDCA's temporal model with its ablations, then the zoo's rivals."""
+    return list_models("temporal") + list_models("zoo")
 
 
 def get_config(name: str, **overrides: Any) -> ModelConfig:
@@ -92,6 +105,8 @@ def build_model(config: ModelConfig) -> nn.Module:
         return VAViT(config)
     if isinstance(config, TemporalConfig):
         return AVTemporalModel(config)
+    if isinstance(config, ZooConfig):
+        return build_zoo_model(config)
     if isinstance(config, ResNetConfig):
         from models.baseline import ResNetVA
 

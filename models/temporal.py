@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from models.bdca import BDCA
+from models.blocks import pre_norm_encoder, va_head
 from models.configs import TemporalConfig
-from models.dropout import ByteDropout
 from models.encoder import encoder_forward
 from models.errors import ModelError
 from models.tcn import PASS_FRAMES, TCN
@@ -54,22 +54,12 @@ class AVTemporalModel(nn.Module):
             else None
         )
         self.proj = nn.Identity() if c.model_dim == c.fused_dim else nn.Linear(c.fused_dim, c.model_dim)
-        self.encoder: nn.TransformerEncoder | None = None
-        if c.num_layers > 0:
-            layer = nn.TransformerEncoderLayer(
-                c.model_dim, c.num_heads, c.dim_feedforward, c.dropout, batch_first=True, norm_first=True
-            )
-            # Cheaper masks than torch's per-element Bernoulli draws (see models.dropout); attention-weight
-            # dropout has its own rate (0 keeps torch's fused attention kernel).
-            layer.dropout, layer.dropout1, layer.dropout2 = (ByteDropout(c.dropout) for _ in range(3))
-            layer.self_attn.dropout = c.attn_dropout
-            # Pre-norm layers need a final norm; nested tensors are off so padded outputs keep their shape.
-            self.encoder = nn.TransformerEncoder(
-                layer, c.num_layers, norm=nn.LayerNorm(c.model_dim), enable_nested_tensor=False
-            )
-        self.head = nn.Sequential(
-            nn.Linear(c.model_dim, c.head_hidden), nn.ReLU(), ByteDropout(c.dropout), nn.Linear(c.head_hidden, 2)
+        self.encoder = (
+            pre_norm_encoder(c.model_dim, c.num_heads, c.dim_feedforward, c.dropout, c.attn_dropout, c.num_layers)
+            if c.num_layers > 0
+            else None
         )
+        self.head = va_head(c.model_dim, c.head_hidden, c.dropout)
 
     def _check(self, name: str, x: torch.Tensor, dim: int, bt: tuple[int, int] | None) -> None:
         if x.ndim != 3 or x.shape[-1] != dim or (bt is not None and tuple(x.shape[:2]) != bt):

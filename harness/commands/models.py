@@ -1,4 +1,5 @@
-"""`harness models`: the registered models with their parameters, trainable parameters and forward GFLOPs."""
+"""`harness models`: the registered models with their parameters, trainable parameters, forward GFLOPs and, for the
+stage-2 models, where they come from (BDCA's paper, or the rival's own: `models.zoo.ZOO`)."""
 
 from __future__ import annotations
 
@@ -14,22 +15,37 @@ if TYPE_CHECKING:
     from models import ModelSummary
 
 NAME = "models"
-HELP = "List registered models with parameters, trainable parameters and forward GFLOPs."
+HELP = "List registered models with parameters, trainable parameters, forward GFLOPs and citations."
 EXAMPLES = [
     "harness models",
     "harness models --kind temporal --audio-dim 62",
+    "harness models --kind zoo",
     "harness models vit_large_patch16 bdca --frames 300",
 ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", help="models to show (default: all registered)")
-    parser.add_argument("--kind", choices=["vit", "mae", "temporal"], help="show only one kind of model")
+    parser.add_argument("--kind", choices=["vit", "mae", "temporal", "zoo", "resnet"],
+                        help="show only one kind of model")
     parser.add_argument("--frames", type=int, default=300, help="frames per window for temporal models")
     parser.add_argument("--visual-dim", type=int, default=1024, help="visual feature width (ViT-L CLS: 1024)")
     parser.add_argument(
         "--audio-dim", type=int, default=190, help="audio feature width (VGGish 128 + MFCC 39 + eGeMAPS 23)"
     )
+
+
+BDCA_CITATION = "Liang et al., BDCA (the paper; Table IV's rows)"
+"""The citation of BDCA's temporal model and its ablations."""
+
+
+def citation(name: str, kind: str) -> str:
+    """Where a registered model comes from: a rival's paper, BDCA's, or '' for the encoders and the baseline."""
+    from models.zoo import ZOO
+
+    if name in ZOO:
+        return ZOO[name].citation
+    return BDCA_CITATION if kind == "temporal" else ""
 
 
 def build_table(rows: list[ModelSummary], frames: int, visual_dim: int, audio_dim: int) -> Table:
@@ -70,5 +86,11 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.visual_dim < 1 or args.audio_dim < 1:
         raise ModelConfigError("--frames, --visual-dim and --audio-dim must be positive")
     rows = summarize_models(names, T=args.frames, visual_dim=args.visual_dim, audio_dim=args.audio_dim)
-    Console().print(build_table(rows, args.frames, args.visual_dim, args.audio_dim))
+    console = Console()
+    console.print(build_table(rows, args.frames, args.visual_dim, args.audio_dim))
+    # One unwrapped line per stage-2 model: a citation is read whole, not folded into a narrow column.
+    cited = [(r.name, citation(r.name, r.kind)) for r in rows]
+    for name, text in cited:
+        if text:
+            console.print(f"{name}: {text}", soft_wrap=True, highlight=False, markup=False)
     return 0

@@ -15,8 +15,17 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from harness.config.errors import ConfigError
-from harness.config.schema import AUDIO_DIMS, BASELINE_ROW, FIXED_PARAMS, NO_REFINE_ROW, PARAMS_OF, Config
+from harness.config.schema import (
+    AUDIO_DIMS,
+    BASELINE_ROW,
+    FIXED_PARAMS,
+    NESTED_PARAMS,
+    NO_REFINE_ROW,
+    PARAMS_OF,
+    Config,
+)
 from models.errors import ModelConfigError
+from models.zoo import ZOO
 
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -186,7 +195,7 @@ def build_section(cls: type, data: Any, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     data = dict(data)
     # A section with a parameter set takes its extra keys as the parameters: `encoder: {name, checkpoint, depth}`.
-    params = [name for name, f in fields.items() if PARAMS_OF in f.metadata]
+    params = [name for name, f in fields.items() if PARAMS_OF in f.metadata and not f.metadata[NESTED_PARAMS]]
     if params:
         own = set(fields) - set(params)
         data[params[0]] = {k: data.pop(k) for k in list(data) if k not in own}
@@ -202,10 +211,12 @@ def build_section(cls: type, data: Any, path: str) -> Any:
                 continue
             raise ConfigError(f"{p}: missing key")
         if PARAMS_OF in f.metadata:
-            value = data[name] or {}
+            value = {} if data[name] is None else data[name]
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{p}: expected a mapping, got {type(value).__name__}")
-            kwargs[name] = _build_params(f.metadata[PARAMS_OF], f.metadata[FIXED_PARAMS], value, path)
+            # A nested set's keys live under its own name (`zoo.lfan.attn_dim`), a flat one's beside its section's.
+            where = p if f.metadata[NESTED_PARAMS] else path
+            kwargs[name] = _build_params(f.metadata[PARAMS_OF], f.metadata[FIXED_PARAMS], value, where)
             continue
         kwargs[name] = check_field(data[name], hints[name], f.metadata, p)
     return cls(**kwargs)
@@ -213,7 +224,7 @@ def build_section(cls: type, data: Any, path: str) -> Any:
 
 def check_cross(cfg: Config) -> None:
     """Checks that involve several keys or the models registry."""
-    from models.registry import get_config, list_models
+    from models.registry import get_config, list_models, stage2_models
 
     unknown_audio = [a for a in cfg.features.audio if a not in AUDIO_DIMS]
     if unknown_audio:
@@ -242,7 +253,7 @@ def check_cross(cfg: Config) -> None:
     if cfg.encoder.name not in list_models("vit"):
         vits = ", ".join(list_models("vit"))
         raise ConfigError(f"encoder.name: {cfg.encoder.name!r} is not a registered ViT ({vits})")
-    temporal = list_models("temporal")
+    temporal = stage2_models()
     if cfg.model.name not in temporal:
         raise ConfigError(f"model.name: {cfg.model.name!r} is not a temporal model ({', '.join(temporal)})")
     if len(set(cfg.experiment.seeds)) != len(cfg.experiment.seeds):
@@ -252,6 +263,10 @@ def check_cross(cfg: Config) -> None:
     if bad:
         raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)}) "
                           f"nor {BASELINE_ROW!r} or {NO_REFINE_ROW!r}")  # fmt: skip
+    rivals = [m for m in cfg.experiment.compare_models if m not in ZOO]
+    if rivals or len(set(cfg.experiment.compare_models)) != len(cfg.experiment.compare_models):
+        raise ConfigError(f"experiment.compare_models: {rivals or list(cfg.experiment.compare_models)} not distinct "
+                          f"rival models ({', '.join(ZOO)})")  # fmt: skip
     if NO_REFINE_ROW in cfg.experiment.ablation_models and not cfg.data.refine_labels:
         raise ConfigError(f"experiment.ablation_models: {NO_REFINE_ROW!r} compares a model with and without label "
                           "refinement, but data.refine_labels is false (set it true, or drop the row)")  # fmt: skip
@@ -271,6 +286,7 @@ def check_cross(cfg: Config) -> None:
         ("baseline", lambda: cfg.baseline_config()),
         *((f"experiment.ablation_models ({m})", lambda m=m: cfg.temporal_config(m))
           for m in cfg.experiment.ablation_models if m not in rows),
+        *((f"zoo.{m}", lambda m=m: cfg.temporal_config(m)) for m in ZOO),
     ):  # fmt: skip
         try:
             build()

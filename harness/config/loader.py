@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from harness.config.errors import ConfigError
-from harness.config.schema import Config
+from harness.config.schema import ZOO_SECTION, Config
+from models.zoo import ZOO
 
 CONFIG_DIR = Path(__file__).parent.parent / "configs"
 """Where the named configs (`paper`, `demo`, `quick`) live (`harness/configs/`, shipped as package data)."""
@@ -245,6 +246,11 @@ def load_config(name_or_path: str | Path, overrides: Sequence[str] | Mapping[str
     # A file may leave the `preprocess` section out (its fields have defaults); `--set preprocess.stride=3` still
     # reaches its keys.
     data.setdefault("preprocess", {})
+    # The same for the rivals' parameters: `--set zoo.lfan.attn_dim=16` reaches a model the file leaves out.
+    zoo = data.setdefault(ZOO_SECTION, {})
+    if isinstance(zoo, dict):
+        for name in ZOO:
+            zoo.setdefault(name, {})
     items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
     for key, value in items:
         set_dotted(data, key, value, "--set")

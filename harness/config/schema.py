@@ -24,6 +24,17 @@ from core.hashing import stable_hash
 from core.widths import AUDIO_FEATURE_WIDTHS
 from harness.config.errors import ConfigError
 from models.configs import MAEConfig, ResNetConfig, TemporalConfig, ViTConfig
+from models.zoo import (
+    ZOO,
+    DCAConfig,
+    JCAConfig,
+    LFANConfig,
+    MambaVAConfig,
+    MulTConfig,
+    RJCAConfig,
+    TCNTransformerConfig,
+    ZooConfig,
+)
 
 AUDIO_DIMS = AUDIO_FEATURE_WIDTHS
 """Per-frame width of each audio feature in the cache (paper III.C)."""
@@ -49,6 +60,14 @@ PARAMS_OF = "params_of"
 FIXED_PARAMS = "fixed_params"
 """Field metadata key: the fields of `PARAMS_OF` that a parameter set may not set (derived, or set elsewhere)."""
 
+NESTED_PARAMS = "nested_params"
+"""Field metadata key: the parameter set is written as its own mapping under the field's name (the `zoo` section's
+one mapping per model), not flat beside its section's keys."""
+
+ZOO_SECTION = "zoo"
+"""The section of the rival models' parameters: hashed only for a run of one of them, and then only that model's
+mapping, so a config's other runs (BDCA's, the ablations') keep their hashes and their finished run folders."""
+
 
 def _spec(default: Any = MISSING, **meta: Any) -> Any:
     """A dataclass field carrying range checks (`ge`, `gt`, `le`, `lt`) for the loader; required unless given a
@@ -56,16 +75,19 @@ def _spec(default: Any = MISSING, **meta: Any) -> Any:
     return field(default=default, metadata=meta)
 
 
-def _params(target: type, fixed: Iterable[str] = ()) -> Any:
-    """A required parameter-set field: sorted (key, value) pairs of `target`'s fields, minus `fixed`.
+def _params(target: type, fixed: Iterable[str] = (), nested: bool = False) -> Any:
+    """A parameter-set field: sorted (key, value) pairs of `target`'s fields, minus `fixed`.
 
-    In YAML such a section writes its parameters flat beside its own keys (`encoder: {name, checkpoint, depth}`).
+    In YAML such a section writes its parameters flat beside its own keys (`encoder: {name, checkpoint, depth}`);
+    a nested one is its own mapping under the field's name (`zoo: {lfan: {attn_dim: 16}}`) and may be left out.
 
     Args:
         target: the models config class whose fields may be set.
         fixed: fields of `target` that may not be set here.
+        nested: a mapping of its own, empty by default (else required, flat).
     """
-    return field(metadata={PARAMS_OF: target, FIXED_PARAMS: frozenset(fixed)})
+    meta = {PARAMS_OF: target, FIXED_PARAMS: frozenset(fixed), NESTED_PARAMS: nested}
+    return field(default=(), metadata=meta) if nested else field(metadata=meta)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -260,12 +282,45 @@ class ModelConfig:
     """The stage-2 temporal model: a registered name plus `TemporalConfig` field overrides.
 
     Args:
-        name: `bdca`, `bdca_no_dw`, `concat`, `audio_only` or `visual_only` (Table IV's rows).
+        name: `bdca`, `bdca_no_dw`, `concat`, `audio_only` or `visual_only` (Table IV's rows), or a rival of
+            `models.zoo` (whose parameters are its `zoo` mapping, not these).
         params: `TemporalConfig` fields (tcn_channels, num_layers, ...); visual_dim and audio_dim are derived.
     """
 
     name: str
     params: tuple[tuple[str, Any], ...] = _params(TemporalConfig, ("fusion", "visual_dim", "audio_dim"))
+
+
+_DERIVED_DIMS = ("visual_dim", "audio_dim")
+
+
+@dataclass(frozen=True)
+class ZooSection:
+    """The rival fusion models' hyperparameters (Table II measured, `harness compare`): one mapping per model of
+    its config's fields (`models.zoo.configs`); a model left out takes its registered defaults. The input widths
+    are derived, as for `model`.
+
+    Args:
+        lfan: `LFANConfig` fields.
+        jca: `JCAConfig` fields.
+        rjca: `RJCAConfig` fields.
+        dca: `DCAConfig` fields.
+        mult: `MulTConfig` fields.
+        mamba_va: `MambaVAConfig` fields.
+        tcn_transformer: `TCNTransformerConfig` fields.
+    """
+
+    lfan: tuple[tuple[str, Any], ...] = _params(LFANConfig, _DERIVED_DIMS, nested=True)
+    jca: tuple[tuple[str, Any], ...] = _params(JCAConfig, _DERIVED_DIMS, nested=True)
+    rjca: tuple[tuple[str, Any], ...] = _params(RJCAConfig, _DERIVED_DIMS, nested=True)
+    dca: tuple[tuple[str, Any], ...] = _params(DCAConfig, _DERIVED_DIMS, nested=True)
+    mult: tuple[tuple[str, Any], ...] = _params(MulTConfig, _DERIVED_DIMS, nested=True)
+    mamba_va: tuple[tuple[str, Any], ...] = _params(MambaVAConfig, _DERIVED_DIMS, nested=True)
+    tcn_transformer: tuple[tuple[str, Any], ...] = _params(TCNTransformerConfig, _DERIVED_DIMS, nested=True)
+
+    def params(self, name: str) -> dict[str, Any]:
+        """One model's parameters as a dict (a name from `models.zoo.ZOO`)."""
+        return dict(getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -321,6 +376,8 @@ class ExperimentConfig:
         seeds: stage-2 seeds: every (fold, row) is trained once per seed and the tables show the mean over seeds
             ± their std beside the interval. Empty: the config's `seed` alone (`Config.stage2_seeds`), so that
             the seed is never typed twice. Stage 1 (the shared encoder) always uses `seed`.
+        compare_models: the rival fusion models (`models.zoo`) the demo trains beside BDCA on the ablation folds
+            for Table II (measured) (`harness compare` takes its own `--models`); empty (the default): none.
     """
 
     folds: tuple[int, ...]
@@ -330,6 +387,8 @@ class ExperimentConfig:
     ablation_folds: tuple[int, ...]
     table3: bool
     seeds: tuple[int, ...] = _spec(ge=0, le=MAX_SEED)
+    # A default, so that the config.yaml of a run folder written before it existed still loads.
+    compare_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -402,6 +461,8 @@ class Config:
         deepspeed: ZeRO stage and precision.
         experiment: folds and ablations.
         runtime: workers, progress bars.
+        zoo: the rival fusion models' parameters; may be left out; hashed only for a run of a rival (that
+            model's mapping alone).
         preprocess: what `harness preprocess` does; may be left out (every field has a default), not hashed.
     """
 
@@ -418,7 +479,8 @@ class Config:
     deepspeed: DeepSpeedSection
     experiment: ExperimentConfig
     runtime: RuntimeConfig
-    # Last, as the one section with a default: run folders and configs written before it existed still load.
+    # Last, as the sections with a default: run folders and configs written before they existed still load.
+    zoo: ZooSection = field(default_factory=ZooSection)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     # -- derived ------------------------------------------------------------------------------------------------
@@ -458,21 +520,19 @@ class Config:
         assert isinstance(cfg, ResNetConfig)
         return cfg
 
-    def temporal_config(self, model_name: str | None = None) -> TemporalConfig:
-        """The stage-2 model's config with derived dims.
+    def temporal_config(self, model_name: str | None = None) -> TemporalConfig | ZooConfig:
+        """The stage-2 model's config with derived dims: a temporal model's takes the `model` section's
+        parameters, a rival's (`models.zoo.ZOO`) its own `zoo.<name>` mapping.
 
         Args:
-            model_name: another registered temporal model (for ablations); None takes `model.name`.
+            model_name: another registered stage-2 model (ablations, rivals); None takes `model.name`.
         """
         from models.registry import get_config
 
-        cfg = get_config(
-            model_name or self.model.name,
-            **dict(self.model.params),
-            visual_dim=self.visual_dim,
-            audio_dim=self.audio_dim,
-        )
-        assert isinstance(cfg, TemporalConfig)
+        name = model_name or self.model.name
+        params = self.zoo.params(name) if name in ZOO else dict(self.model.params)
+        cfg = get_config(name, **params, visual_dim=self.visual_dim, audio_dim=self.audio_dim)
+        assert isinstance(cfg, TemporalConfig | ZooConfig)
         return cfg
 
     # -- serialisation ------------------------------------------------------------------------------------------
@@ -516,7 +576,9 @@ def config_hash(cfg: Config, extra: Mapping[str, Any] | None = None) -> str:
         cfg: the config.
         extra: more values that identify the result (e.g. the fold), hashed along.
     """
-    data = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED_SECTIONS}
+    data = {k: v for k, v in cfg.to_dict().items() if k not in (*UNHASHED_SECTIONS, ZOO_SECTION)}
+    if cfg.model.name in ZOO:
+        data[ZOO_SECTION] = {cfg.model.name: cfg.zoo.params(cfg.model.name)}
     if extra:
         data["extra"] = dict(extra)
     return stable_hash(data)
@@ -540,7 +602,9 @@ def _to_plain(obj: Any) -> Any:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
-            if PARAMS_OF in f.metadata:
+            if PARAMS_OF in f.metadata and f.metadata[NESTED_PARAMS]:
+                out[f.name] = {k: _to_plain(v) for k, v in value}
+            elif PARAMS_OF in f.metadata:
                 out.update({k: _to_plain(v) for k, v in value})
             else:
                 out[f.name] = _to_plain(value)

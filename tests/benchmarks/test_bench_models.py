@@ -1,4 +1,5 @@
-"""Neural benchmarks: the stage-2 training step and whole-video prediction, the stage-1 ViT forward and backward.
+"""Neural benchmarks: the stage-2 training step and whole-video prediction (BDCA's, and one row each per rival fusion
+model of `models.zoo` at the same shapes), the stage-1 ViT forward and backward.
 
 Reports only (pytest-benchmark; `harness bench` turns them into a table against the same-run matmul peak): each
 row records its device, precision, shapes, threads, work items per call and FLOPs per call from the models' own
@@ -26,6 +27,7 @@ from harness.engine import adamw_name, build_adamw
 from harness.predict import module_forward, predict_arrays
 from harness.windows import window_starts
 from models import ccc_loss, count_flops, count_train_flops, create_model
+from models.zoo import ZOO
 
 FULL = os.environ.get("BDCA_BENCH") == "1"
 PROFILE_DIR = os.environ.get("BDCA_BENCH_PROFILE_DIR") if FULL else None
@@ -215,6 +217,43 @@ def test_bench_stage2_predict_long_video(benchmark, path: str) -> None:
         n = 4 * (EVAL_BATCH - 1) * STRIDE + T  # four batches' worth of frames keeps the profile short
         title = f"Stage-2 prediction, CPU float32, {n} frames in {T}/{STRIDE} windows, batch {EVAL_BATCH}"
         _profile("predict", title, lambda: predict_arrays(forward, visual[:n], audio[:n], T, STRIDE, EVAL_BATCH), 1)
+
+
+def _rival(name: str) -> torch.nn.Module:
+    """A rival fusion model at its registered (paper-width) sizes and the benchmark's feature widths."""
+    torch.manual_seed(0)
+    return create_model(name, visual_dim=DV, audio_dim=DA)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_bench_zoo_train_step(benchmark, name: str) -> None:
+    """Each rival's stage-2 training step at BDCA's batch-8 shapes: its cost beside BDCA's row above."""
+    B = 8
+    model = _rival(name)
+    first = next(p for p in model.parameters() if p.requires_grad)
+    before = first.detach().clone()
+    step, opt = _train_step(model, B, "cpu", autocast=False)
+    backend = f", {model.ssm_backend}" if hasattr(model, "ssm_backend") else ""
+    _info(benchmark, device="cpu", precision="float32",
+          shapes=f"{name}: B {B} x T {T}, Dv {DV}, Da {DA}, {opt} (engine){backend}", unit="frames/s",
+          items=B * T, flops=count_train_flops(model, T=T, batch=B), target="report: beside BDCA's B 8")  # fmt: skip
+    loss = benchmark.pedantic(step, **_rounds(3))
+    assert torch.isfinite(loss) and not torch.equal(before, first)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_bench_zoo_predict_long_video(benchmark, name: str) -> None:
+    """Each rival's whole-video prediction through the harness's `module_forward` (one call per batch of windows)."""
+    model = _rival(name)
+    visual, audio = _streams(VIDEO_FRAMES)
+    windows = len(window_starts(VIDEO_FRAMES, T, STRIDE))
+    _info(benchmark, device="cpu", precision="float32",
+          shapes=f"{name}: {VIDEO_FRAMES} frames, {windows} windows {T}/{STRIDE}, batch {EVAL_BATCH}, Dv {DV}, "
+                 f"Da {DA}", unit="frames/s", items=VIDEO_FRAMES, flops=windows * count_flops(model, T=T),
+          target="report: beside BDCA's module_forward row")  # fmt: skip
+    preds = benchmark.pedantic(predict_arrays, args=(module_forward(model), visual, audio, T, STRIDE, EVAL_BATCH),
+                               **_rounds(2))  # fmt: skip
+    _check_predictions(preds, VIDEO_FRAMES)
 
 
 def _vit(name: str, device: str = "cpu", **overrides: object) -> torch.nn.Module:

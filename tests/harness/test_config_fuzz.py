@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from harness.config import Config, ConfigError, PreprocessConfig, load_config, parse_override
+from models.zoo import ZOO
 
 BASE = load_config("quick")
 PLAIN = BASE.to_dict()
@@ -36,10 +37,11 @@ KEYS = _paths(PLAIN)
 UNKNOWN = ["bogus", "stage2.bogus", "model.bogus", "preprocess.bogus", "encoder.params"]
 PARAMS = {f"{section}.{k}" for section, owner in (("encoder", BASE.encoder), ("stage1.mae", BASE.stage1.mae),
                                                   ("model", BASE.model), ("baseline", BASE.baseline))
-          for k, _ in owner.params}  # fmt: skip
+          for k, _ in owner.params} | {f"zoo.{name}.{k}" for name in ZOO for k, _ in getattr(BASE.zoo, name)}
 """Keys that set a field of a models config (the registered model's value applies where one is left out)."""
 DELETE = object()
-"""A change that removes the key (valid only for `PARAMS` and inside `preprocess`, whose keys have defaults)."""
+"""A change that removes the key (valid only for `PARAMS` and inside `preprocess` and `zoo`, whose keys have
+defaults)."""
 
 
 def _get(node: Any, key: str) -> Any:
@@ -125,6 +127,12 @@ def _check_loaded(cfg: Config, key: str, value: Any) -> None:
     if value is DELETE and key in PARAMS:
         section, _, leaf = key.rpartition(".")
         assert leaf not in _get(plain, section), key
+    elif (value is DELETE and key.split(".")[0] == "zoo") or (value is None and key.count(".") == 1
+                                                              and key.startswith("zoo.")):  # fmt: skip
+        # A rival left out (or given as an empty `lfan:`) takes its registered defaults: no parameters.
+        assert _get(plain, key) == ({} if "." in key else {name: {} for name in ZOO}), key
+    elif value is DELETE and key == "experiment.compare_models":
+        assert _get(plain, key) == [], key  # a run folder's config.yaml from before the key loads without it
     elif value is DELETE:
         section, _, leaf = key.partition(".")
         assert section == "preprocess", f"{key} removed, yet the config loaded"

@@ -22,8 +22,10 @@ from models import (
     create_model,
     get_config,
     list_models,
+    stage2_models,
     summarize_model,
 )
+from models.zoo import ZOO
 
 SMALL = {"visual_dim": 24, "audio_dim": 10, "tcn_channels": 16, "num_heads": 2, "dim_feedforward": 32,
          "head_hidden": 8}  # fmt: skip
@@ -85,7 +87,9 @@ def test_registered_names() -> None:
     assert list_models("mae") == [f"mae_{n}" for n in vits]
     assert list_models("temporal") == list(FUSIONS)
     assert list_models("resnet") == ["resnet50_va"]
-    assert set(list_models()) == set(vits) | {f"mae_{n}" for n in vits} | set(FUSIONS) | {"resnet50_va"}
+    assert list_models("zoo") == list(ZOO) == ["lfan", "jca", "rjca", "dca", "mult", "mamba_va", "tcn_transformer"]
+    assert stage2_models() == [*FUSIONS, *ZOO]
+    assert set(list_models()) == set(vits) | {f"mae_{n}" for n in vits} | set(FUSIONS) | set(ZOO) | {"resnet50_va"}
 
 
 @pytest.mark.parametrize(
@@ -174,5 +178,9 @@ def test_harness_models_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"{count_params(create_model('bdca', audio_dim=62)).total:,}" in out
     assert main(["models", "vit_tiny_patch16"]) == 0
     assert "vit_tiny_patch16" in capsys.readouterr().out
+    assert main(["models", "--kind", "zoo", "--frames", "50"]) == 0
+    out = capsys.readouterr().out
+    for name, entry in ZOO.items():
+        assert name in out and entry.citation.split()[0] in out
     assert main(["models", "nope"]) == 2
     assert "unknown model" in capsys.readouterr().err
