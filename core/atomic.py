@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -70,6 +71,33 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
     return Path(path)
+
+
+_MKSTEMP_TAIL = re.compile(r"\.[a-z0-9_]{8}\.tmp")
+"""What `tempfile.mkstemp` appends to `atomic_open`'s prefix: 8 characters of its alphabet, then our suffix."""
+
+
+def remove_temps_of(path: str | Path) -> int:
+    """Delete the temporary files a killed `atomic_open(path)` left beside `path` (`.NAME.XXXXXXXX.tmp`, exactly
+    the names it makes), and no other file: for targets in folders the harness does not own (a `--out` zip).
+
+    Args:
+        path: the file `atomic_open` writes.
+
+    Returns:
+        How many files were removed.
+    """
+    path = Path(path)
+    prefix = f".{path.name}"
+    removed = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            tail = entry.name[len(prefix):] if entry.name.startswith(prefix) else ""
+            if tail and _MKSTEMP_TAIL.fullmatch(tail) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
 
 
 def remove_stale_temps(folders: Iterable[str | Path]) -> int:

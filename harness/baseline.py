@@ -39,11 +39,13 @@ from harness.data import FrameDataset, FrameItem, crop_files, labelled_frames, l
 from harness.distributed import Strategy, current_strategy
 from harness.engine import Forward, fit, set_threads
 from harness.folds import Fold, fold_split, stage1_reserved
-from harness.predict import save_predictions
+from harness.predict import module_forward, save_predictions
 from harness.runs import RunDir
 from harness.stage2 import Stage2Result, score_predictions
+from submissions.scoring import ScoreReport
+from submissions.scoring import score_predictions as score_report
 
-__all__ = ["BASELINE_ROW", "BaselineError", "baseline_runs", "build_baseline", "train_baseline"]
+__all__ = ["BASELINE_ROW", "BaselineError", "baseline_runs", "build_baseline", "train_baseline", "untrained_baseline"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -373,6 +375,41 @@ def _finish(cfg: Config, layout: Any, cache: Any, fold: Fold, run: RunDir, items
         **more,
     }
     return run.write_final(record)
+
+
+@torch.no_grad()
+def untrained_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold) -> ScoreReport:
+    """The baseline network at its initialisation (seeded with `cfg.seed`, never trained), scored on the fold's test
+    videos the way a trained baseline is: the level a trained baseline row has to beat to show that it learnt.
+
+    Args:
+        cfg: the config (its `baseline` section and seed).
+        layout: the dataset layout (`AffWild2Layout`).
+        cache: the feature cache (frame counts).
+        fold: fold index (0 = official split) or a `Fold`; its test videos must carry annotations.
+
+    Raises:
+        BaselineError: the fold has no annotated test video, or no training crop.
+    """
+    if isinstance(fold, int):
+        fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed, stage1_reserved(layout, cfg))
+    entries = [layout.entry(v) for v in fold.test]
+    lengths = _lengths(layout, cache, fold.test)
+    entries = [e for e in entries if e.annotation is not None and lengths[e.name] is not None]
+    if not entries:
+        raise BaselineError(f"{layout.root}: fold {fold.index} has no annotated test video of known length")
+    items = labelled_frames([layout.entry(v) for v in fold.train], cfg.baseline.frames_per_video)
+    if not items:
+        raise BaselineError(f"{layout.root}: no training frame of fold {fold.index} has both a face crop and a label")
+    torch.manual_seed(cfg.seed)
+    model = build_baseline(cfg).eval()
+    transform = crop_transform(cfg.baseline_config().img_size, 0.0, False)
+    batch, workers = cfg.stage1.extract_batch, cfg.runtime.num_workers
+    fill = no_face_prediction(model, [it.path for it in items], transform, batch, workers)
+    n = {e.name: int(lengths[e.name]) for e in entries}  # type: ignore[arg-type]
+    preds = predict_frames(module_forward(model), entries, n, transform, fill, batch, workers)
+    labels = {e.name: load_labels(e.annotation, n[e.name]) for e in entries}
+    return score_report(preds, labels, "untrained baseline")
 
 
 def baseline_runs(cfg: Config, layout: Any, cache: Any, out: str | Path, folds: Sequence[int], *,

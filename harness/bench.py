@@ -26,6 +26,7 @@ import polars as pl
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
 from core.locking import FolderLock
+from core.ownership import claim_folder
 from harness.childenv import child_env
 from submissions.leaderboard import table_markdown
 
@@ -237,6 +238,10 @@ def prepare_partial(path: Path, fingerprint: dict, fresh: bool, log: Callable[[s
 
 
 LOCK_FILE = ".lock"
+RUN_JSON = ".pytest-benchmark.run.json"
+"""This run's own pytest-benchmark output (a killed run leaves none, and an older complete one is never read)."""
+BENCH_LAYOUT = (LOCK_FILE, PARTIAL_FILE, RUN_JSON, "pytest-benchmark.json", "report.json", "report.md")
+"""What `harness bench` writes in its report folder (claimed in the folder's ownership record, `core.ownership`)."""
 """Held in the report folder while a run writes it (one `harness bench` per folder)."""
 
 
@@ -289,6 +294,7 @@ def run_benchmarks(
         log: called with a line of text on what is reused (default: print it).
     """
     out_dir = Path(out_dir)
+    claim_folder(out_dir, BENCH_LAYOUT, what="benchmark report folder")  # never a folder the harness did not write
     with lock_report_folder(out_dir):
         return _run_locked(out_dir, select, extra_args, suite, fresh, log or print)
 
@@ -301,8 +307,7 @@ def _run_locked(out_dir: Path, select: str | None, extra_args: list[str] | None,
 
     raw = out_dir / "pytest-benchmark.json"
     partial = out_dir / PARTIAL_FILE
-    # This run's own pytest-benchmark output: a killed run leaves none, and an older complete one is never read.
-    run_json = out_dir / ".pytest-benchmark.run.json"
+    run_json = out_dir / RUN_JSON
     run_json.unlink(missing_ok=True)
     tests = Path(suite) if suite else Path(__file__).resolve().parent.parent / "tests" / "benchmarks"
     reused = prepare_partial(partial, bench_fingerprint(tests), fresh, say)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import HarnessError
+from core.ownership import OwnershipError, read_record
 from harness.runs import CHECKPOINTS_DIR, FINAL_EVENT, METRICS_FILE
 
 
@@ -26,12 +27,15 @@ class CleanReport:
         kept: checkpoint folders of runs without a final record (interrupted: `--resume` needs them).
         freed_bytes: bytes in `removed`.
         total_bytes: bytes under the root before cleaning.
+        unrecorded: `checkpoints/` folders whose parent's ownership record (`core.ownership`) does not hold them:
+            the harness did not write them, so they are left, whatever their name says.
     """
 
     removed: list[Path]
     kept: list[Path]
     freed_bytes: int
     total_bytes: int
+    unrecorded: list[Path] = field(default_factory=list)
 
 
 def _size(path: Path) -> int:
@@ -66,14 +70,25 @@ def clean_checkpoints(root: Path, dry_run: bool = False) -> CleanReport:
     if not root.is_dir():
         raise HarnessError(f"{root}: error: not a folder")
     total = _size(root)
-    removed, kept, freed = [], [], 0
+    removed, kept, unrecorded, freed = [], [], [], 0
     # Sorted walk: the report lists folders in the same order on every machine.
     for ckpt in sorted(p for p in root.rglob(CHECKPOINTS_DIR) if p.is_dir() and not p.is_symlink()):
-        if run_is_finished(ckpt.parent):
+        if not _recorded(ckpt):
+            unrecorded.append(ckpt)
+        elif run_is_finished(ckpt.parent):
             freed += _size(ckpt)
             removed.append(ckpt)
             if not dry_run:
                 shutil.rmtree(ckpt)
         else:
             kept.append(ckpt)
-    return CleanReport(removed, kept, freed, total)
+    return CleanReport(removed, kept, freed, total, unrecorded)
+
+
+def _recorded(ckpt: Path) -> bool:
+    """Whether the run folder's ownership record holds this `checkpoints/` (a damaged record: not)."""
+    try:
+        record = read_record(ckpt.parent)
+    except OwnershipError:
+        return False
+    return record is not None and CHECKPOINTS_DIR in record

@@ -24,12 +24,18 @@ from rich.console import Console
 from rich.panel import Panel
 
 from core.atomic import atomic_write_text
-from harness.config import Config, load_config
+from core.ownership import check_plain_name, claim_folder
+from harness.baseline import untrained_baseline
+from harness.config import BASELINE_ROW, Config, load_config
+from harness.preprocess import OUTPUT_LAYOUT
 from harness.progress import StepProgress, format_duration, overall_eta
 from harness.resources import peak_rss, reset_peak_rss
 from harness.tables import print_table
 
 DEMO_ROOT = Path("demo_runs")
+DEMO_LAYOUT = ("corpus", "face_check", "plots", "experiments", "submission.zip", "scores.json", "timings.json",
+               "report.html", *OUTPUT_LAYOUT)  # fmt: skip
+"""What the demo writes in its folder (claimed in the folder's ownership record, `core.ownership`)."""
 
 STAGE_SHARES = {
     "quick": (16.5, 3.6, 31.3, 38.1, 9.2),  # seconds of a quick demo on the 2-core CPU (loaded by other work)
@@ -280,10 +286,12 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
 
     console = console or Console()
     cfg = demo_config(quick, overrides)
-    out = Path(out) if out else DEMO_ROOT / cfg.name
+    out = Path(out) if out else DEMO_ROOT / check_plain_name(cfg.name, "the config's name")
     res = DemoResult(out=out)
+    # The demo folder is the harness's only by its ownership record: a folder it did not write is refused.
+    claim_folder(out, DEMO_LAYOUT, what="demo folder")
     corpus = out / "corpus"
-    size = "small" if quick else "default"
+    size = "ci" if quick else "default"
 
     shares = STAGE_SHARES.get(cfg.name)
     with _stage(console, res, f"1/5 corpus ({size}, seed {seed})", shares):
@@ -328,6 +336,15 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
         ablation_reports = run_ablation(cfg, layout, cache, exp, console=console, on_result=_run_done(bar))
     compare_files = _compare(cfg, layout, cache, exp, console, res, shares)
     res.scores.update(_scores_from_tables(cfg, folds_report, ablation_reports))
+    if BASELINE_ROW in cfg.experiment.ablation_models:
+        # What the trained baseline row must beat to show that it learnt: the same network, never trained.
+        untrained = untrained_baseline(cfg, layout, cache, 0)
+        ci = untrained.bootstrap()
+        res.scores[f"{cfg.name}/fold0/baseline_untrained"] = _with_ci(
+            {"ccc_v": untrained.total.ccc_v, "ccc_a": untrained.total.ccc_a, "p_va": untrained.total.p_va}, ci)
+        cells = {m: ci[m].cell() if ci else f"{getattr(untrained.total, m):.3f}" for m in ("ccc_v", "ccc_a", "p_va")}
+        console.print(f"untrained baseline (fold 0, test, never trained): CCC_V {cells['ccc_v']}, CCC_A "
+                      f"{cells['ccc_a']}, P_VA {cells['p_va']}", highlight=False, soft_wrap=True)
 
     run0 = run_dir_for(exp, cfg, 0)
     with _stage(console, res, "5/5 submission, score, report", shares):

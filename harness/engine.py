@@ -28,6 +28,7 @@ import gc
 import math
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from core.atomic import atomic_write_bytes
 from core.errors import HarnessError
+from core.ownership import OwnershipError, check_plain_name
 from harness.config import DeepSpeedSection, LoopConfig, train_batch_size
 from harness.distributed import Strategy, current_strategy
 from harness.runs import DS_CONFIG_FILE, RunDir
@@ -361,10 +363,46 @@ def _resume_tag(folder: os.PathLike | str) -> str | None:
 
     p = Path(folder)
     marker = p / "latest"
-    if not marker.is_file():
+    if not (marker.exists() or marker.is_symlink()):
         return None
-    tag = marker.read_text(encoding="utf-8").strip()
+    tag = _read_latest(marker)
     return tag if tag in _checkpoint_tags(p) else None
+
+
+LATEST_MAX_BYTES = 4096
+"""DeepSpeed's `latest` holds one tag (`global_step120`); anything longer is not one it wrote."""
+
+
+def _read_latest(marker: os.PathLike[str]) -> str:
+    """The tag `latest` names, read without following a link or waiting on a FIFO, bounded.
+
+    Raises:
+        HarnessError: not a regular file, too long, not UTF-8, or a tag that is not a plain name inside the
+            checkpoints folder (`../../etc`): a located message, never a silent fresh start.
+    """
+    from pathlib import Path
+
+    marker = Path(marker)
+    fix = "delete it (and the checkpoints folder) to start the run again, or restore the run folder"
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise HarnessError(f"{marker}: cannot be read as the checkpoint marker ({exc.strerror}); {fix}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise HarnessError(f"{marker}: not a regular file (a FIFO or device); {fix}")
+        data = fh.read(LATEST_MAX_BYTES + 1)
+    if len(data) > LATEST_MAX_BYTES:
+        raise HarnessError(f"{marker}: longer than {LATEST_MAX_BYTES} bytes: not a checkpoint marker; {fix}")
+    try:
+        tag = data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"{marker}: not UTF-8 (byte {exc.start}): not a checkpoint marker; {fix}") from None
+    try:
+        check_plain_name(tag, "the checkpoint tag")
+    except OwnershipError as exc:
+        raise HarnessError(f"{marker}: names a checkpoint outside {marker.parent} ({exc}); {fix}") from None
+    return tag
 
 
 def fit(

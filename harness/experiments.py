@@ -47,10 +47,12 @@ import numpy as np
 import polars as pl
 
 from core.atomic import atomic_write_text
+from core.ownership import claim_folder
 from harness.config import BASELINE_ROW, NO_REFINE_ROW, Config
 from harness.distributed import Strategy
 from harness.runs import STAGE1_DIR, RunDir
 from harness.stage2 import Stage2Result, train_stage2
+from harness.tables import TABLES
 from submissions import MetricError
 from submissions.bootstrap import (
     LEVEL,
@@ -88,6 +90,12 @@ SCORES = (("valence", "ccc_v"), ("arousal", "ccc_a"), ("average", "p_va"))
 
 CI_NOTE = (f"[low, high]: {LEVEL:.0%} percentile bootstrap over video clusters (the two persons of a raw video "
            f"are one), {RESAMPLES} resamples, seed {SEED}; a row over several folds resamples each fold's videos")
+
+EXPERIMENT_LAYOUT = (STAGE1_DIR, "folds", "ablation",
+                     *(f"table_{t}{ext}" for t in TABLES for ext in (".csv", ".md", ".json", "_paired.csv")),
+                     "table_II_measured_cost.csv", "table_II_self_reported.csv")
+"""What `run_folds` and `run_ablation` write in an experiment folder (claimed in its ownership record)."""
+
 
 
 def seed_note(seeds: Sequence[int]) -> str:
@@ -642,6 +650,7 @@ def run_folds(
         strategy: the run's processes (None: this process's own, `harness.distributed.current_strategy`).
     """
     out = Path(out)
+    claim_folder(out, EXPERIMENT_LAYOUT, what="experiment folder")  # a folder the harness did not write: refused
     folds = list(cfg.experiment.folds if folds is None else folds)
     seeds = _seeds_of(cfg, seeds)
     encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console, strategy)
@@ -719,6 +728,7 @@ def run_ablation(
         strategy: the run's processes (None: this process's own, `harness.distributed.current_strategy`).
     """
     out = Path(out)
+    claim_folder(out, EXPERIMENT_LAYOUT, what="experiment folder")  # a folder the harness did not write: refused
     folds = list(cfg.experiment.ablation_folds if folds is None else folds)
     models = list(cfg.experiment.ablation_models if models is None else models)
     table3 = cfg.experiment.table3 if table3 is None else table3

@@ -134,6 +134,9 @@ def encode_videos(cfg: Config, entries: Sequence[VideoEntry], cache: Any,
                 meta["n_frames"] = n
             cache.save(e.name, k, feats[k], fhash, meta)
         cache.save(e.name, VISUAL_MASK, mask, MASK_HASH, {"version": FEATURE_VERSION})
+        release = getattr(cache, "release", None)
+        if release is not None:  # the video is whole: its lock goes, so a dataset's locks never pile up
+            release([e.name])
         done.append(e.name)
 
     # One loader over every frame of every video, in video order: decoding runs in the worker processes while the

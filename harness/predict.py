@@ -17,9 +17,10 @@ from torch import nn
 
 from core.atomic import atomic_open, atomic_write_text
 from core.errors import HarnessError
+from core.ownership import claim_folder
 from harness.config import Config, load_config
 from harness.data import CacheLike, NormStats, load_video_streams, normalised_streams
-from harness.runs import ENCODER_KEY, RunDir
+from harness.runs import ENCODER_KEY, VIDEO_WORK_DIR, RunDir
 from harness.windows import window_starts
 
 Forward = Callable[..., torch.Tensor]
@@ -289,7 +290,8 @@ def write_video_outputs(out_dir: str | Path, video: str, preds: np.ndarray, fps:
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # A user's own `<video>.csv` in a folder given with --force is never replaced (core.ownership).
+    owned = claim_folder(out, (f"{video}.csv", f"{video}.png"), what="video prediction folder", force=True)
     frames = np.arange(1, preds.shape[0] + 1)
     t = (frames - 1) / fps if fps else frames.astype(float)
     lines = ["frame,time_s,valence,arousal"] + [
@@ -309,6 +311,7 @@ def write_video_outputs(out_dir: str | Path, video: str, preds: np.ndarray, fps:
     with atomic_open(png, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
+    owned.note(csv.name, png.name)
     return [csv, png]
 
 
@@ -383,7 +386,7 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
         vit.load_state_dict(load_weights(weights))
     except (RuntimeError, ValueError, KeyError) as exc:  # a readable file of another model
         raise PredictError(f"{weights}: not the weights of the run's stage-1 encoder ({_one_line(exc)})") from None
-    work = Path(out_dir) / "work"
+    work = Path(out_dir) / VIDEO_WORK_DIR
     results = preprocess(video, work, PreprocessConfig(faces=faces, vggish=vggish, detector=detector), strict=True)
     fps = results[0].fps if results else None
     name = results[0].video if results else video.stem  # the safe name preprocess gave it

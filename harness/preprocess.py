@@ -8,9 +8,14 @@ INPUT is an Aff-Wild2 root, a folder of videos, or one video. For every raw vide
    `OUT/features/<name>/` for every subject of the video (both people of a two-person video share its audio).
 Every step is skipped when its outputs exist with the same configuration hash, so an interrupted run (even one
 killed with SIGKILL) resumes where it stopped: finished videos are not redone, a half-done one is redone from
-its start, and temporary files left by the killed run are removed. The run holds the locks of its own videos
-(their features, and their crops where it detects faces, the lock `harness faces` takes too) from its start to its
-end, so a second run on the same videos stops at once with a clear message.
+its start, and temporary files left by the killed run are removed. The run holds a video's locks (its features,
+and its crops where it detects faces, the lock `harness faces` takes too) while it works on that video, so its open
+files do not grow with the dataset, and a second run on the same videos stops at the first video they share with
+a message naming the video and the other run's pid. Lock files are named by a hash of the video's name.
+
+Isolation: each video is decoded and processed in a child process kept for the whole run (`core.isolation`); a
+native crash in a codec (SIGSEGV) becomes that video's located error, a fresh child takes the next video, and the
+summary is written. The out folder must be new, empty, or one the harness wrote (`core.ownership`).
 
 Scale-out: under `torchrun` every rank takes its share of the videos (balanced by frames, `harness.sharding`) and
 writes into the same OUT; rank 0 reports every rank's results. `--shard i/n` does the same split without a
@@ -36,6 +41,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import time
 import unicodedata
 from collections.abc import Callable
@@ -48,7 +54,9 @@ import numpy as np
 from core.atomic import atomic_write_text, remove_stale_temps
 from core.errors import HarnessError
 from core.hashing import stable_hash
+from core.isolation import ChildCrashedError, IsolatedWorker
 from core.locking import LOCKS_DIR, FolderLock
+from core.ownership import claim_folder
 from harness.config import PreprocessConfig
 from harness.sharding import Shard, ShardError, shard_items
 from preprocessing.affwild2 import AffWild2Layout, LayoutError, person_of, strip_person
@@ -62,6 +70,8 @@ AUDIO_FEATURES = ("mfcc", "egemaps", "vggish", "audio_mask")
 SUMMARY = "preprocess_summary.json"
 SHARD_SUMMARIES = "preprocess_summary.d"
 """Each shard's own summary (`shard-0003-of-0008.json`), merged into SUMMARY as the shards finish."""
+OUTPUT_LAYOUT = ("cropped_aligned", "features", SUMMARY, SHARD_SUMMARIES, LOCKS_DIR)
+"""What `harness preprocess` writes in its --out folder (claimed in its ownership record, `core.ownership`)."""
 LONGER_AUDIO_S = 0.25
 """Audio that outlasts the video by more than this is noted (AAC padding alone adds up to ~0.1 s)."""
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
@@ -345,6 +355,91 @@ def _visual(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: Featu
                                                                       feature_hash(run_cfg, weights=cfg.encoder))})
 
 
+CRASH_TEST_ENV = "BDCA_TEST_DECODE_CRASH"
+"""Test hook: a video whose file name contains this variable's value makes the decoding child kill itself with
+SIGSEGV, as a codec's crash would (tests/security/test_isolation.py); unset in every real run."""
+_WORKER_STATE: dict[tuple[Any, ...], Any] = {}
+"""The decoding child's face detector and VGGish model, loaded at its first video and kept for the next ones."""
+
+
+def _child_models(cfg: PreprocessConfig, threads: int | None, need_detector: bool) -> tuple[Any, Any]:
+    """The detector and VGGish model of this child process (loaded once, reused for every video it gets)."""
+    detector = None
+    if need_detector:
+        key = ("detector", cfg.detector, cfg.input_size, threads)
+        if key not in _WORKER_STATE:
+            from preprocessing.faces.detectors import get_detector
+
+            options: dict[str, Any] = {"input_size": cfg.input_size} if cfg.detector == "scrfd" else {}
+            if threads is not None:
+                options["threads"] = threads
+            _WORKER_STATE[key] = get_detector(cfg.detector, **options)
+        detector = _WORKER_STATE[key]
+    vggish = None
+    if cfg.audio and cfg.vggish:
+        key = ("vggish", cfg.vggish)
+        if key not in _WORKER_STATE:
+            from preprocessing.vggish import load_vggish
+
+            _WORKER_STATE[key] = load_vggish(cfg.vggish)
+        vggish = _WORKER_STATE[key]
+    return detector, vggish
+
+
+def process_video(job: VideoJob, out: Path, cfg: PreprocessConfig, strict: bool, threads: int | None,
+                  ) -> VideoResult:  # fmt: skip
+    """One video, start to end, as the decoding child runs it: take its locks, remove what a killed run left,
+    decode, detect, compute and save, release its locks.
+
+    Args:
+        job: the video.
+        out: the output root.
+        cfg: what to do.
+        strict: raise the video's error instead of reporting it in the result.
+        threads: the detector's threads (None: its default).
+
+    Raises:
+        CacheLockedError, CropsLockedError: another run works on this video (the run stops).
+        HarnessError: only when `strict`, the video's own error.
+    """
+    crash = os.environ.get(CRASH_TEST_ENV)
+    if crash and crash in job.path.name:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    res = VideoResult(video=job.name, subjects=len(job.subjects))
+    t0 = time.perf_counter()
+    cache = FeatureCache(out / "features")
+    crops_lock = _lock_video(job, out, cfg, cache)
+    try:
+        _clean_video_temps(out, job, crops=crops_lock is not None)
+        detector, vggish = _child_models(cfg, threads, _takes_crops(job, cfg))
+        _process(job, out, cfg, detector, vggish, cache, res)
+    except HarnessError as exc:
+        if strict:
+            raise
+        res.error = _with_file(job, exc)
+    except Exception as exc:  # one video must not end a dataset-wide run
+        if strict:
+            raise
+        res.error = _with_file(job, f"unexpected {type(exc).__name__}: {exc}; the other videos go on; "
+                               "rerun this video with --strict for the traceback and report it")  # fmt: skip
+    finally:
+        if crops_lock is not None:
+            crops_lock.release()
+        cache.close()
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _crashed(job: VideoJob, exc: ChildCrashedError, strict: bool) -> VideoResult:
+    """The result of a video whose decoding child died (a native crash in a codec): its located error."""
+    text = _with_file(job, f"the decoder crashed on this file ({exc}); it was read in a separate process, so the "
+                      "other videos go on; re-encode the file (e.g. ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4) or "
+                      "leave it out")  # fmt: skip
+    if strict:
+        raise HarnessError(text)
+    return VideoResult(video=job.name, subjects=len(job.subjects), error=text)
+
+
 def job_frames(job: VideoJob) -> int:
     """The work a video is counted as when videos are split across shards: the frames its header announces.
 
@@ -367,23 +462,24 @@ def _takes_crops(job: VideoJob, cfg: PreprocessConfig) -> bool:
     return cfg.faces and (cfg.detect or set(job.shipped_crops) != set(job.subjects))
 
 
-def _lock_videos(jobs: list[VideoJob], out: Path, cfg: PreprocessConfig, cache: FeatureCache) -> list[FolderLock]:
-    """Take the feature locks (and, where crops are written, the crops locks) of every video of this run at once,
-    before any slow set-up: a run that overlaps another one on a video stops here, with a message naming it.
+def _lock_video(job: VideoJob, out: Path, cfg: PreprocessConfig, cache: FeatureCache) -> FolderLock | None:
+    """Take one video's feature locks (and its crops lock, where this run writes crops) while it is worked on: a
+    run holds one video's locks at a time, so its open files do not grow with the dataset, and a run that overlaps
+    another one stops at the video they share, with a message naming it and the holder.
 
     Returns:
-        the crops locks taken (the feature locks stay with `cache` until it is closed).
+        the crops lock taken, if any (the feature locks stay with `cache` until `cache.release`).
+
+    Raises:
+        CacheLockedError, CropsLockedError: another run holds one of them (nothing of this call stays held).
     """
-    crops: list[FolderLock] = []
+    crops = None
     try:
-        for job in jobs:
-            cache.lock_videos(job.subjects)
-            if _takes_crops(job, cfg):
-                crops.append(lock_crops(out, job.name))
+        cache.lock_videos(job.subjects)
+        if _takes_crops(job, cfg):
+            crops = lock_crops(out, job.name)
     except (CacheLockedError, CropsLockedError) as exc:
-        for lock in crops:
-            lock.release()
-        cache.close()
+        cache.release(job.subjects)
         raise type(exc)(f"cannot preprocess into {out}: another run is using it. {exc}") from None
     return crops
 
@@ -417,16 +513,16 @@ def _json_text(data: Any) -> str:
 def _write_summary(out: Path, shard: Shard, summary: dict[str, Any], order: list[str]) -> None:
     """Write `preprocess_summary.json`: this run's summary, or, for one shard of several, every finished shard's.
 
-    A shard first writes its own (`preprocess_summary.d/shard-000i-of-000n.json`), then merges every shard's
-    present. Writing holds `.locks/summary.lock` (waiting for it: merges are short), so shards that finish together
+    A shard writes its own (`preprocess_summary.d/shard-000i-of-000n.json`), then merges every shard's present,
+    both while holding `.locks/summary.lock` (waiting for it: merges are short), so shards that finish together
     each read the others' finished files, the last one to merge writes the whole summary, and the temporary file
     of a summary write a kill cut short is removed by the next writer, who alone writes there.
     """
-    if shard.count > 1:
-        atomic_write_text(out / SHARD_SUMMARIES / f"{shard.label}.json", _json_text({"shard": shard.index, **summary}))
     with FolderLock(out / LOCKS_DIR / "summary.lock").acquire(wait=True):
-        remove_stale_temps((out,))
+        remove_stale_temps((out, out / SHARD_SUMMARIES))
         if shard.count > 1:
+            own = _json_text({"shard": shard.index, **summary})
+            atomic_write_text(out / SHARD_SUMMARIES / f"{shard.label}.json", own)
             shards = []
             for f in sorted((out / SHARD_SUMMARIES).glob(f"shard-*-of-{shard.count:04d}.json")):
                 try:
@@ -446,6 +542,9 @@ def preprocess(
     *,
     shard: Shard | None = None,
     strategy: Strategy | None = None,
+    force: bool = False,
+    warn: Callable[[str], None] | None = None,
+    isolate: bool = True,
 ) -> list[VideoResult]:
     """Run the preprocessing steps over every video of INPUT (or this process's shard); write the summary.
 
@@ -462,6 +561,10 @@ def preprocess(
         shard: this process's share of the videos (`--shard i/n`, a job array's task); None: all of them.
         strategy: the processes of a torchrun job: each rank takes shard rank/world, and rank 0 gets every
             rank's results back; None: this process alone.
+        force: write into an `out` the harness did not write (no ownership record), beside what it holds.
+        warn: called with the warning naming what `force` leaves untouched.
+        isolate: process each video in the decoding child (`core.isolation`); False runs the same per-video
+            function in this process (for tests that patch its parts; a native crash then ends the run).
 
     Returns:
         this process's results; on rank 0 of a torchrun job, every rank's, in the videos' order.
@@ -469,9 +572,11 @@ def preprocess(
     Raises:
         ShardError: both `shard` and a multi-process `strategy`.
         CacheLockedError, CropsLockedError: another run writes one of this run's videos.
+        OwnershipError: `out` is a non-empty folder the harness did not write (without `force`).
     """
     out = Path(out)
     jobs, root = discover_jobs(input_path)
+    claim_folder(out, OUTPUT_LAYOUT, what="preprocess output folder", force=force, warn=warn)
     spread = strategy is not None and strategy.world_size > 1
     if spread and shard is not None and shard.count > 1:
         raise ShardError("--shard splits videos without torchrun; under torchrun every rank takes its own shard")
@@ -480,52 +585,34 @@ def preprocess(
     shard = shard or Shard()
     mine = jobs if shard.count == 1 else shard_items(jobs, [job_frames(j) for j in jobs], shard)
     cache = FeatureCache(out / "features")
-    crops_locks = _lock_videos(mine, out, cfg, cache)  # before any slow set-up: an overlapping run stops at once
+    threads = _threads_per_rank() if spread and cfg.detector in ("scrfd", "mtcnn") else None
     try:
-        for job in mine:
-            _clean_video_temps(out, job, crops=_takes_crops(job, cfg))
-        detector = None
-        if any(_takes_crops(j, cfg) for j in mine):
-            from preprocessing.faces.detectors import get_detector
-
-            options: dict[str, Any] = {"input_size": cfg.input_size} if cfg.detector == "scrfd" else {}
-            if spread and cfg.detector in ("scrfd", "mtcnn"):
-                options["threads"] = _threads_per_rank()
-            detector = get_detector(cfg.detector, **options)
-        vggish = None
         if cfg.audio and cfg.vggish:
-            from preprocessing.vggish import load_vggish, vggish_status
+            from preprocessing.vggish import vggish_status
 
             ok, msg = vggish_status(cfg.vggish)
             if not ok:
                 raise HarnessError(msg)
-            vggish = load_vggish(cfg.vggish)
         results: list[VideoResult] = []
-        for i, job in enumerate(mine):
-            res = VideoResult(video=job.name, subjects=len(job.subjects))
-            t0 = time.perf_counter()
-            try:
-                _process(job, out, cfg, detector, vggish, cache, res)
-            except HarnessError as exc:
-                if strict:
-                    raise
-                res.error = _with_file(job, exc)
-            except Exception as exc:  # one video must not end a dataset-wide run
-                if strict:
-                    raise
-                res.error = _with_file(job, f"unexpected {type(exc).__name__}: {exc}; the other videos go on; "
-                                       "rerun this video with --strict for the traceback and report it")  # fmt: skip
-            res.seconds = time.perf_counter() - t0
-            results.append(res)
-            if progress:
-                progress(job.name, i + 1, len(mine))
+        # Every video is decoded in one child process (kept for the whole run): a codec's native crash on one file
+        # becomes that file's error, and the next video gets a fresh child.
+        with IsolatedWorker() as worker:
+            for i, job in enumerate(mine):
+                try:
+                    if isolate:
+                        res = worker.call(process_video, job, out, cfg, strict, threads)
+                    else:
+                        res = process_video(job, out, cfg, strict, threads)
+                except ChildCrashedError as exc:
+                    res = _crashed(job, exc, strict)
+                results.append(res)
+                if progress:
+                    progress(job.name, i + 1, len(mine))
         if cfg.encoder:
             device = strategy.device if strategy is not None else None
             _visual(mine, out, cfg, cache, [r for r in results if not r.error], root, device)
         _write_summary(out, shard, _summary(input_path, cfg, results), [j.name for j in jobs])
     finally:
-        for lock in crops_locks:
-            lock.release()
         cache.close()
     if spread:
         strategy.barrier()

@@ -39,7 +39,7 @@ import polars as pl
 from core.atomic import atomic_write_text
 from core.errors import HarnessError
 from harness.runs import SUMMARY_FILE, RunDir
-from harness.tables import ci_cells, paired_display
+from harness.tables import TABLES, ci_cells, paired_display
 from submissions.limits import InputRefusedError, read_bounded, read_text_bounded
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
@@ -55,9 +55,6 @@ MAX_PNG_BYTES = 16 * 1024 * 1024
 """One plot (the demo's are 50-150 kB)."""
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-TABLES = ("I", "II_measured", "III", "IV")
-"""The tables an experiment writes, in the paper's order (`II_measured`: Table II measured, `harness compare`)."""
 
 COST_COLUMNS = ("row", "params", "gflops_window", "train_step_ms", "predict_fps", "backend")
 """The columns of Table II (measured)'s cost rows the page shows."""

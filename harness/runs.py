@@ -29,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_text, remove_stale_temps
 from core.errors import HarnessError
 from core.locking import FolderLock
+from core.ownership import Ownership, claim_folder
 from harness.config import Config, config_hash, load_config
 from harness.tb_events import TB_DIR
 from submissions.limits import MAX_MANIFEST_BYTES, read_text_bounded
@@ -61,6 +62,17 @@ STAGE1_DIR = "stage1"
 MAE_DIR = "mae"
 FINETUNE_DIR = "finetune"
 """Stage 1's two phases, each a run folder nested in the stage-1 one."""
+
+RUN_LAYOUT = (CONFIG_FILE, GIT_FILE, RUN_FILE, LOCK_FILE, DS_CONFIG_FILE, METRICS_FILE, TB_DIR, CHECKPOINTS_DIR,
+              BEST_WEIGHTS_FILE, NORM_STATS_FILE, PREDICTIONS_DIR, SUMMARY_FILE, BOOTSTRAP_FILE, STAGE1_DIR, MAE_DIR,
+              FINETUNE_DIR)  # fmt: skip
+"""Every entry a run folder may hold: what `RunDir` claims in the folder's ownership record (`core.ownership`)."""
+RESET_ENTRIES = (CHECKPOINTS_DIR, PREDICTIONS_DIR, METRICS_FILE, BEST_WEIGHTS_FILE, SUMMARY_FILE, NORM_STATS_FILE,
+                 DS_CONFIG_FILE)  # fmt: skip
+"""What a fresh start in a used run folder removes (when the folder's record holds them)."""
+
+VIDEO_WORK_DIR = "work"
+"""The intermediate features of `harness predict VIDEO --out DIR`, inside DIR (beside `<video>.csv` and `.png`)."""
 
 FINAL_EVENT = "final"
 ENCODER_KEY = "encoder_weights"
@@ -105,6 +117,7 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = FolderLock(self.lock_file, self._locked_error)
+        self._owned: Ownership | None = None
 
     # -- paths --------------------------------------------------------------------------------------------------
     @property
@@ -200,13 +213,30 @@ class RunDir:
         """Stage 1's fine-tuning phase (of a stage-1 run folder); its `best_weights` are the encoder."""
         return self.sub(FINETUNE_DIR)
 
-    # -- locking ------------------------------------------------------------------------------------------------
+    # -- ownership and locking ----------------------------------------------------------------------------------
+    def claim(self, force: bool = False, warn: Callable[[str], None] | None = None) -> Ownership:
+        """Claim the folder for a run (`core.ownership.claim_folder` with `RUN_LAYOUT`; idempotent).
+
+        Args:
+            force: write into a non-empty folder the harness did not write, beside what it holds.
+            warn: called with the warning naming what `force` leaves untouched.
+
+        Raises:
+            OwnershipError: a non-empty folder without the harness's record (without `force`), or one holding a
+                file of the run layout that the harness did not write.
+        """
+        if self._owned is None:
+            self._owned = claim_folder(self.path, RUN_LAYOUT, what="run folder", force=force, warn=warn)
+        return self._owned
+
     def lock(self) -> None:
-        """Take the folder's lock (non-blocking; idempotent).
+        """Claim the folder (see `claim`), then take its lock (non-blocking; idempotent).
 
         Raises:
             RunLockedError: another process trains in this folder.
+            OwnershipError: the folder is not one the harness wrote (see `claim`).
         """
+        self.claim()
         self._lock.acquire()
 
     def _locked_error(self, lock_path: Path, holder: str) -> RunLockedError:
@@ -256,7 +286,7 @@ class RunDir:
         Raises:
             RunError: `resume=True` on a folder holding a run of another config.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.claim()
         self.remove_temp_files()
         want = run_hash or config_hash(cfg, extra)
         have = self.run_hash()
@@ -292,20 +322,9 @@ class RunDir:
         return remove_stale_temps((self.path, self.predictions))
 
     def reset(self) -> None:
-        """Remove checkpoints, metrics, weights and predictions (a fresh start in the same folder)."""
-        import shutil
-
-        for p in (self.checkpoints, self.predictions):
-            if p.is_dir():
-                shutil.rmtree(p)
-        for p in (
-            self.metrics_file,
-            self.best_weights,
-            self.summary_file,
-            self.norm_stats_file,
-            self.ds_config_file,
-        ):
-            p.unlink(missing_ok=True)
+        """Remove checkpoints, metrics, weights and predictions (a fresh start in the same folder): only entries
+        the folder's ownership record holds (`RESET_ENTRIES`), never a file by its name alone."""
+        self.claim().remove(*RESET_ENTRIES)
 
     # -- metrics ------------------------------------------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, Any]]:

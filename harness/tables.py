@@ -12,6 +12,10 @@ from rich.table import Table
 from core.atomic import atomic_write_text
 from submissions.leaderboard import table_markdown
 
+TABLES = ("I", "II_measured", "III", "IV")
+"""The paper's tables an experiment writes, in the paper's order (`table_<name>.{csv,md,json}`; `II_measured`: Table
+II measured, `harness compare`)."""
+
 
 def rich_table(df: pl.DataFrame, title: str | None = None, floats: int = 3, highlight: str | None = None) -> Table:
     """A rich Table of a polars frame; rows where boolean column `highlight` is true are bold.

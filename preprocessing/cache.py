@@ -2,7 +2,7 @@
 
 Layout under a cache root:
 
-    <root>/.locks/<video>.lock            held (fcntl.flock) by the one process writing that video's features
+    <root>/.locks/<hash>.lock             held (fcntl.flock) by the one process writing that video's features
     <root>/<video>/manifest.json          {"video", "n_frames", "fps", "features": {name: {...}}}
     <root>/<video>/<feature>.npy          visual (N, D) float32, visual_mask (N,) bool, mfcc (N, 39),
                                           egemaps (N, 23), vggish (N, 128), audio_mask (N,) bool, ...
@@ -69,7 +69,7 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 class FeatureCache:
     """Read and write the feature cache under one root.
 
-    Writing a video takes that video's lock, `<root>/.locks/<video>.lock` (non-blocking; `CacheLockedError` when
+    Writing a video takes that video's lock, `<root>/.locks/<hash>.lock` (non-blocking; `CacheLockedError` when
     another process, or another FeatureCache object, holds it), at its first `save` (or `lock_videos`) and keeps
     it until `close()` or the end of a `with` block: processes writing different videos (the ranks of a sharded
     preprocess) share one cache, two writers of one video do not. Reading takes no lock.
@@ -108,6 +108,14 @@ class FeatureCache:
                 lock.release()
             raise
         self._locks.update(taken)
+
+    def release(self, videos: Iterable[str]) -> None:
+        """Release the write locks of `videos` (those this object holds): a run that writes many videos holds
+        each one's lock only while it writes it, so its open files do not grow with the dataset."""
+        for video in videos:
+            lock = self._locks.pop(video, None)
+            if lock is not None:
+                lock.release()
 
     def close(self) -> None:
         """Release every video lock this object holds."""

@@ -12,7 +12,7 @@ Each file is written atomically. When a video is finished, `.done.json` is writt
 configuration hash and the counts; a later run with the same configuration skips the video, and a run with a
 different one clears the folder's JPEGs first so no stale frame survives.
 
-One writer per video: `harness faces` and `harness preprocess` hold `cropped_aligned/.locks/<video>.lock`
+One writer per video: `harness faces` and `harness preprocess` hold `cropped_aligned/.locks/<hash>.lock`
 (`lock_crops`) while they write that video's crops, so a second run on the same video stops at once with a message
 naming the folder and the video, while the ranks of a sharded preprocess write their own videos side by side.
 """
@@ -33,7 +33,8 @@ from PIL import Image
 
 from core.atomic import atomic_write_bytes, atomic_write_text
 from core.errors import HarnessError
-from core.locking import FolderLock, video_lock
+from core.locking import LOCKS_DIR, FolderLock, video_lock
+from core.ownership import check_plain_name, claim_folder
 from preprocessing.faces.align import align_face
 from preprocessing.faces.base import FaceDetector
 from preprocessing.faces.detectors import get_detector
@@ -67,6 +68,8 @@ def lock_crops(out_root: str | Path, video: str) -> FolderLock:
             holder).
     """
     folder = Path(out_root) / CROPS_DIR
+    check_plain_name(video, "the video name")
+    claim_folder(folder, (LOCKS_DIR,), what="face crops folder")
 
     def held(path: Path, holder: str) -> CropsLockedError:
         return CropsLockedError(
@@ -232,9 +235,12 @@ def extract_crops(
     if isinstance(detector, str):
         detector = get_detector(detector)
     digest = config_hash(config, detector)
+    check_plain_name(name, "the video name")
     names = _subject_names(name, two_person)
     crops_root = Path(out_root) / CROPS_DIR
     dirs = {slot: crops_root / folder for slot, folder in names.items()}
+    # The subject folders are cleared below only because the crops folder's ownership record holds them.
+    owned = claim_folder(crops_root, (LOCKS_DIR, *names.values()), what="face crops folder")
 
     manifests = [_read_manifest(d / MANIFEST) for d in dirs.values()]
     if all(m is not None and m.get("config_hash") == digest for m in manifests):
@@ -252,6 +258,7 @@ def extract_crops(
 
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
+        owned.note(d.name)
         (d / MANIFEST).unlink(missing_ok=True)
         for old in d.glob("*.jpg"):  # crops of another configuration: stale
             old.unlink()

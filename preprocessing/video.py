@@ -390,13 +390,17 @@ def read_audio(path: str | Path, sr: int = 16000, stats: DecodeStats | None = No
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        # Planar float at the target rate, channel layout unchanged; the mono mix is done below.
-        resampler = av.AudioResampler(format="fltp", rate=sr)
+        # Packed (interleaved) float at the target rate, channel layout unchanged; the mono mix is done below.
+        # Packed, not planar: a packed frame is one plane whatever its channel count, while PyAV's to_ndarray of
+        # a planar frame of 8 or more channels (7.1, 16-channel) reads past FFmpeg's 8 inline planes: SIGSEGV.
+        resampler = av.AudioResampler(format="flt", rate=sr)
         chunks: list[np.ndarray] = []
 
         def take(frames: list[av.AudioFrame]) -> None:
             for f in frames:
-                chunks.append(f.to_ndarray().mean(axis=0))  # (channels, n) -> (n,)
+                channels = f.layout.nb_channels
+                # (1, n * channels) interleaved -> (n, channels) -> (n,): the same mean as over planar rows.
+                chunks.append(f.to_ndarray().reshape(-1, channels).mean(axis=1))
 
         for frame in _decode(container, stream, stats):
             frame.pts = None  # let the resampler count samples itself; damaged timestamps do not matter

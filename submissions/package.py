@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from zlib import error as zlib_error
 
-from core.atomic import atomic_open
+from core.atomic import atomic_open, remove_temps_of
 from core.errors import HarnessError
 from core.hashing import sha256_file
 from submissions.errors import FormatError, Problem
@@ -330,4 +330,6 @@ def check_package_target(out_zip: str | Path, force: bool = False) -> Path:
         if not force and not is_package(out):
             raise HarnessError(f"{out}: exists and is not a submission package this command wrote; refusing to "
                                "replace it (pass --force to replace it)")  # fmt: skip
+    # A killed earlier write left its temporary file (`.NAME.XXXXXXXX.tmp`, core.atomic) beside the target.
+    remove_temps_of(out)
     return out

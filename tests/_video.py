@@ -80,3 +80,37 @@ def mux_audio(out: av.container.OutputContainer, stream: av.audio.stream.AudioSt
             out.mux(pkt)
     for pkt in stream.encode():
         out.mux(pkt)
+
+
+def write_multichannel_video(path: Path, frames: list[np.ndarray], layout: str, codec: str = "aac",
+                             seconds: float = 1.0, tone_hz: float = 220.0) -> Path:  # fmt: skip
+    """An mpeg4 video whose 16 kHz audio track has every channel of `layout` ("7.1": 8, "hexadecagonal": 16)
+    carrying the same tone; `codec` "aac" (planar float) or "pcm_s16le" (packed, in .mkv).
+
+    Frames are built packed (one plane whatever the channel count) and converted by FFmpeg's resampler to the
+    encoder's format, since PyAV's planar `from_ndarray` cannot fill more than 8 planes.
+    """
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mpeg4", rate=FPS)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        aus = out.add_stream(codec, rate=16000, layout=layout)
+        channels = aus.codec_context.layout.nb_channels
+        for img in frames:
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+        n = int(seconds * 16000)
+        wave = (0.3 * np.sin(2 * np.pi * tone_hz * np.arange(n) / 16000)).astype(np.float32)
+        to_codec = av.AudioResampler(format=aus.codec_context.format.name, layout=layout, rate=16000)
+        for k in range(0, n, 1024):
+            packed = np.repeat(wave[k : k + 1024, None], channels, axis=1).reshape(1, -1)
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(packed), format="flt", layout=layout)
+            af.sample_rate, af.pts, af.time_base = 16000, k, Fraction(1, 16000)
+            for f in to_codec.resample(af):
+                for pkt in aus.encode(f):
+                    out.mux(pkt)
+        for pkt in aus.encode():
+            out.mux(pkt)
+    return path

@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     verb = "would remove" if args.dry_run else "removed"
     for p in rep.removed:
         console.print(f"{verb} {p}", highlight=False, soft_wrap=True)
+    for p in rep.unrecorded:
+        console.print(f"left {p} (not on the harness's record of what it wrote there)", highlight=False,
+                      soft_wrap=True)
     for p in rep.kept:
         console.print(f"kept {p} (the run did not finish: `--resume` continues from it)", highlight=False,
                       soft_wrap=True)  # fmt: skip

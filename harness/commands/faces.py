@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from core.ownership import check_plain_name, claim_folder
 from harness.progress import StepProgress
-from preprocessing.crops import extract_crops, lock_crops
+from preprocessing.crops import CROPS_DIR, extract_crops, lock_crops
 from preprocessing.faces.detectors import DEFAULT_DETECTOR, DETECTORS, get_detector
 
 NAME = "faces"
@@ -30,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="the video file")
     parser.add_argument("--out", required=True, help="folder that receives cropped_aligned/<video>/")
     parser.add_argument("--name", default=None, help="output folder name (default: the video's file stem)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an --out folder the harness did not write, beside what it holds (left "
+                        "untouched)")  # fmt: skip
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS, help="face detector")
     parser.add_argument(
         "--input-size",
@@ -50,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     stops at once with a message naming the folder and the video (`CropsLockedError`) instead of interleaving its
     crops.
     """
+    if args.name is not None:
+        check_plain_name(args.name, "--name")
+    claim_folder(args.out, (CROPS_DIR,), what="faces output folder", force=args.force,
+                 warn=lambda line: print(f"warning: {line}", file=sys.stderr))  # fmt: skip
     with lock_crops(args.out, args.name or Path(args.video).stem):
         return _extract(args)
 

@@ -31,8 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def check_out(out: str, video: bool, force: bool) -> None:
     """Refuse an `--out` that exists and is not an earlier output of `harness predict` (unless `force`).
 
-    A split's output is a submission file (its first line is the submission header); a video's output is a
-    folder holding `work/` (the intermediate features) or nothing.
+    A split's output is a submission file (its first line is the submission header), and never a FIFO, socket or
+    device (checking one could wait forever); a video's output is a folder the harness's ownership record
+    (`core.ownership`) says it wrote, or a new or empty one.
 
     Args:
         out: the `--out` path.
@@ -42,28 +43,40 @@ def check_out(out: str, video: bool, force: bool) -> None:
     Raises:
         HarnessError: naming the path and the way out.
     """
+    import stat
+    import sys
     from pathlib import Path
 
     from core.errors import HarnessError
+    from core.ownership import claim_folder
+    from harness.runs import VIDEO_WORK_DIR
     from submissions.formats import SUBMISSION_HEADER
 
     p = Path(out)
+    if video:
+        if p.exists() and not p.is_dir():
+            raise HarnessError(f"{p}: exists and is not a folder; a video's predictions go to a folder")
+        claim_folder(p, (VIDEO_WORK_DIR,), what="video prediction folder", force=force,
+                     warn=lambda line: print(f"warning: {line}", file=sys.stderr))  # fmt: skip
+        return
     if not (p.exists() or p.is_symlink()):
         return
-    if video:
-        if not p.is_dir():
-            raise HarnessError(f"{p}: exists and is not a folder; a video's predictions go to a folder")
-        if force or not any(p.iterdir()) or (p / "work").is_dir():
-            return
-        raise HarnessError(f"{p}: a folder this command did not write (no work/ inside); refusing to write into it "
-                           "(pass --force to write into it anyway)")  # fmt: skip
     if p.is_dir():
         raise HarnessError(f"{p}: is a folder; give the path of the submission file to write")
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        raise HarnessError(f"{p}: cannot be read ({exc.strerror}); give the path of the submission file to write"
+                           ) from None  # fmt: skip
+    if not stat.S_ISREG(mode):
+        # Opening a FIFO to check its first line would wait for a writer forever; a device is never replaced.
+        raise HarnessError(f"{p}: exists and is not a regular file (a FIFO, socket or device); refusing to read or "
+                           "replace it, also with --force: give the path of the submission file to write")  # fmt: skip
     if force:
         return
     try:
         with open(p, "rb") as fh:
-            first = fh.readline(256).decode("utf-8", "replace").strip() if p.is_file() else ""
+            first = fh.readline(256).decode("utf-8", "replace").strip()
     except OSError:
         first = ""
     if first.lstrip("\ufeff").replace(" ", "") != SUBMISSION_HEADER:

@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-config", default=_DEFAULTS.encoder_config,
                    help=f"config describing the encoder's ViT (default {_DEFAULTS.encoder_config})")
     p.add_argument("--strict", action="store_true", help="stop at the first bad video")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out folder the harness did not write, beside what it holds (left untouched)")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                    help="do shard I of N (0-based) of the videos, split by frames; for job arrays (under torchrun "
                    "each rank takes its own shard)")
@@ -101,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
         label = f"preprocess (shard {args.shard})"
     with StepProgress(label, console=console, unit="videos", enabled=main) as bar:
         results = preprocess(args.input, args.out, cfg, strict=args.strict,
-                             progress=lambda v, i, n: bar.update(i, n, info=v), shard=args.shard, strategy=strategy)
+                             progress=lambda v, i, n: bar.update(i, n, info=v), shard=args.shard, strategy=strategy,
+                             force=args.force, warn=lambda line: console.print(f"[yellow]warning[/]: {line}",
+                                                                               highlight=False, soft_wrap=True))
     if not main:
         return 1 if any(r.error for r in results) else 0
     df = pl.DataFrame([

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from harness.runs import CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE, RUN_FILE, STAGE1_DIR, RunDir
+from harness.runs import RunDir
 
 NAME = "train"
 HELP = "Train stage 1 (MAE + hierarchical fine-tuning + features) and/or stage 2 (BDCA) with DeepSpeed; resumable."
@@ -35,35 +36,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="temporal model instead of the config's (bdca, bdca_no_dw, concat, ...)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--force", action="store_true",
-                   help="train stage 2 even if the folder holds a finished run; use an --out folder that holds "
-                   "other files")  # fmt: skip
+                   help="train stage 2 even if the folder holds a finished run; write into an --out folder the "
+                   "harness did not write (its own files are left untouched and named)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-RUN_MARKERS = (RUN_FILE, CONFIG_FILE, METRICS_FILE, STAGE1_DIR, CHECKPOINTS_DIR)
-"""Names whose presence marks a folder as a run folder this command wrote."""
-
-
 def check_out(out: Path, force: bool) -> None:
-    """Refuse an `--out` that is a file, or a non-empty folder that is not a run folder (unless `force`).
+    """Claim `--out` as a run folder (`RunDir.claim`): a file, or a non-empty folder without the harness's
+    ownership record, is refused (unless `force`, which writes beside what the folder holds and names it).
 
     Args:
         out: the run folder.
-        force: write into a folder that holds other files.
+        force: write into a folder that holds other files (they are left untouched).
 
     Raises:
         HarnessError: naming the folder and the way out.
     """
-    from core.errors import HarnessError
-
-    if not (out.exists() or out.is_symlink()):
-        return
-    if not out.is_dir():
-        raise HarnessError(f"{out}: exists and is not a folder; --out names the run folder")
-    if force or any((out / m).exists() for m in RUN_MARKERS) or not any(out.iterdir()):
-        return
-    raise HarnessError(f"{out}: a folder that holds no run (no run.json or config.yaml); refusing to write into it "
-                       "(pass --force to use it anyway)")  # fmt: skip
+    RunDir(out).claim(force=force, warn=lambda line: print(f"warning: {line}", file=sys.stderr))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     # The output folder and the config are checked before torch and DeepSpeed are imported: a refused input is
     # answered in a second.
-    check_out(Path(args.out), args.force)
     cfg = config_from_args(args)
+    check_out(Path(args.out), args.force)
     if args.model:
         cfg = cfg.replace(**{"model.name": args.model})
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -18,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import atomic_write_text
 from core.errors import HarnessError
+from core.ownership import Ownership, OwnershipError, claim_folder
 from preprocessing.corpus import grid
 from preprocessing.corpus.ceilings import ceiling_scores, modality_views
 from preprocessing.corpus.manifest import (
@@ -204,22 +205,20 @@ def find_corpus(root: Path, seed: int, size: str) -> CorpusManifest | None:
     return m if is_complete(root, m) else None
 
 
+def _claim(root: Path) -> Ownership:
+    """Claim `root` for a corpus (`core.ownership`): a new or empty folder, or one a corpus build recorded."""
+    try:
+        return claim_folder(root, (*_OWNED, BUILDING_MARKER), what="demo corpus")
+    except OwnershipError as exc:
+        raise CorpusError(str(exc)) from None
+
+
 def _prepare(root: Path) -> None:
-    # Only ever delete what a corpus build owns, and only in a folder that a build made.
-    root.mkdir(parents=True, exist_ok=True)
-    ours = (root / MANIFEST_FILE).is_file() or (root / BUILDING_MARKER).is_file()
-    if not ours and any(root.iterdir()):
-        raise CorpusError(
-            f"{root}: folder is not empty and holds no demo corpus; choose an empty or new folder for the corpus"
-        )
-    (root / BUILDING_MARKER).write_text("a corpus build started here and has not finished\n", encoding="utf-8")
-    (root / MANIFEST_FILE).unlink(missing_ok=True)
-    for name in _OWNED:
-        path = root / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    # Only ever delete what the folder's ownership record says a corpus build wrote: never by name alone.
+    owned = _claim(root)
+    atomic_write_text(root / BUILDING_MARKER, "a corpus build started here and has not finished\n")
+    owned.remove(*_OWNED)
+    owned.note(BUILDING_MARKER)
 
 
 def default_workers(size: str) -> int:
@@ -242,7 +241,7 @@ def make_corpus(
     Args:
         out: corpus root (created; must be empty, new, or hold an earlier corpus, which is replaced).
         seed: corpus seed; the same seed and size give byte-identical labels, crops and manifest.
-        size: "small" (tests, seconds), "medium" or "default" (the demo).
+        size: "small" (tests, seconds), "ci" (the quick demo), "medium" or "default" (the demo).
         progress: optional progress(frames_done, frames_total, what) callback.
         workers: processes rendering videos (default: `default_workers(size)`).
         force: rebuild even when a complete corpus with this seed, size and version is there.
@@ -253,6 +252,7 @@ def make_corpus(
     """
     root = Path(out)
     preset(size)
+    _claim(root)  # a folder the harness did not write is refused before anything in it is read or reused
     if not force:
         found = find_corpus(root, seed, size)
         if found is not None:
@@ -304,5 +304,7 @@ def make_corpus(
         sources=tuple(SourceEntry(c.name, c.sha256, c.landmark_source, c.quiet) for c in clips),
     )
     write_manifest(root, manifest)
-    (root / BUILDING_MARKER).unlink(missing_ok=True)
+    owned = _claim(root)
+    owned.note(*_OWNED)
+    owned.remove(BUILDING_MARKER)
     return manifest

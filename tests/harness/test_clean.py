@@ -7,12 +7,14 @@ import json
 import pytest
 
 from core.errors import HarnessError
+from core.ownership import OWNERSHIP_FILE
 from harness.clean import clean_checkpoints, run_is_finished
 from harness.cli import main
+from harness.runs import RunDir
 
 
 def _run(folder, finished: bool, ckpt_bytes: int = 1000):
-    folder.mkdir(parents=True)
+    RunDir(folder).claim()  # the harness's record of what it writes: clean removes only recorded checkpoints
     records = [{"epoch": 0, "train_loss": 1.0}] + ([{"event": "final", "config_hash": "x"}] if finished else [])
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (folder / "best.safetensors").write_bytes(b"w" * 10)
@@ -29,7 +31,7 @@ def test_clean_removes_only_finished_runs_checkpoints(tmp_path, capsys):
     dry = clean_checkpoints(tmp_path / "exp", dry_run=True)
     assert dry.removed == [done / "checkpoints"] and dry.kept == [cut / "checkpoints"]
     assert dry.freed_bytes == 3000 and dry.total_bytes == 3000 + 2000 + 20 + sum(
-        len((r / "metrics.jsonl").read_bytes()) for r in (done, cut))
+        len((r / "metrics.jsonl").read_bytes()) + len((r / OWNERSHIP_FILE).read_bytes()) for r in (done, cut))
     assert (done / "checkpoints").is_dir()  # a dry run removes nothing
     assert main(["clean", str(tmp_path / "exp")]) == 0
     out = capsys.readouterr().out

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from core.locking import LOCKS_DIR
+from core.locking import LOCKS_DIR, lock_file_name
+from core.ownership import OWNERSHIP_FILE
 from harness.childenv import child_env
 from harness.cli import main
 from harness.preprocess import PreprocessConfig, preprocess
@@ -48,7 +49,7 @@ def test_second_faces_run_on_the_same_folder_is_turned_away(
     import preprocessing.faces.detectors
 
     out, log = tmp_path / "out", tmp_path / "first.log"
-    lock = out / CROPS_DIR / LOCKS_DIR / "clip.lock"
+    lock = out / CROPS_DIR / LOCKS_DIR / lock_file_name("clip")
     cmd = [sys.executable, "-m", "harness.cli", "faces", str(video), "--out", str(out), *ARGS]
     with open(log, "wb") as fh:
         first = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=child_env())
@@ -81,5 +82,5 @@ def test_second_faces_run_on_the_same_folder_is_turned_away(
     crops = sorted(p.name for p in (out / CROPS_DIR / "clip").glob("*.jpg"))
     assert manifest["frames"] == FRAMES and manifest["with_face"] == len(crops) == FRAMES
     assert crops == [f"{i:05d}.jpg" for i in range(1, FRAMES + 1)]
-    assert sorted(p.name for p in (out / CROPS_DIR).iterdir()) == [LOCKS_DIR, "clip"]  # nothing else was written
+    assert sorted(p.name for p in (out / CROPS_DIR).iterdir()) == [OWNERSHIP_FILE, LOCKS_DIR, "clip"]  # nothing else
     assert not list(out.rglob("*.tmp")) and not (out / "features" / "clip").exists()

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.locking import LOCKS_DIR
+from core.locking import LOCKS_DIR, lock_file_name
 from harness.childenv import child_env
 from harness.distributed import free_port
 from harness.preprocess import SHARD_SUMMARIES, SUMMARY, discover_jobs, job_frames, merge_shard_summaries
@@ -137,7 +137,7 @@ def test_world_of_two_equals_one_process(src: Path, encoder: Path, reference: Pa
     frames = [job_frames(j) for j in jobs]
     mine = [{j.name for j in shard_items(jobs, frames, Shard(r, 2))} for r in range(2)]
     assert all(mine) and not mine[0] & mine[1]
-    holders = [{(out / "features" / LOCKS_DIR / f"{v}.lock").read_text() for v in m} for m in mine]
+    holders = [{(out / "features" / LOCKS_DIR / lock_file_name(v)).read_text() for v in m} for m in mine]
     assert all(len(h) == 1 for h in holders) and holders[0] != holders[1]
     summary = json.loads((out / SUMMARY).read_text())
     assert [v["video"] for v in summary["videos"]] == videos and summary["failed"] == []
@@ -158,7 +158,7 @@ def test_killed_rank_loses_only_its_unfinished_video(src: Path, encoder: Path, r
         assert proc.poll() is None, f"the run ended before the kill:\n{log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, "rank 1 never finished a video"
         time.sleep(0.01)
-    pid = int((out / "features" / LOCKS_DIR / f"{rank1[0]}.lock").read_text())
+    pid = int((out / "features" / LOCKS_DIR / lock_file_name(rank1[0])).read_text())
     os.kill(pid, signal.SIGKILL)
     code = proc.wait(timeout=120)  # torchrun ends the job when one of its ranks dies
     assert code != 0

@@ -352,7 +352,9 @@ def test_decoded_frames_are_not_kept(corpus: Path, tmp_path: Path, monkeypatch: 
     for name in ("huge_4k.mp4", "good.mp4"):
         shutil.copy(corpus / name, src / name)
     stride = 2
-    results = preprocess(src, tmp_path / "out", PreprocessConfig(stride=stride, input_size=160, audio=False))
+    # isolate=False: the patched iter_frames lives in this process, not in the decoding child.
+    results = preprocess(src, tmp_path / "out", PreprocessConfig(stride=stride, input_size=160, audio=False),
+                         isolate=False)  # fmt: skip
     assert [(r.video, r.with_face) for r in results] == [("good", 24), ("huge_4k", 3)]
     assert alive["good.mp4"] <= 2 * stride < 24
     assert alive["huge_4k.mp4"] <= 2 * stride
@@ -387,7 +389,7 @@ def test_an_unexpected_failure_stays_with_its_video(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(pre, "compute_audio_features", flaky_features)
     monkeypatch.setattr(pre, "read_audio", unusable_audio)
     out = tmp_path / "out"
-    a, b, c = preprocess(src, out, PreprocessConfig(faces=False))
+    a, b, c = preprocess(src, out, PreprocessConfig(faces=False), isolate=False)  # the patches live in this process
     assert a.error is None and c.error is None
     assert b.error is not None and b.error.startswith(f"{src / 'b.mp4'}: unexpected ZeroDivisionError")
     assert "--strict for the traceback" in b.error
@@ -396,4 +398,4 @@ def test_an_unexpected_failure_stays_with_its_video(tmp_path: Path, monkeypatch:
     assert not _features(out, "c")["audio_mask"].any() and _features(out, "a")["audio_mask"].all()
     flaky_features.calls = 0
     with pytest.raises(ZeroDivisionError):
-        preprocess(src, tmp_path / "strict", PreprocessConfig(faces=False), strict=True)
+        preprocess(src, tmp_path / "strict", PreprocessConfig(faces=False), strict=True, isolate=False)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from core.hashing import stable_hash
+from core.locking import lock_file_name
 from preprocessing.cache import CacheError, CacheLockedError, FeatureCache
 
 
@@ -149,7 +150,7 @@ def test_video_lock_is_exclusive_per_video(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False)
     assert proc.returncode == 3, proc.stderr
-    assert "'w'" in proc.stdout and ".locks/w.lock" in proc.stdout
+    assert "'w'" in proc.stdout and f".locks/{lock_file_name('w')}" in proc.stdout
     first.close()
     second.save("v", "mfcc", np.zeros((2, 39), np.float32), "h")  # free again
     second.close()
