@@ -83,15 +83,20 @@ def make_guarded_run(out: Path) -> GuardedRun:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def prepare_part(g: GuardedRun, exp: Path) -> None:
-    """Make `exp` a new experiment folder whose stage 1 reuses the demo's cached features.
+def experiment_dir(work: Path) -> Path:
+    """The experiment folder of a part rerun in `work` (beside it, a part's private feature cache)."""
+    return work / "experiment"
+
+
+def prepare_part(g: GuardedRun, work: Path) -> None:
+    """Check that a part rerun in `work` reuses the demo's cached stage-1 features (run it before planting).
 
     Raises:
         AssertionError: stage 1 would train again (its features are not in the cache under this config's hash):
             a planted mutation could then write into the cache every part shares.
     """
-    res = run_stage1(g.cfg, g.layout, g.cache, exp / STAGE1_DIR, progress=False)
-    assert res.skipped, f"{exp}: stage 1 did not reuse the guarded run's features in {g.out / 'features'}"
+    res = run_stage1(g.cfg, g.layout, g.cache, experiment_dir(work) / STAGE1_DIR, progress=False)
+    assert res.skipped, f"{work}: stage 1 did not reuse the guarded run's features in {g.out / 'features'}"
 
 
 def _bdca_fold0(g: GuardedRun, exp: Path) -> dict[str, dict[str, float | None]]:
@@ -111,10 +116,9 @@ def _bdca_fold0(g: GuardedRun, exp: Path) -> dict[str, dict[str, float | None]]:
     return scores
 
 
-def _private_cache(g: GuardedRun, root: Path, keep: Callable[[str], bool]) -> GuardedRun:
-    """The guarded run over a new feature cache at `root` holding the features `keep` selects, copied with their
-    hashes (what a mutated stage may then rewrite without touching the cache every other part shares)."""
-    cache = FeatureCache(root)
+def _carry(g: GuardedRun, cache: FeatureCache, keep: Callable[[str], bool]) -> GuardedRun:
+    """The guarded run over `cache`, after copying into it the demo's features that `keep` selects, with their
+    hashes (a private cache a mutated stage may rewrite without touching the one every other part shares)."""
     for video in g.cache.videos():
         manifest = g.cache.manifest(video)
         top = {k: manifest[k] for k in ("n_frames", "fps") if manifest.get(k) is not None}
@@ -127,34 +131,37 @@ def _private_cache(g: GuardedRun, root: Path, keep: Callable[[str], bool]) -> Gu
     return dataclasses.replace(g, cache=cache)
 
 
-def _audio_then_bdca(g: GuardedRun, exp: Path) -> dict[str, dict[str, float | None]]:
-    """Preprocessing's audio step again (the demo's settings) into a private cache holding the demo's stage-1
-    features, then `_bdca_fold0` on it."""
-    mine = _private_cache(g, exp / "preprocessed" / "features", lambda name: name not in AUDIO_STEP)
-    results = preprocess(g.out / "corpus", exp / "preprocessed", DEMO_PREPROCESS)
+def _audio_then_bdca(g: GuardedRun, work: Path) -> dict[str, dict[str, float | None]]:
+    """Preprocessing's audio step again (the demo's settings) into a new folder, the demo's stage-1 features copied
+    into its cache, then `_bdca_fold0` on it."""
+    out = work / "preprocessed"
+    results = preprocess(g.out / "corpus", out, DEMO_PREPROCESS)
     bad = [f"{r.video}: {r.error}" for r in results if r.error]
-    assert not bad, f"{exp}: preprocessing failed: {bad}"
-    return _bdca_fold0(mine, exp)
+    assert not bad, f"{out}: preprocessing failed: {bad}"
+    mine = _carry(g, FeatureCache(out / "features"), lambda name: name not in AUDIO_STEP)
+    return _bdca_fold0(mine, experiment_dir(work))
 
 
-def _stage1_then_bdca(g: GuardedRun, exp: Path) -> dict[str, dict[str, float | None]]:
-    """Stage 1 again into a private cache holding the demo's audio features, then `_bdca_fold0` on it (whose own
-    stage-1 step then reuses what this one wrote)."""
-    mine = _private_cache(g, exp / "features", lambda name: name in AUDIO_STEP)
-    res = run_stage1(g.cfg, g.layout, mine.cache, exp / STAGE1_DIR, progress=False)
-    assert not res.skipped, f"{exp}: stage 1 found features in a cache that held none of its own"
-    return _bdca_fold0(mine, exp)
+def _stage1_then_bdca(g: GuardedRun, work: Path) -> dict[str, dict[str, float | None]]:
+    """`_bdca_fold0` over a private cache holding only the demo's audio features, so that its stage-1 step trains
+    stage 1 again and extracts its features there."""
+    mine = _carry(g, FeatureCache(work / "features"), lambda name: name in AUDIO_STEP)
+    scores = _bdca_fold0(mine, experiment_dir(work))
+    made = [v for v in mine.cache.videos() if g.cfg.features.visual in mine.cache.manifest(v)["features"]]
+    assert made, f"{work / 'features'}: stage 1 extracted no visual features"
+    return scores
 
 
 PARTS: dict[str, Callable[[GuardedRun, Path], Mapping[str, Any]]] = {
-    BDCA_PART: _bdca_fold0, AUDIO_PART: _audio_then_bdca, STAGE1_PART: _stage1_then_bdca,
+    BDCA_PART: lambda g, work: _bdca_fold0(g, experiment_dir(work)), AUDIO_PART: _audio_then_bdca,
+    STAGE1_PART: _stage1_then_bdca,
 }  # fmt: skip
-"""Part name -> its rerun: (guarded run, new experiment folder) -> scores.json-shaped entries."""
+"""Part name -> its rerun: (guarded run, new work folder) -> scores.json-shaped entries."""
 
 
-def rerun_part(part: str, g: GuardedRun, exp: Path) -> dict[str, float]:
-    """Flat scores of one part of the guarded run, rerun into `exp` (prepared with `prepare_part`)."""
-    return flat_scores(PARTS[part](g, exp))
+def rerun_part(part: str, g: GuardedRun, work: Path) -> dict[str, float]:
+    """Flat scores of one part of the guarded run, rerun in the new folder `work` (checked with `prepare_part`)."""
+    return flat_scores(PARTS[part](g, work))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -30,9 +30,9 @@ def unmutated(guarded: GuardedRun, tmp_path_factory: pytest.TempPathFactory) -> 
     """Each part rerun without a mutation: part -> (the check's verdict, its flat scores)."""
     out = {}
     for part in PARTS:
-        exp = tmp_path_factory.mktemp(f"unmutated_{part}")
-        prepare_part(guarded, exp)
-        scores = rerun_part(part, guarded, exp)
+        work = tmp_path_factory.mktemp(f"unmutated_{part}")
+        prepare_part(guarded, work)
+        scores = rerun_part(part, guarded, work)
         out[part] = (verdict(scores), scores)
     return out
 
