@@ -114,6 +114,47 @@ def test_fit_learns_and_writes_the_run_folder(tmp_path):
     assert len(list(run.checkpoints.glob("epoch*"))) == 1  # only the latest epoch's checkpoint is kept
 
 
+def test_validation_runs_in_eval_mode(tmp_path):
+    # Dropout off while validating (the scores choose the best epoch), back on for the next epoch's training.
+    train, val = Pairs(32), Pairs(16, seed=1)
+    model = tiny_model()
+    seen: dict[str, list[bool]] = {"train": [], "eval": []}
+
+    def evaluate(forward):
+        seen["eval"].append(model.training)
+        return evaluator(val)(forward)
+
+    def training_loss(engine, batch):
+        seen["train"].append(model.training)
+        return loss_fn(engine, batch)
+
+    fit(model, train, training_loss, loop_cfg(epochs=2), ZERO0, prepared(tmp_path), seed=0, evaluate=evaluate)
+    assert seen["eval"] == [False, False]
+    assert seen["train"] and all(seen["train"])
+
+
+def test_the_best_epoch_is_kept_not_the_last(tmp_path):
+    # Scripted validation scores: epoch 1 is the best, the last epoch is not; its weights are the ones kept.
+    train = Pairs(32)
+    model = tiny_model()
+    script = iter([0.2, 0.9, 0.1, 0.3])
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def evaluate(forward):
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        p = next(script)
+        return {"ccc_v": p, "ccc_a": p, "p_va": p}
+
+    run = prepared(tmp_path)
+    res = fit(model, train, loss_fn, loop_cfg(epochs=4), ZERO0, run, seed=0, evaluate=evaluate)
+    assert res.best_epoch == 1 and res.best["p_va"] == 0.9
+    kept = load_weights(run.best_weights)
+    assert set(kept) == set(snapshots[1])
+    for k, v in snapshots[1].items():
+        torch.testing.assert_close(kept[k], v, rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(kept[k], snapshots[3][k]) for k in kept)  # the last epoch's weights differ
+
+
 def test_zero3_trains_and_gathers_weights(tmp_path):
     run = prepared(tmp_path)
     res = fit(tiny_model(), Pairs(48), loss_fn, loop_cfg(epochs=2), DeepSpeedSection(3, "fp32"), run, seed=0,

@@ -102,6 +102,59 @@ def test_loss_ignores_masked_frames_and_survives_empty_batches():
     assert loss.item() == 0.0
 
 
+class _Fixed(torch.nn.Module):
+    """A stage-2 model that predicts the given (B, T, 2) values whatever its input."""
+
+    def __init__(self, out: torch.Tensor):
+        super().__init__()
+        self.out = torch.nn.Parameter(out.clone())
+
+    def forward(self, visual, audio, pad_mask):
+        return self.out
+
+
+def _imperfect_batch(seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(predictions, batch): predictions correlated with the labels but scaled, shifted and noisy; two -5 frames
+    inside the windows (not padding) and two padded frames at the end of the second window."""
+    g = torch.Generator().manual_seed(seed)
+    B, T = 2, 12
+    labels = torch.rand(B, T, 2, generator=g) * 1.6 - 0.8
+    pred = 0.6 * labels + 0.2 + 0.2 * torch.randn(B, T, 2, generator=g)
+    labels[0, 3] = labels[1, 5] = -5.0
+    pad = torch.zeros(B, T, dtype=torch.bool)
+    pad[1, -2:] = True
+    mask = (labels != -5.0).all(-1) & ~pad
+    batch = {"visual": torch.zeros(B, T, 4), "audio": torch.zeros(B, T, 3), "pad_mask": pad, "labels": labels,
+             "label_mask": mask}  # fmt: skip
+    return pred, batch
+
+
+def _one_minus_ccc(pred: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> float:
+    from submissions.metrics import ccc as numpy_ccc
+
+    p, t = pred[keep].double().numpy(), labels[keep].double().numpy()
+    return 1.0 - (numpy_ccc(t[:, 0], p[:, 0]) + numpy_ccc(t[:, 1], p[:, 1])) / 2
+
+
+def test_loss_is_one_minus_ccc_on_an_imperfect_predictor():
+    # On a perfect predictor 1 - CCC and MSE are both 0: only an imperfect one tells the loss's formula.
+    pred, batch = _imperfect_batch()
+    keep = batch["label_mask"]
+    loss = stage2_loss(_Fixed(pred), batch).item()
+    assert loss == pytest.approx(_one_minus_ccc(pred, batch["labels"], keep), abs=1e-5)
+    mse = torch.mean((pred[keep] - batch["labels"][keep]) ** 2).item()
+    assert abs(loss - mse) > 0.05  # the numbers differ by far more than the tolerance above
+
+
+def test_loss_leaves_out_unannotated_frames_inside_the_windows():
+    # -5 frames that are not padding: the mask of annotated frames, not the padding mask, decides what counts.
+    pred, batch = _imperfect_batch(seed=1)
+    loss = stage2_loss(_Fixed(pred), batch).item()
+    assert loss == pytest.approx(_one_minus_ccc(pred, batch["labels"], batch["label_mask"]), abs=1e-5)
+    with_placeholders = _one_minus_ccc(pred, batch["labels"], ~batch["pad_mask"])
+    assert abs(loss - with_placeholders) > 0.05  # counting the -5 placeholders would move the loss this much
+
+
 def test_train_stage2_end_to_end(trained, corpus):
     layout, _cache = corpus
     _cfg, res = trained

@@ -72,6 +72,18 @@ def test_loss_extremes() -> None:
     assert ccc_loss(-target, target, eps=0.0).item() == pytest.approx(2.0, abs=1e-15)
 
 
+def test_loss_on_an_imperfect_predictor_by_hand() -> None:
+    # Valence: truth (-1, 0, 1), prediction 0.5 truth + 0.5 = (0, 0.5, 1): means 0 and 0.5, population variances
+    # 2/3 and 1/6, covariance 1/3, so CCC = (2/3) / (2/3 + 1/6 + 1/4) = 8/13. Arousal predicted exactly: CCC 1.
+    # The loss is 1 - (8/13 + 1) / 2 = 5/26; MSE would be (1 + 1/4 + 0) / 6 = 5/24, another number (where both
+    # are 0, on a perfect predictor, a test cannot tell them apart).
+    truth = torch.tensor([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    pred = torch.stack([0.5 * truth[:, 0] + 0.5, truth[:, 1]], dim=1)
+    assert va_ccc(pred, truth).tolist() == pytest.approx([8 / 13, 1.0], abs=1e-15)
+    assert ccc_loss(pred, truth, eps=0.0).item() == pytest.approx(5 / 26, abs=1e-15)
+    assert torch.mean((pred - truth) ** 2).item() == pytest.approx(5 / 24, abs=1e-15)
+
+
 def test_constant_batch_gives_nan_without_eps_and_finite_with_it() -> None:
     const = torch.zeros(10, 2, dtype=torch.float64)
     assert torch.isnan(ccc(const[:, 0], const[:, 0]))
