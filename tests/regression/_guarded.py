@@ -13,8 +13,8 @@ private copy of the cache holding the demo's other features.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -31,7 +31,7 @@ from harness.demo import _scores_from_tables, demo_config
 from harness.experiments import run_ablation, run_dir_for, run_folds
 from harness.fingerprint import platform_fingerprint
 from harness.preprocess import PreprocessConfig, preprocess
-from harness.recording import flat_scores, run_quick_demo
+from harness.recording import flat_scores
 from harness.runs import STAGE1_DIR, RunDir
 from harness.stage1 import run_stage1
 from preprocessing.affwild2 import AffWild2Layout
@@ -71,9 +71,10 @@ class GuardedRun:
     scores: dict[str, float]
 
 
-def make_guarded_run(out: Path) -> GuardedRun:
-    """Run the quick demo into `out` in a fresh process (at this process's ATen kernel level) and open it."""
-    data = run_quick_demo(out, level=os.environ.get("ATEN_CPU_CAPABILITY") or None)
+def open_guarded_run(out: Path) -> GuardedRun:
+    """Open a finished quick demo (the session's, `tests/conftest.py`: a fresh process at this process's ATen
+    kernel level) as the guarded run."""
+    data = json.loads((out / "scores.json").read_text(encoding="utf-8"))
     return GuardedRun(out, demo_config(quick=True), AffWild2Layout.discover(out / "corpus"),
                       FeatureCache(out / "features"), flat_scores(data))  # fmt: skip
 

@@ -3,16 +3,18 @@ the session (the catch rate and each mutation's catchers, printed whole)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.regression._guarded import RESULTS, GuardedRun, make_guarded_run, summary_lines
+from tests.regression._guarded import RESULTS, GuardedRun, open_guarded_run, summary_lines
 from tests.regression._mutations import MUTATIONS
 
 
 @pytest.fixture(scope="session")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> GuardedRun:
-    """The quick demo, unmutated, run once for the session (a fresh process)."""
-    return make_guarded_run(tmp_path_factory.mktemp("guarded") / "demo")
+def guarded(quick_demo: Path) -> GuardedRun:
+    """The quick demo, unmutated: the session's (tests/conftest.py), made once in a fresh process."""
+    return open_guarded_run(quick_demo)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
