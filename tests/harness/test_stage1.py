@@ -22,6 +22,7 @@ SETTINGS = [
     "stage1.mae.loop.micro_batch=8",
     "stage1.finetune.micro_batch=8", "stage1.finetune.epochs=2", "stage1.extract_batch=16",
     "runtime.progress=false", "runtime.eval_batch=16",
+    "stage1.extract_unfinetuned=true",  # the quick config leaves it off; these tests read both encoders' features
 ]  # fmt: skip
 
 
