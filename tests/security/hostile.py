@@ -53,7 +53,7 @@ class Outcome:
         return [ln for ln in self.stderr.splitlines() if ": error: " in ln or ln.startswith("error")]
 
 
-_LAUNCHER = """
+LAUNCHER = """
 import os, sys
 pid = os.fork()
 if pid == 0:
@@ -82,7 +82,7 @@ def run_case(argv: list[str], timeout: float = 120.0, cwd: Path = REPO) -> Outco
     rss_file = Path(f"{out_path}.rss")
     with open(f"{out_path}.out", "wb") as fo, open(f"{out_path}.err", "wb") as fe:
         t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(rss_file), *argv], cwd=cwd, stdout=fo,
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(rss_file), *argv], cwd=cwd, stdout=fo,
                                 stderr=fe, env=env, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         timed_out = False
         try:
