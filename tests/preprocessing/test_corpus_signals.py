@@ -258,8 +258,7 @@ def test_default_plan_has_power_for_every_seed(seed: int) -> None:
     assert sum(v.split == "Test" for v in plan) >= 10
     assert 800 <= sum(v.n_frames for v in plan) / PLAN_FPS <= 1100
     two = [v for v in plan if v.two_person]
-    # Two-person videos go to Train, then Test, then Validation (the ci preset has one: in Train).
-    assert {v.split for v in two} == set(("Train", "Test", "Validation")[: min(3, preset.two_person)])
+    assert {v.split for v in two} >= {"Train", "Test"}
     for split in SPLITS:
         vids = [v for v in plan if v.split == split]
         for feature in ("unannotated", "no_face", "occlusion", "silent"):
