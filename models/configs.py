@@ -13,16 +13,12 @@ from typing import Any, Literal, get_args
 
 from core.widths import PAPER_AUDIO_DIM
 from models.errors import ModelConfigError
+from models.errors import require_config as _require
 from models.zoo.configs import ZooConfig
 
 Fusion = Literal["audio_only", "visual_only", "concat", "bdca_no_dw", "bdca"]
 FUSIONS: tuple[str, ...] = get_args(Fusion)
 """The fusion options of the temporal model, one per row of the paper's Table IV."""
-
-
-def _require(cond: bool, cfg: object, message: str) -> None:
-    if not cond:
-        raise ModelConfigError(f"{type(cfg).__name__}: {message}")
 
 
 @dataclass(frozen=True)

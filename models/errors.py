@@ -13,6 +13,13 @@ class ModelConfigError(ModelError, ValueError):
     """An unknown model name, an unknown config field, or a field value the model cannot be built with."""
 
 
+def require_config(cond: bool, cfg: object, message: str) -> None:
+    """Raise `ModelConfigError` naming the config's class and `message` unless `cond` holds (the config checks'
+    one form, for `models.configs` and `models.zoo.configs` alike)."""
+    if not cond:
+        raise ModelConfigError(f"{type(cfg).__name__}: {message}")
+
+
 class CheckpointError(ModelError):
     """A checkpoint file that cannot be read, or whose contents do not fit the model."""
 

@@ -11,12 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.widths import PAPER_AUDIO_DIM
-from models.errors import ModelConfigError
-
-
-def _require(cond: bool, cfg: object, message: str) -> None:
-    if not cond:
-        raise ModelConfigError(f"{type(cfg).__name__}: {message}")
+from models.errors import require_config as _require
 
 
 @dataclass(frozen=True)
