@@ -21,6 +21,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,3 +230,10 @@ def package_with(path: Path, predictions: bytes, manifest: dict | bytes | None =
 def peak_rss_children_mb() -> float:
     """Peak RSS of the largest child this process has waited for (a cross-check of `Outcome.rss_mb`)."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def run_all(cases: list[Case]) -> dict[str, tuple[Case, Outcome]]:
+    """Every case through `run_case`, two at a time (the machine's two cores), by name with its outcome."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(lambda c: run_case(c.argv, timeout=c.timeout), cases))
+    return {c.name: (c, o) for c, o in zip(cases, outcomes, strict=True)}

@@ -3,13 +3,11 @@ no traceback, no hang, under 1 GB of peak memory and 30 s."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from tests.security._reads import build_read_cases
 from tests.security.cases import make_world
-from tests.security.hostile import Case, Outcome, judge, run_case
+from tests.security.hostile import Case, Outcome, judge, run_all
 
 MAX_RSS_MB = 1024
 """Peak memory of any case (the issue's bound)."""
@@ -21,10 +19,7 @@ MAX_SECONDS = 30.0
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, tuple[Case, Outcome]]:
     world = make_world(tmp_path_factory.mktemp("reads"))
-    cases = build_read_cases(world)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = list(pool.map(lambda c: run_case(c.argv, timeout=c.timeout), cases))
-    return {c.name: (c, o) for c, o in zip(cases, outcomes, strict=True)}
+    return run_all(build_read_cases(world))
 
 
 def test_every_case_is_refused_or_handled_cleanly(results):

@@ -3,12 +3,10 @@ located `path[:line]: error: message` line per problem and no traceback, within 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from tests.security.cases import build_cases, make_world
-from tests.security.hostile import Case, Outcome, judge, run_case
+from tests.security.hostile import Case, Outcome, judge, run_all
 
 MAX_RSS_MB = 1024
 """Peak memory a bounded case may reach (they measure 35-190 MiB; the issue's bound is 1 GB)."""
@@ -30,10 +28,7 @@ MAX_SECONDS = 30.0
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, tuple[Case, Outcome]]:
     world = make_world(tmp_path_factory.mktemp("hostile"))
-    cases = build_cases(world)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = list(pool.map(lambda c: run_case(c.argv, timeout=c.timeout), cases))
-    return {c.name: (c, o) for c, o in zip(cases, outcomes, strict=True)}
+    return run_all(build_cases(world))
 
 
 def test_every_case_is_refused_or_handled_cleanly(results):
