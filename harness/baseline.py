@@ -216,6 +216,22 @@ def predict_frames(forward: Forward, entries: Sequence[Any], lengths: Mapping[st
     return {k: np.clip(v, -1.0, 1.0) for k, v in preds.items()}
 
 
+def predict_videos(cfg: Config, model: nn.Module, items: Sequence[FrameItem], entries: Sequence[Any],
+                   lengths: Mapping[str, int]) -> tuple[dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+    """Every frame of `entries` by the baseline network (eval mode): from its face crop where there is one, else the
+    no-face prediction made from the training crops `items` (`predict_frames`, `no_face_prediction`).
+
+    Returns:
+        (video -> (N, 2) predictions, the (2,) no-face prediction).
+    """
+    # Frames per forward as stage 1's feature extraction: small convolutions run faster on larger batches.
+    forward = module_forward(model)  # puts the model in eval mode, which the no-face prediction needs too
+    transform = crop_transform(cfg.baseline_config().img_size, 0.0, False)
+    batch, workers = cfg.stage1.extract_batch, cfg.runtime.num_workers
+    fill = no_face_prediction(model, [it.path for it in items], transform, batch, workers)
+    return predict_frames(forward, entries, lengths, transform, fill, batch, workers), fill
+
+
 def _frame_evaluator(items: Sequence[FrameItem], transform: Any, batch: int) -> Callable[[Forward], dict[str, float]]:
     """The per-epoch validation: CCC over the sampled labelled validation frames."""
     from submissions.metrics import score_va
@@ -314,18 +330,12 @@ def _finish(cfg: Config, layout: Any, cache: Any, fold: Fold, run: RunDir, items
             more: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
     """Predict every frame with the best weights, score, write predictions and the final record (rank 0)."""
     from harness.engine import load_weights
-    from harness.predict import module_forward
     from models.registry import build_model
     from submissions.formats import write_submission
 
     t0 = time.perf_counter()
     model = build_model(cfg.baseline_config())
     model.load_state_dict(load_weights(run.best_weights))
-    forward = module_forward(model)
-    # Frames per forward as stage 1's feature extraction: small convolutions run faster on larger batches.
-    size, batch, workers = cfg.baseline_config().img_size, cfg.stage1.extract_batch, cfg.runtime.num_workers
-    transform = crop_transform(size, 0.0, False)
-    fill = no_face_prediction(model, [it.path for it in items], transform, batch, workers)
     notes: list[str] = []
     val_len = _lengths(layout, cache, fold.val)
     unknown = [v for v, n in val_len.items() if n is None]
@@ -338,8 +348,7 @@ def _finish(cfg: Config, layout: Any, cache: Any, fold: Fold, run: RunDir, items
     if len(test) < len(fold.test):
         notes.append(f"{len(fold.test) - len(test)} test video(s) have no known frame count and were not predicted")
     lengths.update({v: int(test_len[v]) for v in test})  # type: ignore[arg-type]
-    preds = predict_frames(forward, [layout.entry(v) for v in [*fold.val, *test]], lengths, transform, fill, batch,
-                           workers)  # fmt: skip
+    preds, fill = predict_videos(cfg, model, items, [layout.entry(v) for v in [*fold.val, *test]], lengths)
     val_preds = {v: preds[v] for v in sorted(fold.val)}
     val_labels = {v: load_labels(layout.entry(v).annotation, lengths[v]) for v in val_preds}
     save_predictions(run.validation_predictions, val_preds)
@@ -403,11 +412,8 @@ def untrained_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold) -
         raise BaselineError(f"{layout.root}: no training frame of fold {fold.index} has both a face crop and a label")
     torch.manual_seed(cfg.seed)
     model = build_baseline(cfg).eval()
-    transform = crop_transform(cfg.baseline_config().img_size, 0.0, False)
-    batch, workers = cfg.stage1.extract_batch, cfg.runtime.num_workers
-    fill = no_face_prediction(model, [it.path for it in items], transform, batch, workers)
     n = {e.name: int(lengths[e.name]) for e in entries}  # type: ignore[arg-type]
-    preds = predict_frames(module_forward(model), entries, n, transform, fill, batch, workers)
+    preds, _ = predict_videos(cfg, model, items, entries, n)
     labels = {e.name: load_labels(e.annotation, n[e.name]) for e in entries}
     return score_report(preds, labels, "untrained baseline")
 
