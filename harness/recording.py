@@ -191,6 +191,6 @@ def record_quick(work: Path, recorded: Path, seeds: Sequence[int] = (0, 1, 2, 3,
     console.print(f"recorded floors of {len(floors)} keys from {len(runs)} runs into {recorded}; {reason}",
                   highlight=False, soft_wrap=True)
     if capped:
-        console.print(f"[yellow]{len(capped)} key(s) vary by more than the cap {cap:g}[/] (their band is the cap; "
-                      f"the check may flag them without a change): {', '.join(capped)}", soft_wrap=True)
+        console.print(f"[yellow]{len(capped)} key(s) vary by more than the cap {cap:g}[/] (not guarded: the check "
+                      f"lists them as noisy and never fails on them): {', '.join(capped)}", soft_wrap=True)
     return out

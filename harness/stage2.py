@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from harness.folds import Fold, fold_split, stage1_reserved
 from harness.predict import predict_arrays, predict_videos, save_predictions
 from harness.refine import class_va_means, refine_labels, refined_frames
 from harness.runs import ENCODER_KEY, RunDir
+from models import augment
+from models.configs import TemporalConfig
 from submissions.scoring import score_predictions as score_predictions_va
 
 
@@ -77,16 +80,21 @@ class Stage2Result:
         return "test" if self.test else "validation"
 
 
-def stage2_loss(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def stage2_loss(model: Any, batch: Mapping[str, torch.Tensor], modality_dropout: float = 0.0) -> torch.Tensor:
     """1 - mean(CCC_V, CCC_A) over the batch's annotated, unpadded frames.
 
     Args:
         model: the engine (or module): `(visual, audio, pad_mask) -> (B, T, 2)`.
         batch: a `WindowDataset` batch on the device.
+        modality_dropout: share of the windows that lose one stream while the model trains
+            (`models.augment.modality_dropout`, from torch's global random state, which the run seeds).
     """
     from models.losses import ccc_loss
 
-    pred = model(batch["visual"], batch["audio"], batch["pad_mask"]).float()  # (B, T, 2)
+    visual, audio = batch["visual"], batch["audio"]
+    if modality_dropout > 0 and model.training:
+        visual, audio = augment.modality_dropout(visual, audio, modality_dropout)
+    pred = model(visual, audio, batch["pad_mask"]).float()  # (B, T, 2)
     mask = batch["label_mask"]
     if int(mask.sum()) < 2:
         # No annotated frames in this batch: a zero loss that keeps the graph (every process must step).
@@ -250,8 +258,9 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
     train_set = WindowDataset(cache, train_labels, cfg.features, stats, cfg.windows.length, cfg.windows.stride)
     torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run of this config
     model = build_model(cfg.temporal_config())
+    loss_fn = partial(stage2_loss, modality_dropout=stream_dropout(cfg))
     result = fit(
-        model, train_set, stage2_loss, cfg.stage2, cfg.deepspeed, run,
+        model, train_set, loss_fn, cfg.stage2, cfg.deepspeed, run,
         seed=cfg.seed, evaluate=make_evaluator(cache, cfg, stats, val_labels), resume=resume,
         num_workers=cfg.runtime.num_workers, progress=progress, label=f"{cfg.model.name} fold {fold.index}",
         strategy=strategy,
@@ -267,6 +276,19 @@ def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, 
     if not strategy.on_main:
         rec = run.final_record() or {}
     return _result_from(run, rec, skipped=False)
+
+
+def stream_dropout(cfg: Config, model_name: str | None = None) -> float:
+    """`data.modality_dropout` for a model that fuses both streams; 0 for a one-stream row (it would silence its
+    only input).
+
+    Args:
+        cfg: the run's config.
+        model_name: the stage-2 model (None: `model.name`).
+    """
+    tc = cfg.temporal_config(model_name)
+    both = not isinstance(tc, TemporalConfig) or (tc.uses_visual and tc.uses_audio)  # every rival fuses both
+    return cfg.data.modality_dropout if both else 0.0
 
 
 def _backend_of(model: Any) -> dict[str, str]:

@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "ModelConfigError": "models.errors",
     "ModelError": "models.errors",
     "ModelSummary": "models.flops",
+    "modality_dropout": "models.augment",
     "ParamCount": "models.flops",
     "ResNetConfig": "models.configs",
     "ResNetVA": "models.baseline",

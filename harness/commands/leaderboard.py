@@ -263,6 +263,9 @@ def print_check(res: CheckResult, console: Console) -> None:
     if res.absent:
         console.print(f"{len(res.absent)} recorded key(s) not in these scores (not checked): "
                       + ", ".join(res.absent), highlight=False, soft_wrap=True)  # fmt: skip
+    if res.noisy:
+        console.print(f"{len(res.noisy)} key(s) recorded as too noisy to guard (measured band wider than the cap; "
+                      "listed, never failed): " + ", ".join(res.noisy), highlight=False, soft_wrap=True)  # fmt: skip
     for r in res.rows:
         if not r.ok:
             console.print(_verdict_line(r), highlight=False, soft_wrap=True, markup=False)

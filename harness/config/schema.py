@@ -296,17 +296,21 @@ class WindowsConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """How training labels are prepared.
+    """How training labels and windows are prepared.
 
     Args:
         refine_labels: give training frames whose V/A is -5 but whose expression is annotated a refined target
             (`harness.refine`, paper IV.A after [29]); validation and test scoring never see refined labels.
         refine_tau: frames over which a refined target moves from the neighbouring annotated V/A to the
             expression class's mean V/A (the weight of the neighbours is exp(-distance / refine_tau)).
+        modality_dropout: share of stage-2 training windows that lose one stream (half the visual, half the audio;
+            `models.augment.modality_dropout`), for models that fuse both; not in the paper (0 there).
     """
 
     refine_labels: bool
     refine_tau: float = _spec(gt=0.0, le=1e6)
+    # Last, with a default: configs and run folders written before it existed still load.
+    modality_dropout: float = _spec(0.0, ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,12 @@ def test_check_names_dropped_and_rose_keys(tmp_path):
     good = {**fx, "quick/a/p_va": a["floor"] + 1e-9, "quick/b/p_va": 0.3, "quick/c/p_va": 0.0}
     res = check_recorded(good, rec, PLAT)
     assert res.ok and res.mode == "floors" and not res.dropped and not res.rose and not res.absent
-    assert {r.status for r in res.rows} == {"ok"} and "the recording platform" in res.reason
+    assert {r.status for r in res.rows} == {"ok", "noisy"} and "the recording platform" in res.reason
+    # c's band is wider than the cap: listed as noisy wherever it lands, never failed; a NaN of it still drops.
+    assert res.noisy == ["quick/c/p_va"]
+    far = check_recorded({**good, "quick/c/p_va": -5.0}, rec, PLAT)
+    assert far.ok and far.noisy == ["quick/c/p_va"] and not far.dropped
+    assert check_recorded({**good, "quick/c/p_va": float("nan")}, rec, PLAT).dropped == ["quick/c/p_va"]
     bad = {**good, "quick/a/p_va": a["floor"] - 1e-6, "quick/b/p_va": 0.3 + 2e-6}
     res = check_recorded(bad, rec, {**PLAT, "aten_capability": "default", "aten_capability_env": "default"})
     assert not res.ok and res.dropped == ["quick/a/p_va"] and res.rose == ["quick/b/p_va"]
@@ -217,6 +222,12 @@ def test_a_lower_floor_is_refused_without_a_reason_and_recorded_with_one(tmp_pat
     assert "quick/b/p_va" in floor_drops(load_recorded(path)["quick"], {k: {"floor": 1.0} for k in fewer})
     with pytest.raises(HarnessError, match="quick/b/p_va: no longer recorded"):
         _record(path, fewer)
+    # So is a key whose band grows past the cap (it would no longer be guarded); a key that was capped guarded
+    # nothing, so no recording weakens it.
+    old = load_recorded(path)["quick"]
+    widened = floor_drops(old, {**old["keys"], "quick/a/p_va": {"floor": 1.0, "capped": True}})
+    assert list(widened) == ["quick/a/p_va"] and "no longer guarded" in widened["quick/a/p_va"]
+    assert "quick/c/p_va" not in floor_drops(old, {**old["keys"], "quick/c/p_va": {"floor": -9.0, "capped": True}})
 
 
 def test_format_1_is_read_with_its_level_bands(tmp_path):

@@ -15,7 +15,7 @@ from harness.childenv import child_env
 from harness.config import load_config
 from harness.data import VISUAL_MASK, NormStats, WindowDataset, compute_norm_stats, load_labels, normalised_streams
 from harness.distributed import free_port
-from harness.stage2 import stage2_loss, train_stage2
+from harness.stage2 import stage2_loss, stream_dropout, train_stage2
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings
 
@@ -199,7 +199,8 @@ def test_finished_run_is_skipped_and_a_changed_config_is_not(trained, corpus):
 def test_two_process_zero2_matches_one_process(corpus, tmp_path):
     """torchrun with 2 processes under ZeRO-2 gives the validation CCC of one process accumulating 2 micro batches."""
     layout, cache = corpus
-    common = settings("stage2.micro_batch=2", "model.dropout=0.0", "model.tcn_dropout=0.0", "deepspeed.zero_stage=2")
+    common = settings("stage2.micro_batch=2", "model.dropout=0.0", "model.tcn_dropout=0.0", "data.modality_dropout=0.0",
+                      "deepspeed.zero_stage=2")
     one = train_stage2(load_config("quick", [*common, "stage2.grad_accum=2"]), layout, cache, 0, tmp_path / "one")
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
@@ -216,3 +217,33 @@ def test_two_process_zero2_matches_one_process(corpus, tmp_path):
     assert two["val"]["p_va"] == pytest.approx(one.val["p_va"], abs=0.02)
     assert two["val"]["ccc_v"] == pytest.approx(one.val["ccc_v"], abs=0.02)
     assert two["val"]["ccc_a"] == pytest.approx(one.val["ccc_a"], abs=0.02)
+
+
+def test_modality_dropout_acts_only_while_training_and_only_on_two_stream_rows() -> None:
+    pred, batch = _imperfect_batch()
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    class Spy(_Fixed):
+        def forward(self, visual, audio, pad_mask):
+            seen.append((visual, audio))
+            return self.out
+
+    batch = {**batch, "visual": torch.ones(2, 12, 4), "audio": torch.ones(2, 12, 3)}
+    model = Spy(pred)
+    torch.manual_seed(3)
+    trained = [stage2_loss(model, batch, modality_dropout=1.0).item() for _ in range(8)]
+    silenced = [int(float(win_v.abs().sum()) == 0) + int(float(win_a.abs().sum()) == 0)
+                for visual, audio in seen for win_v, win_a in zip(visual, audio, strict=True)]  # fmt: skip
+    assert len(silenced) == 16 and all(n == 1 for n in silenced)  # p = 1: every window loses exactly one stream
+    assert len(set(trained)) == 1  # the loss itself is the prediction's, which the spy does not change
+    seen.clear()
+    model.eval()
+    stage2_loss(model, batch, modality_dropout=1.0)
+    assert len(seen) == 1 and torch.equal(seen[0][0], batch["visual"]) and torch.equal(seen[0][1], batch["audio"])
+
+    cfg = load_config("quick")
+    assert cfg.data.modality_dropout == pytest.approx(0.4)
+    assert stream_dropout(cfg) == pytest.approx(0.4)  # bdca fuses both
+    assert stream_dropout(cfg, "lfan") == pytest.approx(0.4)  # so does every rival
+    assert stream_dropout(cfg, "audio_only") == 0.0 and stream_dropout(cfg, "visual_only") == 0.0
+    assert load_config("paper").data.modality_dropout == 0.0 and load_config("demo").data.modality_dropout == 0.0

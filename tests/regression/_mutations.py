@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 import torch
 
+from models import augment
+
 ENV = "HARNESS_MUTATION"
 """The environment variable naming the mutation the plugin plants."""
 
@@ -114,8 +116,9 @@ def _labels_unmasked(mp: pytest.MonkeyPatch) -> None:
 
     orig = stage2.stage2_loss
 
-    def unmasked(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return orig(model, {**batch, "label_mask": ~batch["pad_mask"]})  # -5 frames count in the loss
+    def unmasked(model: Any, batch: dict[str, torch.Tensor], modality_dropout: float = 0.0) -> torch.Tensor:
+        # -5 frames count in the loss
+        return orig(model, {**batch, "label_mask": ~batch["pad_mask"]}, modality_dropout)
 
     plant(mp, stage2, "stage2_loss", unmasked)
 
@@ -174,8 +177,11 @@ def _stage1_frozen_whole(mp: pytest.MonkeyPatch) -> None:
 def _mse_loss(mp: pytest.MonkeyPatch) -> None:
     import harness.stage2 as stage2
 
-    def mse(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        pred = model(batch["visual"], batch["audio"], batch["pad_mask"]).float()
+    def mse(model: Any, batch: dict[str, torch.Tensor], modality_dropout: float = 0.0) -> torch.Tensor:
+        visual, audio = batch["visual"], batch["audio"]
+        if modality_dropout > 0 and model.training:
+            visual, audio = augment.modality_dropout(visual, audio, modality_dropout)
+        pred = model(visual, audio, batch["pad_mask"]).float()
         mask = batch["label_mask"]
         if int(mask.sum()) < 2:
             return pred.sum() * 0.0
