@@ -1,0 +1,528 @@
+"""Ensembles of finished runs: the folds of one experiment averaged, or several models fused with searched weights.
+
+Members are finished stage-2 run folders (read through `RunDir`). Two shapes are ensembled:
+
+- **one fold, several runs** (different models, visual features or seeds trained on the same fold): every member
+  predicted the same validation videos, so weights may be searched there (`--weights search`: the simplex grid of
+  `submissions.ensemble`, joint or per dimension). The estimate of what the ensemble scores on data its weights never
+  saw is a nested cross-validation over the validation videos: they are dealt into `GROUPS` groups by raw video, and
+  each group's frames are predicted with weights searched on the other groups alone. Those out-of-group predictions
+  are the ensemble's `validation.npz`, so rescoring that file gives the honest number. With `--weights mean` nothing
+  is chosen and the validation predictions are the plain mean.
+- **several folds, one run each** (the fold ensemble: the models of a cross-validation averaged): the folds hold out
+  different videos, and every video of a fold's validation set trained the other folds' models, so there is no
+  validation frame to choose weights on or to estimate from; the weights are the mean, and the estimate is the test
+  split, when its labels are known (the demo's corpus has them, the challenge's test set does not).
+
+The test split (when every member predicted it; `predict_missing` predicts it with members that did not, e.g. the
+cross-validation folds, which predict only their held-out videos) gets the weights chosen on all validation videos,
+and is scored when its labels are known. Each estimate comes with the video-bootstrap interval and the paired
+difference against the best single member (chosen by its validation score, as a team would choose it), from
+`submissions.bootstrap`.
+
+Members must agree on what makes their frames comparable, and the first difference is named: the videos of each split
+and their frame counts, the label files (each member's recorded validation score is reproduced from its saved
+predictions and the labels given), and the settings that fix frames and folds (`FRAME_SETTINGS`).
+
+The ensemble folder (claimed through `core.ownership`, every file written atomically) keeps the run-folder names of
+`RunDir`: `predictions/validation.npz`, `predictions/test.npz`, `predictions/submission.csv` (with the organisers'
+sample file), `summary.json` (the ensemble's record: members with their config and git hashes, weights, search
+space, validation score, estimates) and `git.txt`, so `harness submit` packages it like a run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.atomic import atomic_write_text
+from core.errors import HarnessError, printable
+from core.ownership import claim_folder
+from core.safe_read import read_json, read_text
+from harness.config import Config, load_config
+from harness.data import load_labels, open_dataset
+from harness.predict import load_predictions, predict_videos, save_predictions
+from harness.runs import (
+    FINAL_EVENT,
+    GIT_FILE,
+    PREDICTIONS_DIR,
+    SUMMARY_FILE,
+    RunDir,
+    git_hash,
+)
+from submissions import MetricError
+from submissions.bootstrap import BootstrapCI, bootstrap_ci, cluster_stats, paired_bootstrap
+from submissions.ensemble import (
+    GROUPS,
+    STEP,
+    Search,
+    combine_videos,
+    equal_weights,
+    fusion_stats_videos,
+    nested_search,
+    search_weights,
+    video_groups,
+    weights_dict,
+)
+from submissions.formats import write_submission
+from submissions.metrics import annotated_mask, score_va
+
+ENSEMBLE_KIND = "ensemble"
+"""The `kind` of an ensemble folder's summary.json (a run's final record has none)."""
+ENSEMBLE_LAYOUT = (PREDICTIONS_DIR, SUMMARY_FILE, GIT_FILE)
+"""What an ensemble folder holds (the names are `harness.runs`'s; claimed in its ownership record)."""
+WEIGHT_MODES = ("mean", "search")
+FRAME_SETTINGS = ("preprocess", "stage1.reserve", "experiment.k", "experiment.fold_seed")
+"""Config keys members must share: how frames and features were extracted, and how the folds were drawn."""
+SCORE_TOLERANCE = 1e-4
+"""How far a member's recorded validation P_VA may be from its saved predictions' score on the given labels (the
+predictions are saved as float32)."""
+GIT_BYTES = 4096
+"""The most a git.txt may hold (a hash and `-dirty`)."""
+FOLD_ENSEMBLE, MODEL_ENSEMBLE, LATE_FUSION = "fold ensemble", "model ensemble", "late fusion"
+
+
+class EnsembleError(HarnessError):
+    """Runs that cannot be ensembled (naming the first difference), or an ensemble folder that cannot be written."""
+
+
+@dataclass
+class Member:
+    """One finished run, as an ensemble reads it.
+
+    Args:
+        path: the run folder.
+        model: its temporal model.
+        fold: its fold index.
+        seed: its stage-2 seed.
+        identity: the fold's videos (`Fold.identity`, from run.json).
+        config_hash: the run's hash (run.json).
+        git_hash: the code that ran (git.txt).
+        settings: the `FRAME_SETTINGS` values.
+        recorded_val: the validation score in its final record.
+        predictions: split -> video -> (N, 2).
+    """
+
+    path: Path
+    model: str
+    fold: int
+    seed: int
+    identity: dict[str, Any]
+    config_hash: str
+    git_hash: str
+    settings: dict[str, Any]
+    recorded_val: dict[str, float] | None
+    predictions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """How tables name it: `<model> fold<k>` (and the seed when not 0)."""
+        return f"{self.model} fold{self.fold}" + (f" seed{self.seed}" if self.seed else "")
+
+    def record(self) -> dict[str, Any]:
+        """What the ensemble's record keeps of it."""
+        return {"run": str(self.path), "name": self.name, "model": self.model, "fold": self.fold, "seed": self.seed,
+                "config_hash": self.config_hash, "git_hash": self.git_hash}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The ensemble's score on frames its weights never saw, against the best single member on the same frames.
+
+    Args:
+        on: which frames, in words.
+        split: `validation` or `test`.
+        score: (ccc_v, ccc_a, p_va) of the ensemble.
+        ci: its video-bootstrap interval.
+        best_member: the best single member (by validation score).
+        best_score: (ccc_v, ccc_a, p_va) of that member on the same frames.
+        paired: the paired interval of ensemble minus best member.
+        videos: videos scored.
+        frames: annotated frames scored.
+    """
+
+    on: str
+    split: str
+    score: tuple[float, float, float]
+    ci: BootstrapCI
+    best_member: str
+    best_score: tuple[float, float, float]
+    paired: BootstrapCI
+    videos: int
+    frames: int
+
+    def as_dict(self) -> dict[str, Any]:
+        names = ("ccc_v", "ccc_a", "p_va")
+        return {"on": self.on, "split": self.split, "score": dict(zip(names, self.score, strict=True)),
+                "ci": self.ci.as_dict(), "best_member": self.best_member,
+                "best_score": dict(zip(names, self.best_score, strict=True)), "paired": self.paired.as_dict(),
+                "verdicts": self.paired.verdicts(), "videos": self.videos, "frames": self.frames}  # fmt: skip
+
+
+@dataclass
+class EnsembleResult:
+    """An ensemble, before it is written.
+
+    Args:
+        kind: `FOLD_ENSEMBLE`, `MODEL_ENSEMBLE` (the mean of one fold's runs) or `LATE_FUSION` (searched weights).
+        members: the runs.
+        mode: `mean` or `search`.
+        weights: (M, 2) the weights the test split gets (chosen on all validation videos).
+        search: the search over all validation videos (None for the mean).
+        nested: per validation group, its videos and the weights searched without them (search only).
+        predictions: split -> video -> (N, 2): validation out-of-group (search) or mean, test with `weights`.
+        member_scores: member name -> split -> (ccc_v, ccc_a, p_va), where labelled.
+        estimates: honest estimates, the preferred one first (test when labelled, then validation).
+        notes: what the reader should know (why an estimate is missing).
+    """
+
+    kind: str
+    members: list[Member]
+    mode: str
+    weights: np.ndarray
+    search: Search | None
+    nested: list[tuple[list[str], Search]]
+    predictions: dict[str, dict[str, np.ndarray]]
+    member_scores: dict[str, dict[str, tuple[float, float, float]]]
+    estimates: list[Estimate]
+    notes: list[str]
+
+    def record(self) -> dict[str, Any]:
+        """The ensemble's summary.json."""
+        return {
+            "kind": ENSEMBLE_KIND,
+            "ensemble": self.kind,
+            "members": [
+                {**m.record(), "scores": {s: dict(zip(("ccc_v", "ccc_a", "p_va"), v, strict=True))
+                                          for s, v in self.member_scores.get(m.name, {}).items()}}
+                for m in self.members
+            ],
+            "weights": {"mode": self.mode, "per_dimension": bool(self.search.per_dimension) if self.search else False,
+                        "values": weights_dict(self.weights)},
+            "search": None if self.search is None else {**self.search.as_dict(), "selected_on": "validation"},
+            "nested": [{"held_out": videos, **s.as_dict()} for videos, s in self.nested],
+            "estimates": [e.as_dict() for e in self.estimates],
+            "estimate": self.estimates[0].as_dict() if self.estimates else None,
+            "splits": {s: {"videos": len(p), "frames": int(sum(a.shape[0] for a in p.values()))}
+                       for s, p in self.predictions.items()},
+            "notes": self.notes,
+        }  # fmt: skip
+
+
+# -- members --------------------------------------------------------------------------------------------------------
+def _dotted(data: Mapping[str, Any], key: str) -> Any:
+    value: Any = data
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def frame_settings(cfg: Config) -> dict[str, Any]:
+    """The `FRAME_SETTINGS` of a config, by dotted key."""
+    data = cfg.to_dict()
+    return {k: _dotted(data, k) for k in FRAME_SETTINGS}
+
+
+def load_member(path: str | Path) -> Member:
+    """Read a finished stage-2 run folder: its record, config, hashes and saved predictions.
+
+    Raises:
+        EnsembleError: not a folder, an ensemble folder, or a run without a final record, config or run.json.
+    """
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise EnsembleError(f"{run.path}: no such run folder")
+    if not run.summary_file.is_file():
+        raise EnsembleError(f"{run.path}: not a finished run folder ({run.summary_file.name} is missing)")
+    summary = read_json(run.summary_file, "run summary")
+    if summary.get("kind") == ENSEMBLE_KIND:
+        raise EnsembleError(f"{run.path}: an ensemble folder; give the runs it was made of")
+    if summary.get("event") != FINAL_EVENT:
+        raise EnsembleError(f"{run.summary_file}: not a run's final record")
+    for f in (run.config_file, run.run_file):
+        if not f.is_file():
+            raise EnsembleError(f"{run.path}: not a finished run folder ({f.name} is missing)")
+    cfg = load_config(run.config_file)
+    info = read_json(run.run_file, "run record")
+    identity = info.get("extra") if isinstance(info.get("extra"), dict) else {}
+    git = read_text(run.git_file, "git hash file", GIT_BYTES).strip() if run.git_file.is_file() else "unknown"
+    val = summary.get("val") if isinstance(summary.get("val"), dict) else None
+    preds = {}
+    for split in ("validation", "test"):
+        f = run.split_predictions(split)
+        if f.is_file():
+            preds[split] = load_predictions(f)
+    return Member(path=run.path, model=str(summary.get("model", cfg.model.name)), fold=int(summary.get("fold", 0)),
+                  seed=cfg.seed, identity=identity, config_hash=str(info.get("config_hash", "")), git_hash=git,
+                  settings=frame_settings(cfg), recorded_val=val, predictions=preds)  # fmt: skip
+
+
+def _identity_key(m: Member) -> str:
+    return json.dumps(m.identity, sort_keys=True)
+
+
+def ensemble_kind(members: Sequence[Member], mode: str) -> str:
+    """`FOLD_ENSEMBLE` when the members are different folds, else `MODEL_ENSEMBLE` (mean) or `LATE_FUSION`.
+
+    Raises:
+        EnsembleError: fewer than 2 members, a run given twice, or members of several folds where a fold has more than
+            one member (fuse each fold's models, or average each model's folds, one at a time).
+    """
+    if len(members) < 2:
+        raise EnsembleError("an ensemble needs at least 2 runs")
+    seen: dict[Path, int] = {}
+    for i, m in enumerate(members):
+        key = m.path.resolve()
+        if key in seen:
+            raise EnsembleError(f"{m.path}: given twice (runs {seen[key] + 1} and {i + 1})")
+        seen[key] = i
+    folds: dict[str, list[Member]] = {}
+    for m in members:
+        folds.setdefault(_identity_key(m), []).append(m)
+    if len(folds) == 1:
+        return LATE_FUSION if mode == "search" else MODEL_ENSEMBLE
+    crowded = next((g for g in folds.values() if len(g) > 1), None)
+    if crowded is not None:
+        raise EnsembleError(
+            f"{crowded[0].path} and {crowded[1].path} share a fold while other runs are of other folds: an ensemble "
+            "is one fold's runs (models, seeds) or one run per fold (the folds of one model), not both"
+        )
+    return FOLD_ENSEMBLE
+
+
+def check_compatible(members: Sequence[Member], labels: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
+    """Refuse members whose frames are not comparable, naming the first difference.
+
+    Checked in order against the first member: the `FRAME_SETTINGS`; for each split both hold, the videos and each
+    video's frame count; then (with `labels`) that each member's saved validation predictions score, on these labels,
+    what its final record says (else it was scored on other label files).
+
+    Args:
+        members: the runs, in the order given.
+        labels: split -> video -> (N, 2) labels the ensemble will be scored on (None: not checked).
+
+    Raises:
+        EnsembleError: naming both runs (or the run and the labels) and what differs.
+    """
+    first = members[0]
+    for m in members[1:]:
+        for key in FRAME_SETTINGS:
+            if m.settings.get(key) != first.settings.get(key):
+                raise EnsembleError(f"{first.path} and {m.path} differ in their feature settings: {key} is "
+                                    f"{first.settings.get(key)!r} and {m.settings.get(key)!r}")  # fmt: skip
+        for split in ("validation", "test"):
+            a, b = first.predictions.get(split), m.predictions.get(split)
+            if a is None or b is None:
+                continue
+            if split == "validation" and _identity_key(first) != _identity_key(m):
+                continue  # different folds hold out different videos by design
+            for v in sorted(set(a) | set(b)):
+                if v not in b or v not in a:
+                    has, lacks = (first, m) if v in a else (m, first)
+                    raise EnsembleError(f"{lacks.path} and {has.path} predict different {split} videos: "
+                                        f"{printable(v)!r} is predicted by {has.path} only")  # fmt: skip
+                if a[v].shape[0] != b[v].shape[0]:
+                    raise EnsembleError(f"{first.path} and {m.path} differ in the frame count of {split} video "
+                                        f"{printable(v)!r}: {a[v].shape[0]} and {b[v].shape[0]}")  # fmt: skip
+    if labels is None:
+        return
+    for m in members:
+        preds, rec = m.predictions.get("validation"), m.recorded_val
+        if preds is None or not rec or not isinstance(rec.get("p_va"), int | float):
+            continue
+        lab = labels.get("validation", {})
+        missing = sorted(set(preds) - set(lab))
+        if missing:
+            raise EnsembleError(f"{m.path}: validation video {printable(missing[0])!r} has no labels in the data given")
+        for v in sorted(preds):
+            if lab[v].shape[0] != preds[v].shape[0]:
+                raise EnsembleError(f"{m.path}: validation video {printable(v)!r} has {preds[v].shape[0]} predicted "
+                                    f"frames and {lab[v].shape[0]} labelled ones")  # fmt: skip
+        got = _score(lab, preds)[2]
+        if not math.isclose(got, float(rec["p_va"]), abs_tol=SCORE_TOLERANCE):
+            recorded = float(rec["p_va"])
+            raise EnsembleError(f"{m.path}: its validation predictions score P_VA {got:.4f} on the labels given, its "
+                                f"run recorded {recorded:.4f}: it was scored on other label files")  # fmt: skip
+
+
+# -- building --------------------------------------------------------------------------------------------------------
+def _score(labels: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray]) -> tuple[float, float, float]:
+    videos = sorted(labels)
+    s = score_va(np.concatenate([labels[v] for v in videos]), np.concatenate([preds[v] for v in videos]))
+    return s.ccc_v, s.ccc_a, s.p_va
+
+
+def _labelled(labels: Mapping[str, np.ndarray] | None) -> bool:
+    return labels is not None and sum(int(annotated_mask(a).sum()) for a in labels.values()) >= 2
+
+
+def _estimate(on: str, split: str, labels: Mapping[str, np.ndarray], ens: Mapping[str, np.ndarray], best: Member,
+              best_preds: Mapping[str, np.ndarray]) -> Estimate:  # fmt: skip
+    a, b = cluster_stats(labels, ens), cluster_stats(labels, best_preds)
+    return Estimate(on=on, split=split, score=a.estimate, ci=bootstrap_ci(a), best_member=best.name,
+                    best_score=b.estimate, paired=paired_bootstrap(a, b), videos=a.videos, frames=a.frames)  # fmt: skip
+
+
+def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, np.ndarray]], mode: str = "mean",
+                   per_dimension: bool = False, step: float = STEP,
+                   groups: int = GROUPS) -> EnsembleResult:  # fmt: skip
+    """Combine the members' predictions, choose weights on validation only, and estimate on frames they never saw.
+
+    Args:
+        members: finished runs (`load_member`), compatible (`check_compatible`).
+        labels: split -> video -> (N, 2) labels (-5 unannotated); a split without labelled frames gets no estimate.
+        mode: `mean` or `search`.
+        per_dimension: search valence and arousal weights separately.
+        step: the simplex grid's step.
+        groups: validation video groups of the nested estimate.
+
+    Raises:
+        EnsembleError: an unknown mode, weights searched over folds, or members lacking a split the others hold.
+    """
+    if mode not in WEIGHT_MODES:
+        raise EnsembleError(f"--weights {mode!r}: choose one of {', '.join(WEIGHT_MODES)}")
+    kind = ensemble_kind(members, mode)
+    if kind == FOLD_ENSEMBLE and mode == "search":
+        raise EnsembleError("the runs are different folds: no validation video is held out from all of them, so "
+                            "there is nothing to search weights on; use --weights mean")  # fmt: skip
+    splits = ["test"] if kind == FOLD_ENSEMBLE else ["validation", "test"]
+    for split in splits:
+        have = [m for m in members if split in m.predictions]
+        if have and len(have) < len(members):
+            lacks = next(m for m in members if split not in m.predictions)
+            raise EnsembleError(f"{lacks.path}: has no {split} predictions, which {have[0].path} has; predict them "
+                                "(`harness ensemble --predict`) or leave the run out")  # fmt: skip
+    if not any(split in members[0].predictions for split in splits):
+        raise EnsembleError(f"{members[0].path}: the runs share no split of saved predictions "
+                            f"({' or '.join(splits)}); predict the test list with --predict")  # fmt: skip
+    notes: list[str] = []
+    scores: dict[str, dict[str, tuple[float, float, float]]] = {m.name: {} for m in members}
+    for m in members:
+        for split, preds in m.predictions.items():
+            lab = labels.get(split)
+            if _labelled(lab) and set(preds) == set(lab or {}):
+                scores[m.name][split] = _score(lab, preds)  # type: ignore[arg-type]
+    val_of = {m.name: (m.recorded_val or {}).get("p_va") for m in members}
+    best = max(members, key=lambda m: val_of[m.name] if isinstance(val_of[m.name], int | float) else -math.inf)
+    weights = equal_weights(len(members))
+    search, nested, out, estimates = None, [], {}, []
+    if kind != FOLD_ENSEMBLE:
+        val_preds = [m.predictions["validation"] for m in members]
+        val_labels = {v: labels.get("validation", {})[v] for v in val_preds[0]}
+        if mode == "search":
+            search = search_weights(fusion_stats_videos(val_labels, val_preds), step, per_dimension)
+            weights = search.weights
+            parts = video_groups(sorted(val_labels), groups)
+            if len(parts) < 2:
+                raise EnsembleError("the validation split has one raw video: a nested estimate needs at least 2")
+            found = nested_search([fusion_stats_videos(val_labels, val_preds, p) for p in parts], step, per_dimension)
+            nested = [(p, s) for p, s in zip(parts, found, strict=True)]
+            out["validation"] = {}
+            for p, s in nested:
+                out["validation"].update(combine_videos([{v: m[v] for v in p} for m in val_preds], s.weights))
+            on = f"validation, nested over {len(parts)} video groups (weights searched on the other groups)"
+        else:
+            out["validation"] = combine_videos(val_preds, weights)
+            on = "validation (equal weights: nothing chosen on it)"
+        if _labelled(val_labels):
+            estimates.append(_estimate(on, "validation", val_labels, out["validation"], best,
+                                       best.predictions["validation"]))  # fmt: skip
+    else:
+        notes.append("fold ensemble: every validation video trained some other fold's model, so only the test split "
+                     "gives an estimate")  # fmt: skip
+    if all("test" in m.predictions for m in members):
+        out["test"] = combine_videos([m.predictions["test"] for m in members], weights)
+        test_labels = labels.get("test")
+        if _labelled(test_labels) and set(test_labels or {}) == set(out["test"]):
+            on = "test (weights chosen on validation)" if mode == "search" else "test (equal weights)"
+            estimates.insert(0, _estimate(on, "test", test_labels, out["test"], best,  # type: ignore[arg-type]
+                                          best.predictions["test"]))  # fmt: skip
+        else:
+            notes.append("the test split has no labels here: no test estimate")
+    if not estimates:
+        notes.append("no split gives an honest estimate of this ensemble")
+    return EnsembleResult(kind=kind, members=list(members), mode=mode, weights=weights, search=search, nested=nested,
+                          predictions=out, member_scores=scores, estimates=estimates, notes=notes)  # fmt: skip
+
+
+# -- files -----------------------------------------------------------------------------------------------------------
+def split_labels(layout: Any, preds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The labels of the predicted videos, at the predictions' frame counts (-5 for a video without a label file)."""
+    return {v: load_labels(layout.entry(v).annotation, p.shape[0]).astype(np.float64) for v, p in preds.items()}
+
+
+def write_ensemble(out: str | Path, result: EnsembleResult, sample: Path | None = None, force: bool = False,
+                   warn: Callable[[str], None] | None = None) -> RunDir:  # fmt: skip
+    """Write the ensemble folder (claimed in its ownership record; every file atomic).
+
+    Args:
+        out: the folder (new, empty, or an earlier ensemble folder).
+        result: the ensemble.
+        sample: the organisers' sample file: writes the test split's submission file.
+        force: write into a non-empty folder the harness did not write, beside what it holds.
+        warn: called with the line naming what `force` leaves untouched.
+
+    Returns:
+        The folder, as a `RunDir` (its file names).
+    """
+    owned = claim_folder(out, ENSEMBLE_LAYOUT, what="ensemble folder", force=force, warn=warn)
+    ens = RunDir(out)
+    owned.remove(PREDICTIONS_DIR)  # an earlier ensemble's predictions: recorded, so the harness's own
+    ens.predictions.mkdir()
+    for split, preds in result.predictions.items():
+        save_predictions(ens.split_predictions(split), preds)
+    record = result.record()
+    if sample is not None and "test" in result.predictions:
+        log: list[str] = []
+        write_submission(ens.submission_file, result.predictions["test"], sample, pad=True, log=log)
+        record["notes"] = [*record["notes"], *log]
+    atomic_write_text(ens.git_file, git_hash() + "\n")
+    ens.write_json(SUMMARY_FILE, record)
+    owned.note(*ENSEMBLE_LAYOUT)
+    return ens
+
+
+def make_ensemble(runs: Sequence[str | Path], data: str | Path, out: str | Path, *, cache: str | Path | None = None,
+                  mode: str = "mean", per_dimension: bool = False, step: float = STEP, predict: bool = False,
+                  force: bool = False,
+                  warn: Callable[[str], None] | None = None) -> tuple[EnsembleResult, RunDir]:  # fmt: skip
+    """`harness ensemble`: load the runs, check them, predict what they lack (with `predict`), build, write.
+
+    Args:
+        runs: the members' run folders.
+        data: the dataset root (its annotation files are the labels; its sample file makes the submission).
+        out: the ensemble folder.
+        cache: the feature cache (default `DATA/features`), read only with `predict`.
+        mode: `mean` or `search`.
+        per_dimension: search valence and arousal separately.
+        step: the simplex grid's step.
+        predict: predict the test list with members that hold no test predictions.
+        force: see `write_ensemble`.
+        warn: see `write_ensemble`.
+    """
+    members = [load_member(r) for r in runs]
+    layout, features = open_dataset(data, cache)
+    if predict:
+        test = [e.name for e in layout.test]
+        for m in members:
+            if "test" not in m.predictions:
+                if not test:
+                    raise EnsembleError(f"{data}: the test split has no videos to predict")
+                m.predictions["test"] = predict_videos(m.path, features, test)
+    labels: dict[str, dict[str, np.ndarray]] = {}
+    for split in ("validation", "test"):
+        for m in members:  # every member's videos (a fold ensemble's members hold out different ones)
+            todo = {v: p for v, p in m.predictions.get(split, {}).items() if v not in labels.get(split, {})}
+            labels.setdefault(split, {}).update(split_labels(layout, todo))
+    check_compatible(members, labels)
+    try:
+        result = build_ensemble(members, labels, mode, per_dimension, step)
+    except MetricError as exc:
+        raise EnsembleError(str(exc)) from None
+    return result, write_ensemble(out, result, layout.sample_file, force=force, warn=warn)
