@@ -57,7 +57,7 @@ from harness.runs import (
     git_hash,
 )
 from submissions import MetricError
-from submissions.bootstrap import BootstrapCI, bootstrap_ci, cluster_stats, paired_bootstrap
+from submissions.bootstrap import BootstrapCI, Interval, bootstrap_ci, cluster_stats, paired_bootstrap
 from submissions.ensemble import (
     GROUPS,
     STEP,
@@ -133,18 +133,19 @@ class Member:
 
 @dataclass(frozen=True)
 class Estimate:
-    """The ensemble's score on frames its weights never saw, against the best single member on the same frames.
+    """A score on frames the ensemble's weights never saw, against the best single member on the same frames.
 
     Args:
         on: which frames, in words.
         split: `validation` or `test`.
-        score: (ccc_v, ccc_a, p_va) of the ensemble.
+        score: (ccc_v, ccc_a, p_va): the ensemble's, or for a fold ensemble's validation the folds' mean (`of`).
         ci: its video-bootstrap interval.
         best_member: the best single member (by validation score).
-        best_score: (ccc_v, ccc_a, p_va) of that member on the same frames.
-        paired: the paired interval of ensemble minus best member.
+        best_score: (ccc_v, ccc_a, p_va) of that member on the same frames (NaN when it has none there).
+        paired: the paired interval of ensemble minus best member (None where they share no frames).
         videos: videos scored.
         frames: annotated frames scored.
+        of: `ensemble`, or `members` for a fold ensemble's validation (no ensemble can be scored there).
     """
 
     on: str
@@ -153,16 +154,19 @@ class Estimate:
     ci: BootstrapCI
     best_member: str
     best_score: tuple[float, float, float]
-    paired: BootstrapCI
+    paired: BootstrapCI | None
     videos: int
     frames: int
+    of: str = "ensemble"
 
     def as_dict(self) -> dict[str, Any]:
         names = ("ccc_v", "ccc_a", "p_va")
-        return {"on": self.on, "split": self.split, "score": dict(zip(names, self.score, strict=True)),
+        return {"on": self.on, "split": self.split, "of": self.of, "score": dict(zip(names, self.score, strict=True)),
                 "ci": self.ci.as_dict(), "best_member": self.best_member,
-                "best_score": dict(zip(names, self.best_score, strict=True)), "paired": self.paired.as_dict(),
-                "verdicts": self.paired.verdicts(), "videos": self.videos, "frames": self.frames}  # fmt: skip
+                "best_score": dict(zip(names, self.best_score, strict=True)),
+                "paired": self.paired.as_dict() if self.paired else None,
+                "verdicts": self.paired.verdicts() if self.paired else None, "videos": self.videos,
+                "frames": self.frames}  # fmt: skip
 
 
 @dataclass
@@ -178,7 +182,7 @@ class EnsembleResult:
         nested: per validation group, its videos and the weights searched without them (search only).
         predictions: split -> video -> (N, 2): validation out-of-group (search) or mean, test with `weights`.
         member_scores: member name -> split -> (ccc_v, ccc_a, p_va), where labelled.
-        estimates: honest estimates, the preferred one first (test when labelled, then validation).
+        estimates: honest estimates, validation first (what a team chooses by), then test when labelled.
         notes: what the reader should know (why an estimate is missing).
     """
 
@@ -208,7 +212,7 @@ class EnsembleResult:
             "search": None if self.search is None else {**self.search.as_dict(), "selected_on": "validation"},
             "nested": [{"held_out": videos, **s.as_dict()} for videos, s in self.nested],
             "estimates": [e.as_dict() for e in self.estimates],
-            "estimate": self.estimates[0].as_dict() if self.estimates else None,
+            "estimate": self.estimates[0].as_dict() if self.estimates else None,  # validation's, when there is one
             "splits": {s: {"videos": len(p), "frames": int(sum(a.shape[0] for a in p.values()))}
                        for s, p in self.predictions.items()},
             "notes": self.notes,
@@ -434,15 +438,28 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
             estimates.append(_estimate(on, "validation", val_labels, out["validation"], best,
                                        best.predictions["validation"]))  # fmt: skip
     else:
-        notes.append("fold ensemble: every validation video trained some other fold's model, so only the test split "
-                     "gives an estimate")  # fmt: skip
+        notes.append(
+            "fold ensemble: every validation video trained some other fold's model, so no ensemble is "
+            "scored on validation; its validation row is the folds' own mean (one fold model's estimate)"
+        )
+        folds = [(m, {v: labels.get("validation", {})[v] for v in m.predictions.get("validation", {})})
+                 for m in members]  # fmt: skip
+        if all(m.predictions.get("validation") and _labelled(lab) for m, lab in folds):
+            stats = [cluster_stats(lab, m.predictions["validation"]) for m, lab in folds]
+            ci = bootstrap_ci(stats)
+            nan3 = (math.nan, math.nan, math.nan)
+            estimates.append(Estimate(
+                on=f"validation: each of the {len(folds)} fold models on its own held-out videos, mean over folds",
+                split="validation", score=(ci.ccc_v.estimate, ci.ccc_a.estimate, ci.p_va.estimate), ci=ci,
+                best_member=best.name, best_score=scores[best.name].get("validation", nan3), paired=None,
+                videos=sum(s.videos for s in stats), frames=sum(s.frames for s in stats), of="members"))  # fmt: skip
     if all("test" in m.predictions for m in members):
         out["test"] = combine_videos([m.predictions["test"] for m in members], weights)
         test_labels = labels.get("test")
         if _labelled(test_labels) and set(test_labels or {}) == set(out["test"]):
             on = "test (weights chosen on validation)" if mode == "search" else "test (equal weights)"
-            estimates.insert(0, _estimate(on, "test", test_labels, out["test"], best,  # type: ignore[arg-type]
-                                          best.predictions["test"]))  # fmt: skip
+            estimates.append(_estimate(on, "test", test_labels, out["test"], best,  # type: ignore[arg-type]
+                                       best.predictions["test"]))  # fmt: skip
         else:
             notes.append("the test split has no labels here: no test estimate")
     if not estimates:
@@ -526,3 +543,140 @@ def make_ensemble(runs: Sequence[str | Path], data: str | Path, out: str | Path,
     except MetricError as exc:
         raise EnsembleError(str(exc)) from None
     return result, write_ensemble(out, result, layout.sample_file, force=force, warn=warn)
+
+
+# -- the submission plan ----------------------------------------------------------------------------------------------
+MAX_SUBMISSIONS = 5
+"""Test submissions the challenge allows a team (recent ABAW editions)."""
+SINGLE = "single model"
+PLAN_KINDS = (SINGLE, FOLD_ENSEMBLE, MODEL_ENSEMBLE, LATE_FUSION)
+"""The kinds a plan takes the best of first, in this order, before it fills its other places by score."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate submission: a run or an ensemble folder, with its honest validation estimate.
+
+    Args:
+        path: the folder.
+        kind: one of `PLAN_KINDS`.
+        members: how many runs it combines (1 for a run).
+        on: the frames of its validation estimate, in words ("" without one).
+        p_va: the estimate's P_VA (NaN without one).
+        low: the interval's lower bound (NaN without one).
+        high: its upper bound (NaN without one).
+        against_best: the paired P_VA difference against its best member on those frames, as a cell ("" for a run
+            or where there is none).
+        verdict: whether that difference is resolved ("" where there is none).
+        test: the test split's P_VA where its labels are known (a check of the plan; NaN otherwise).
+        ready: the folder holds a submission file (`harness submit` can package it).
+    """
+
+    path: Path
+    kind: str
+    members: int
+    on: str
+    p_va: float
+    low: float
+    high: float
+    against_best: str
+    verdict: str
+    test: float
+    ready: bool
+
+    def row(self) -> dict[str, Any]:
+        """The plan table's row."""
+        return {"candidate": str(self.path), "kind": self.kind, "runs": self.members,
+                "validation P_VA [95% CI]": Interval(self.p_va, self.low, self.high).cell(3, 2),
+                "estimated on": self.on or "no estimate", "vs best member": self.against_best or "-",
+                "verdict": self.verdict or "-", "test P_VA (check)": f"{self.test:.3f}" if math.isfinite(self.test)
+                else "-", "submission file": "yes" if self.ready else "no"}  # fmt: skip
+
+
+def _bound(d: Any, key: str) -> float:
+    value = d.get(key) if isinstance(d, dict) else None
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def _dict(d: Any, key: str) -> dict[str, Any]:
+    value = d.get(key) if isinstance(d, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def read_candidate(path: str | Path, layout: Any = None) -> Candidate:
+    """A run folder or an ensemble folder as a candidate, with its validation estimate.
+
+    An ensemble's is its record's validation estimate (nested for searched weights; the folds' own mean for a fold
+    ensemble). A run's is its validation score, which also chose its best epoch; its interval is computed from its
+    saved validation predictions when `layout` gives the labels.
+
+    Args:
+        path: the folder.
+        layout: the dataset layout (`open_dataset`), for a run's validation interval; None: the score alone.
+
+    Raises:
+        EnsembleError: a folder with neither a run's final record nor an ensemble's record.
+    """
+    run = RunDir(path)
+    if not run.summary_file.is_file():
+        raise EnsembleError(f"{run.path}: neither a finished run nor an ensemble folder ({run.summary_file.name} is "
+                            "missing)")  # fmt: skip
+    summary = read_json(run.summary_file, "run summary")
+    ready = run.submission_file.is_file()
+    if summary.get("kind") == ENSEMBLE_KIND:
+        listed = summary.get("estimates") if isinstance(summary.get("estimates"), list) else []
+        val = next((e for e in listed if isinstance(e, dict) and e.get("split") == "validation"), {})
+        test = next((e for e in listed if isinstance(e, dict) and e.get("split") == "test"), {})
+        p_va = _dict(_dict(val, "ci"), "p_va")
+        paired = _dict(_dict(val, "paired"), "p_va")
+        diff = Interval(_bound(paired, "estimate"), _bound(paired, "low"), _bound(paired, "high"))
+        members = summary.get("members") if isinstance(summary.get("members"), list) else []
+        kind = str(summary.get("ensemble", MODEL_ENSEMBLE))
+        return Candidate(run.path, kind if kind in PLAN_KINDS else MODEL_ENSEMBLE, len(members), str(val.get("on", "")),
+                         _bound(p_va, "estimate"), _bound(p_va, "low"), _bound(p_va, "high"),
+                         diff.cell(3, 2) if paired else "", diff.verdict if paired else "",
+                         _bound(_dict(test, "score"), "p_va"), ready)  # fmt: skip
+    if summary.get("event") != FINAL_EVENT:
+        raise EnsembleError(f"{run.summary_file}: neither a run's final record nor an ensemble's record")
+    p_va, low, high = _bound(_dict(summary, "val"), "p_va"), math.nan, math.nan
+    if layout is not None and run.validation_predictions.is_file():
+        preds = load_predictions(run.validation_predictions)
+        ci = bootstrap_ci(cluster_stats(split_labels(layout, preds), preds))
+        p_va, low, high = ci.p_va.estimate, ci.p_va.low, ci.p_va.high
+    on = "validation (it also chose the run's best epoch)" if math.isfinite(p_va) else ""
+    return Candidate(run.path, SINGLE, 1, on, p_va, low, high, "", "", _bound(_dict(summary, "test"), "p_va"), ready)
+
+
+def choose_candidates(candidates: Sequence[Candidate], limit: int = MAX_SUBMISSIONS) -> list[Candidate]:
+    """At most `limit` candidates: the best of each kind first (`PLAN_KINDS` order), then the best others.
+
+    Candidates are compared by their validation estimate's P_VA (none last; never by a test score); ties keep the
+    order given.
+    """
+    order = sorted(candidates, key=lambda c: -c.p_va if math.isfinite(c.p_va) else math.inf)
+    chosen: list[Candidate] = []
+    for kind in PLAN_KINDS:
+        best = next((c for c in order if c.kind == kind), None)
+        if best is not None and len(chosen) < limit:
+            chosen.append(best)
+    for c in order:
+        if len(chosen) >= limit:
+            break
+        if c not in chosen:
+            chosen.append(c)
+    return sorted(chosen, key=lambda c: -c.p_va if math.isfinite(c.p_va) else math.inf)
+
+
+def plan_markdown(candidates: Sequence[Candidate]) -> str:
+    """The plan as a Markdown table, with a line on what the estimates are."""
+    rows = [c.row() for c in candidates]
+    nan = math.nan
+    head = list(rows[0]) if rows else list(Candidate(Path(), SINGLE, 1, "", nan, nan, nan, "", "", nan, False).row())
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
+    note = ("Validation estimates are on frames the candidate's weights never saw (searched weights: nested over "
+            "video groups); a run's validation score also chose its best epoch, and a fold ensemble's is its folds' "
+            "own mean. [low, high]: 95% percentile bootstrap over video clusters; vs best member: the paired P_VA "
+            "difference, resolved when its interval excludes 0. Test P_VA only where the test labels are known, "
+            "to check the plan, never to choose by.")  # fmt: skip
+    return f"# Submission plan ({len(rows)} of at most {MAX_SUBMISSIONS})\n\n" + "\n".join(lines) + f"\n\n{note}\n"

@@ -43,12 +43,14 @@ def _cell(iv: Interval) -> str:
 
 def estimate_rows(est: Estimate) -> pl.DataFrame:
     """The table of one estimate: the ensemble, the best member, the paired difference with its verdict."""
+    first = "ensemble" if est.of == "ensemble" else "fold models (mean over folds)"
     rows = [
-        ("ensemble", _cell(est.ci.ccc_v), _cell(est.ci.ccc_a), _cell(est.ci.p_va), ""),
+        (first, _cell(est.ci.ccc_v), _cell(est.ci.ccc_a), _cell(est.ci.p_va), ""),
         (f"best single: {est.best_member}", *(f"{x:.3f}" for x in est.best_score), ""),
-        ("ensemble - best single", _cell(est.paired.ccc_v), _cell(est.paired.ccc_a), _cell(est.paired.p_va),
-         est.paired.p_va.verdict),
-    ]  # fmt: skip
+    ]
+    if est.paired is not None:
+        rows.append(("ensemble - best single", _cell(est.paired.ccc_v), _cell(est.paired.ccc_a),
+                     _cell(est.paired.p_va), est.paired.p_va.verdict))  # fmt: skip
     return pl.DataFrame(rows, schema=["row", "valence", "arousal", "average", "P_VA difference"], orient="row")
 
 
