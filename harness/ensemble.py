@@ -348,7 +348,7 @@ def check_compatible(members: Sequence[Member], labels: Mapping[str, Mapping[str
             if lab[v].shape[0] != preds[v].shape[0]:
                 raise EnsembleError(f"{m.path}: validation video {printable(v)!r} has {preds[v].shape[0]} predicted "
                                     f"frames and {lab[v].shape[0]} labelled ones")  # fmt: skip
-        got = _score(lab, preds)[2]
+        got = _score({v: lab[v] for v in preds}, preds)[2]
         if not math.isclose(got, float(rec["p_va"]), abs_tol=SCORE_TOLERANCE):
             recorded = float(rec["p_va"])
             raise EnsembleError(f"{m.path}: its validation predictions score P_VA {got:.4f} on the labels given, its "

@@ -1,0 +1,259 @@
+"""`harness ensemble` and `harness submit --plan`: hand-computed averages, weights that never see the reported frames,
+mismatched members refused by name, ensemble packages that validate and score like a run's."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.ownership import OwnershipError
+from harness.cli import main
+from harness.commands.score import score_path
+from harness.ensemble import (
+    FOLD_ENSEMBLE,
+    LATE_FUSION,
+    MAX_SUBMISSIONS,
+    MODEL_ENSEMBLE,
+    SINGLE,
+    Candidate,
+    EnsembleError,
+    build_ensemble,
+    check_compatible,
+    choose_candidates,
+    load_member,
+    make_ensemble,
+    read_candidate,
+)
+from harness.predict import load_predictions
+from harness.runs import RunDir
+from submissions.bootstrap import bootstrap_ci, cluster_stats, paired_bootstrap
+from submissions.ensemble import GROUPS, video_groups
+from submissions.metrics import score_va
+from submissions.package import verify_package
+from tests.harness._corpus import make_corpus
+from tests.harness._ensemble import layout_labels, make_run, noisy, summary
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("ens_corpus")
+    layout, _cache = make_corpus(root, train=4, val=6, test=3, frames=(30, 50), visual_dim=4)
+    return root, layout
+
+
+@pytest.fixture(scope="module")
+def runs(corpus, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three runs of fold 0: a good, a middling and a poor model."""
+    _root, layout = corpus
+    base = tmp_path_factory.mktemp("ens_runs")
+    made = [make_run(base / name, layout, model=model, noise=noise, seed=i)
+            for i, (name, model, noise) in enumerate((("bdca", "bdca", 0.25), ("concat", "concat", 0.4),
+                                                      ("audio", "audio_only", 0.7)))]  # fmt: skip
+    return [r.path for r in made]
+
+
+def _labels(layout, members) -> dict:
+    return {s: layout_labels(layout, members[0].predictions[s]) for s in ("validation", "test")}
+
+
+def _score3(labels, preds) -> tuple[float, float, float]:
+    v = sorted(labels)
+    s = score_va(np.concatenate([labels[x] for x in v]), np.concatenate([preds[x] for x in v]))
+    return s.ccc_v, s.ccc_a, s.p_va
+
+
+def test_mean_ensemble_equals_the_hand_average(corpus, runs, tmp_path):
+    root, layout = corpus
+    result, ens = make_ensemble(runs[:2], root, tmp_path / "ens")
+    assert result.kind == MODEL_ENSEMBLE
+    a, b = (RunDir(r) for r in runs[:2])
+    for split in ("validation", "test"):
+        pa, pb = load_predictions(a.split_predictions(split)), load_predictions(b.split_predictions(split))
+        got = load_predictions(ens.split_predictions(split))
+        assert sorted(got) == sorted(pa)
+        for v in pa:
+            np.testing.assert_allclose(got[v], (pa[v] + pb[v]) / 2, atol=1e-6)
+    rec = summary(ens.path)
+    assert rec["weights"] == {"mode": "mean", "per_dimension": False,
+                              "values": {"valence": [0.5, 0.5], "arousal": [0.5, 0.5]}}  # fmt: skip
+    for m, r in zip(rec["members"], runs[:2], strict=True):
+        assert m["config_hash"] == RunDir(r).run_hash() and m["git_hash"] and m["run"] == str(r)
+    # The test estimate is the challenge score of the averaged predictions; the paired difference is against the
+    # member with the higher validation score (bdca), on the same frames.
+    test = next(e for e in rec["estimates"] if e["split"] == "test")
+    labels = layout_labels(layout, pa)
+    avg = {v: (pa[v] + pb[v]) / 2 for v in pa}
+    assert test["score"]["p_va"] == pytest.approx(_score3(labels, avg)[2], abs=1e-6)
+    assert test["best_member"] == "bdca fold0"
+    diff = test["score"]["p_va"] - _score3(labels, pa)[2]
+    assert test["paired"]["p_va"]["estimate"] == pytest.approx(diff, abs=1e-6)
+    ci = bootstrap_ci(cluster_stats(labels, avg))
+    assert test["ci"]["p_va"]["low"] == pytest.approx(ci.p_va.low, abs=1e-6)
+    assert rec["estimate"]["split"] == "validation"
+
+
+def test_searched_weights_equal_the_validation_search_and_nested_parts_hold_out(corpus, runs):
+    _root, layout = corpus
+    members = [load_member(r) for r in runs]
+    labels = _labels(layout, members)
+    res = build_ensemble(members, labels, "search", per_dimension=True, step=0.25)
+    assert res.kind == LATE_FUSION
+    # The final weights: the best point of the grid on all validation frames (checked against a direct scoring).
+    val = labels["validation"]
+    best = max(_score3(val, {v: sum(w * m.predictions["validation"][v] for w, m in zip(p, members, strict=True))
+                             for v in val})[0]
+               for p in ([a / 4, b / 4, (4 - a - b) / 4] for a in range(5) for b in range(5 - a)))  # fmt: skip
+    assert res.search is not None and res.search.score[0] == pytest.approx(best, abs=1e-9)
+    # Nested: each group's videos are predicted with weights searched without them, and they cover validation once.
+    groups = video_groups(sorted(val), GROUPS)
+    assert [g for g, _s in res.nested] == groups
+    for g, s in res.nested:
+        for v in g:
+            want = sum(s.weights[i] * m.predictions["validation"][v] for i, m in enumerate(members))
+            np.testing.assert_allclose(res.predictions["validation"][v], want)
+    est = res.estimates[0]
+    assert est.split == "validation" and "nested" in est.on
+    assert est.score == pytest.approx(_score3(val, res.predictions["validation"]), abs=1e-9)
+    own = paired_bootstrap(cluster_stats(val, res.predictions["validation"]),
+                           cluster_stats(val, members[0].predictions["validation"]))  # fmt: skip
+    assert est.paired is not None and est.paired.p_va == own.p_va
+
+
+@pytest.mark.parametrize("per_dimension", [False, True])
+def test_leak_detector_weights_never_see_the_reported_frames(corpus, runs, per_dimension):
+    """Shuffling the labels of the frames an ensemble reports leaves the weights that predict them unchanged."""
+    _root, layout = corpus
+    members = [load_member(r) for r in runs]
+    labels = _labels(layout, members)
+    before = build_ensemble(members, labels, "search", per_dimension, step=0.1)
+    rng = np.random.default_rng(7)
+    # The test frames: reported with the weights chosen on validation.
+    test = {v: a[rng.permutation(a.shape[0])] for v, a in labels["test"].items()}
+    after = build_ensemble(members, {**labels, "test": test}, "search", per_dimension, step=0.1)
+    np.testing.assert_array_equal(after.weights, before.weights)
+    assert after.estimates[-1].score != before.estimates[-1].score  # the shuffle did reach the test estimate
+    # Each validation group: reported with weights searched on the other groups.
+    for k, (group, searched) in enumerate(before.nested):
+        val = dict(labels["validation"])
+        for v in group:
+            val[v] = val[v][::-1].copy() * -1.0 + np.where(val[v][::-1] == -5.0, -10.0, 0.0)  # reversed, mirrored
+        shuffled = build_ensemble(members, {**labels, "validation": val}, "search", per_dimension, step=0.1)
+        np.testing.assert_array_equal(shuffled.nested[k][1].weights, searched.weights)
+        for v in group:
+            np.testing.assert_array_equal(shuffled.predictions["validation"][v], before.predictions["validation"][v])
+
+
+def test_mismatched_members_are_refused_by_name(corpus, runs, tmp_path):
+    root, layout = corpus
+    vids = [e.name for e in layout.validation]
+    labels = layout_labels(layout, vids)
+    fewer = {v: p for v, p in noisy(labels, 0.3, 1).items() if v != vids[-1]}
+    short = make_run(tmp_path / "short", layout, preds={"validation": fewer})  # the same fold, one video unsaved
+    with pytest.raises(EnsembleError, match=rf"predict different validation videos: '{vids[-1]}' is predicted by "):
+        make_ensemble([runs[0], short.path], root, tmp_path / "e1")
+    cut = noisy(labels, 0.3, 1)
+    cut[vids[2]] = cut[vids[2]][:-1]
+    with pytest.raises(EnsembleError, match=rf"frame count of validation video '{vids[2]}': \d+ and \d+"):
+        check_compatible([load_member(runs[0]), load_member(make_run(tmp_path / "cut", layout,
+                                                                     preds={"validation": cut}).path)])  # fmt: skip
+    mtcnn = make_run(tmp_path / "mtcnn", layout, changes={"preprocess.detector": "mtcnn"})
+    with pytest.raises(EnsembleError, match="differ in their feature settings: preprocess is"):
+        make_ensemble([runs[0], mtcnn.path], root, tmp_path / "e2")
+    other = make_run(tmp_path / "other_labels", layout)
+    rec = summary(other.path)
+    rec["val"]["p_va"] += 0.05
+    other.write_json(other.summary_file.name, rec)
+    with pytest.raises(EnsembleError, match=r"other_labels: its validation predictions score P_VA .* other label"):
+        make_ensemble([runs[0], other.path], root, tmp_path / "e3")
+    with pytest.raises(EnsembleError, match="given twice"):
+        make_ensemble([runs[0], runs[0]], root, tmp_path / "e4")
+    nothing = make_run(tmp_path / "no_test", layout, test=False)
+    with pytest.raises(EnsembleError, match="no_test: has no test predictions"):
+        make_ensemble([runs[0], nothing.path], root, tmp_path / "e5")
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e5").exists()  # nothing written on a refusal
+
+
+def test_fold_ensemble_averages_folds_and_refuses_searched_weights(corpus, tmp_path):
+    root, layout = corpus
+    vids = [e.name for e in layout.validation]
+    folds = [make_run(tmp_path / f"fold{k}", layout, fold=k, val=vids[2 * (k - 1): 2 * k], seed=10 * k)
+             for k in (1, 2, 3)]  # fmt: skip
+    paths = [f.path for f in folds]
+    with pytest.raises(EnsembleError, match=r"different folds: .* use --weights mean"):
+        make_ensemble(paths, root, tmp_path / "bad", mode="search")
+    result, ens = make_ensemble(paths, root, tmp_path / "folds")
+    assert result.kind == FOLD_ENSEMBLE
+    val, test = result.estimates
+    assert val.of == "members" and val.paired is None
+    # The validation row is the mean over folds of each fold model on its own held-out videos.
+    own = [_score3(layout_labels(layout, m.predictions["validation"]), m.predictions["validation"])[2]
+           for m in result.members]  # fmt: skip
+    assert val.score[2] == pytest.approx(np.mean(own), abs=1e-9)
+    assert test.split == "test" and test.paired is not None
+    assert "validation" not in result.predictions and ens.test_predictions.is_file()
+
+
+def test_ensemble_package_validates_and_scores_like_any_other(corpus, runs, tmp_path, capsys):
+    root, _layout = corpus
+    out = tmp_path / "ens"
+    assert main(["ensemble", *map(str, runs), "--data", str(root), "--weights", "search", "--per-dimension",
+                 "--out", str(out)]) == 0  # fmt: skip
+    shown = capsys.readouterr().out
+    assert "late fusion of 3 runs" in shown and "ensemble - best single" in shown
+    sample = root / "VA_test_set_sample.txt"
+    zip_path = tmp_path / "ens.zip"
+    assert main(["submit", str(out), "--sample", str(sample), "--out", str(zip_path)]) == 0
+    with tempfile.TemporaryDirectory() as work:
+        manifest = verify_package(zip_path, sample, work)
+    rec = manifest["summary"]
+    assert rec["kind"] == "ensemble" and len(rec["members"]) == 3
+    assert all(m["config_hash"] and m["git_hash"] for m in rec["members"])
+    assert rec["weights"]["mode"] == "search" and rec["search"]["selected_on"] == "validation"
+    report = score_path(str(zip_path), str(root / "organiser/VA_Estimation_Challenge/Test_Set"))
+    test = next(e for e in rec["estimates"] if e["split"] == "test")
+    assert report.total.p_va == pytest.approx(test["score"]["p_va"], abs=1e-4)  # the CSV keeps 6 decimals
+
+
+def test_out_folder_the_harness_did_not_write_is_refused(corpus, runs, tmp_path):
+    root, _layout = corpus
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(OwnershipError, match="not empty"):
+        make_ensemble(runs[:2], root, mine)
+    assert (mine / "notes.txt").read_text() == "keep"
+
+
+def test_plan_ranks_by_validation_and_keeps_the_best_of_each_kind(corpus, runs, tmp_path, capsys):
+    root, layout = corpus
+    make_ensemble(runs, root, tmp_path / "mean")
+    make_ensemble(runs, root, tmp_path / "fusion", mode="search", per_dimension=True)
+    cands = [read_candidate(p, layout) for p in [*runs, tmp_path / "mean", tmp_path / "fusion"]]
+    kinds = {c.kind for c in cands}
+    assert kinds == {SINGLE, MODEL_ENSEMBLE, LATE_FUSION}
+    single = cands[0]
+    labels = layout_labels(layout, load_predictions(RunDir(runs[0]).validation_predictions))
+    ci = bootstrap_ci(cluster_stats(labels, load_predictions(RunDir(runs[0]).validation_predictions)))
+    assert (single.p_va, single.low, single.high) == (ci.p_va.estimate, ci.p_va.low, ci.p_va.high)
+    fusion = cands[-1]
+    assert fusion.on.startswith("validation, nested") and fusion.verdict in {"resolved", "not resolved"}
+    assert math.isfinite(fusion.test)
+    assert main(["submit", "--plan", *map(str, runs), str(tmp_path / "mean"), str(tmp_path / "fusion"),
+                 "--data", str(root), "--out", str(tmp_path / "plan")]) == 0  # fmt: skip
+    text = (tmp_path / "plan" / "plan.md").read_text()
+    assert text.count("\n| ") == 5 + 1  # header and five candidates of six
+    assert "Submission plan: 5 of at most 5" in capsys.readouterr().out
+
+
+def test_choose_candidates_takes_each_kind_first_then_the_best():
+    def cand(name: str, kind: str, p_va: float) -> Candidate:
+        return Candidate(Path(name), kind, 1, "validation", p_va, math.nan, math.nan, "", "", math.nan, True)
+
+    singles = [cand(f"s{i}", SINGLE, 0.5 + i / 100) for i in range(6)]
+    chosen = choose_candidates([*singles, cand("fold", FOLD_ENSEMBLE, 0.1), cand("fusion", LATE_FUSION, math.nan)])
+    assert len(chosen) == MAX_SUBMISSIONS
+    assert [c.path.name for c in chosen] == ["s5", "s4", "s3", "fold", "fusion"]  # by score, no estimate last
