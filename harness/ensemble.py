@@ -391,6 +391,8 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
     """
     if mode not in WEIGHT_MODES:
         raise EnsembleError(f"--weights {mode!r}: choose one of {', '.join(WEIGHT_MODES)}")
+    if per_dimension and mode != "search":
+        raise EnsembleError("--per-dimension chooses searched weights per dimension: give --weights search with it")
     kind = ensemble_kind(members, mode)
     if kind == FOLD_ENSEMBLE and mode == "search":
         raise EnsembleError("the runs are different folds: no validation video is held out from all of them, so "
@@ -490,7 +492,9 @@ def write_ensemble(out: str | Path, result: EnsembleResult, sample: Path | None 
     """
     owned = claim_folder(out, ENSEMBLE_LAYOUT, what="ensemble folder", force=force, warn=warn)
     ens = RunDir(out)
-    owned.remove(PREDICTIONS_DIR)  # an earlier ensemble's predictions: recorded, so the harness's own
+    # An earlier ensemble's files (recorded, so the harness's own); the record goes first and comes back last, so a
+    # write cut short leaves a folder without one, which nothing reads as an ensemble.
+    owned.remove(SUMMARY_FILE, PREDICTIONS_DIR)
     ens.predictions.mkdir()
     for split, preds in result.predictions.items():
         save_predictions(ens.split_predictions(split), preds)

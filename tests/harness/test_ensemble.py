@@ -13,6 +13,7 @@ import pytest
 from core.ownership import OwnershipError
 from harness.cli import main
 from harness.commands.score import score_path
+from harness.config import load_config
 from harness.ensemble import (
     FOLD_ENSEMBLE,
     LATE_FUSION,
@@ -28,14 +29,16 @@ from harness.ensemble import (
     make_ensemble,
     read_candidate,
 )
-from harness.predict import load_predictions
+from harness.predict import load_predictions, predict_videos
 from harness.runs import RunDir
+from harness.stage2 import train_stage2
 from submissions.bootstrap import bootstrap_ci, cluster_stats, paired_bootstrap
 from submissions.ensemble import GROUPS, video_groups
 from submissions.metrics import score_va
 from submissions.package import verify_package
 from tests.harness._corpus import make_corpus
 from tests.harness._ensemble import layout_labels, make_run, noisy, summary
+from tests.harness._stage2 import settings as stage2_settings
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +172,8 @@ def test_mismatched_members_are_refused_by_name(corpus, runs, tmp_path):
     other.write_json(other.summary_file.name, rec)
     with pytest.raises(EnsembleError, match=r"other_labels: its validation predictions score P_VA .* other label"):
         make_ensemble([runs[0], other.path], root, tmp_path / "e3")
+    with pytest.raises(EnsembleError, match="give --weights search with it"):
+        make_ensemble(runs[:2], root, tmp_path / "e6", per_dimension=True)
     with pytest.raises(EnsembleError, match="given twice"):
         make_ensemble([runs[0], runs[0]], root, tmp_path / "e4")
     nothing = make_run(tmp_path / "no_test", layout, test=False)
@@ -257,3 +262,23 @@ def test_choose_candidates_takes_each_kind_first_then_the_best():
     chosen = choose_candidates([*singles, cand("fold", FOLD_ENSEMBLE, 0.1), cand("fusion", LATE_FUSION, math.nan)])
     assert len(chosen) == MAX_SUBMISSIONS
     assert [c.path.name for c in chosen] == ["s5", "s4", "s3", "fold", "fusion"]  # by score, no estimate last
+
+
+def test_fold_ensemble_predicts_the_test_list_with_cross_validation_folds(tmp_path):
+    """CV folds save no test predictions: `--predict` makes them with each fold's model, and the ensemble is their
+    mean (what the full demo's six folds need)."""
+    layout, cache = make_corpus(tmp_path / "corpus", train=4, val=2, test=2)
+    cfg = load_config("quick", stage2_settings("stage2.epochs=1", "experiment.k=2"))
+    folds = [train_stage2(cfg, layout, cache, k, tmp_path / f"fold{k}").run_dir for k in (1, 2)]
+    assert not any(RunDir(f).test_predictions.is_file() for f in folds)
+    with pytest.raises(EnsembleError, match="share no split of saved predictions"):
+        make_ensemble(folds, layout.root, tmp_path / "no")
+    result, ens = make_ensemble(folds, layout.root, tmp_path / "ens", cache=cache.root, predict=True)
+    assert result.kind == FOLD_ENSEMBLE
+    test = [e.name for e in layout.test]
+    each = [predict_videos(f, cache, test) for f in folds]
+    got = load_predictions(ens.test_predictions)
+    for v in test:
+        np.testing.assert_allclose(got[v], (each[0][v] + each[1][v]) / 2, atol=1e-6)
+    assert [e.split for e in result.estimates] == ["validation", "test"]
+    assert ens.submission_file.is_file()
