@@ -44,7 +44,7 @@ import numpy as np
 from core.atomic import atomic_write_text
 from core.errors import HarnessError, printable
 from core.ownership import claim_folder
-from core.safe_read import read_json, read_text
+from core.safe_read import read_json, read_text, type_name
 from harness.config import Config, load_config
 from harness.data import load_labels, open_dataset
 from harness.predict import load_predictions, predict_videos, save_predictions
@@ -181,7 +181,7 @@ class EnsembleResult:
         search: the search over all validation videos (None for the mean).
         nested: per validation group, its videos and the weights searched without them (search only).
         predictions: split -> video -> (N, 2): validation out-of-group (search) or mean, test with `weights`.
-        member_scores: member name -> split -> (ccc_v, ccc_a, p_va), where labelled.
+        member_scores: member run folder (as given) -> split -> (ccc_v, ccc_a, p_va), where labelled.
         estimates: honest estimates, validation first (what a team chooses by), then test when labelled.
         notes: what the reader should know (why an estimate is missing).
     """
@@ -204,7 +204,7 @@ class EnsembleResult:
             "ensemble": self.kind,
             "members": [
                 {**m.record(), "scores": {s: dict(zip(("ccc_v", "ccc_a", "p_va"), v, strict=True))
-                                          for s, v in self.member_scores.get(m.name, {}).items()}}
+                                          for s, v in self.member_scores.get(str(m.path), {}).items()}}
                 for m in self.members
             ],
             "weights": {"mode": self.mode, "per_dimension": bool(self.search.per_dimension) if self.search else False,
@@ -262,9 +262,12 @@ def load_member(path: str | Path) -> Member:
         f = run.split_predictions(split)
         if f.is_file():
             preds[split] = load_predictions(f)
-    return Member(path=run.path, model=str(summary.get("model", cfg.model.name)), fold=int(summary.get("fold", 0)),
-                  seed=cfg.seed, identity=identity, config_hash=str(info.get("config_hash", "")), git_hash=git,
-                  settings=frame_settings(cfg), recorded_val=val, predictions=preds)  # fmt: skip
+    fold = summary.get("fold")
+    if type(fold) is not int:
+        raise EnsembleError(f"{run.summary_file}: damaged: fold is {type_name(fold)}, not an integer")
+    return Member(path=run.path, model=cfg.model.name, fold=fold, seed=cfg.seed, identity=identity,
+                  config_hash=str(info.get("config_hash", "")), git_hash=git, settings=frame_settings(cfg),
+                  recorded_val=val, predictions=preds)  # fmt: skip
 
 
 def _identity_key(m: Member) -> str:
@@ -408,14 +411,14 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
         raise EnsembleError(f"{members[0].path}: the runs share no split of saved predictions "
                             f"({' or '.join(splits)}); predict the test list with --predict")  # fmt: skip
     notes: list[str] = []
-    scores: dict[str, dict[str, tuple[float, float, float]]] = {m.name: {} for m in members}
+    scores: dict[str, dict[str, tuple[float, float, float]]] = {str(m.path): {} for m in members}
     for m in members:
         for split, preds in m.predictions.items():
             lab = labels.get(split)
             if _labelled(lab) and set(preds) == set(lab or {}):
-                scores[m.name][split] = _score(lab, preds)  # type: ignore[arg-type]
-    val_of = {m.name: (m.recorded_val or {}).get("p_va") for m in members}
-    best = max(members, key=lambda m: val_of[m.name] if isinstance(val_of[m.name], int | float) else -math.inf)
+                scores[str(m.path)][split] = _score(lab, preds)  # type: ignore[arg-type]
+    val_of = {str(m.path): (m.recorded_val or {}).get("p_va") for m in members}
+    best = max(members, key=lambda m: v if isinstance(v := val_of[str(m.path)], int | float) else -math.inf)
     weights = equal_weights(len(members))
     search, nested, out, estimates = None, [], {}, []
     if kind != FOLD_ENSEMBLE:
@@ -453,7 +456,7 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
             estimates.append(Estimate(
                 on=f"validation: each of the {len(folds)} fold models on its own held-out videos, mean over folds",
                 split="validation", score=(ci.ccc_v.estimate, ci.ccc_a.estimate, ci.p_va.estimate), ci=ci,
-                best_member=best.name, best_score=scores[best.name].get("validation", nan3), paired=None,
+                best_member=best.name, best_score=scores[str(best.path)].get("validation", nan3), paired=None,
                 videos=sum(s.videos for s in stats), frames=sum(s.frames for s in stats), of="members"))  # fmt: skip
     if all("test" in m.predictions for m in members):
         out["test"] = combine_videos([m.predictions["test"] for m in members], weights)

@@ -57,11 +57,12 @@ def estimate_rows(est: Estimate) -> pl.DataFrame:
 def print_result(result: EnsembleResult, out: str, console: Console) -> None:
     """The members, the weights and every estimate, as tables."""
     w = result.weights
-    rows = [(m.name, f"{w[i, 0]:.2f}", f"{w[i, 1]:.2f}",
-             *(f"{result.member_scores[m.name][s][2]:.3f}" if s in result.member_scores[m.name] else "-"
+    rows = [(m.name, str(m.path), f"{w[i, 0]:.2f}", f"{w[i, 1]:.2f}",
+             *(f"{result.member_scores[str(m.path)][s][2]:.3f}" if s in result.member_scores[str(m.path)] else "-"
                for s in ("validation", "test")))
             for i, m in enumerate(result.members)]  # fmt: skip
-    df = pl.DataFrame(rows, schema=["member", "weight V", "weight A", "val P_VA", "test P_VA"], orient="row")
+    schema = ["member", "run", "weight V", "weight A", "val P_VA", "test P_VA"]
+    df = pl.DataFrame(rows, schema=schema, orient="row")
     print_table(df, title=f"{result.kind} of {len(result.members)} runs -> {out}", console=console)
     if result.search is not None:
         s = result.search
