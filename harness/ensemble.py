@@ -32,7 +32,6 @@ space, validation score, estimates) and `git.txt`, so `harness submit` packages 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,7 +100,7 @@ class Member:
         model: its temporal model.
         fold: its fold index.
         seed: its stage-2 seed.
-        identity: the fold's videos (`Fold.identity`, from run.json).
+        identity: the fold's videos (`Fold.identity`, from run.json; empty for the challenge baseline's run).
         config_hash: the run's hash (run.json).
         git_hash: the code that ran (git.txt).
         settings: the `FRAME_SETTINGS` values.
@@ -265,13 +264,17 @@ def load_member(path: str | Path) -> Member:
     fold = summary.get("fold")
     if type(fold) is not int:
         raise EnsembleError(f"{run.summary_file}: damaged: fold is {type_name(fold)}, not an integer")
-    return Member(path=run.path, model=cfg.model.name, fold=fold, seed=cfg.seed, identity=identity,
-                  config_hash=str(info.get("config_hash", "")), git_hash=git, settings=frame_settings(cfg),
-                  recorded_val=val, predictions=preds)  # fmt: skip
+    model = summary.get("model")  # the baseline's record names it; its config keeps the temporal model's name
+    return Member(path=run.path, model=model if isinstance(model, str) else cfg.model.name, fold=fold,
+                  seed=cfg.seed, identity=identity, config_hash=str(info.get("config_hash", "")), git_hash=git,
+                  settings=frame_settings(cfg), recorded_val=val, predictions=preds)  # fmt: skip
 
 
 def _identity_key(m: Member) -> str:
-    return json.dumps(m.identity, sort_keys=True)
+    """The member's fold, by its index: runs of one experiment's fold hold out the same videos (a difference is named
+    by `check_compatible`), and runs of other fold draws differ in their `FRAME_SETTINGS`. (The challenge baseline's
+    run.json records no fold identity, so run.json cannot say it.)"""
+    return str(m.fold)
 
 
 def ensemble_kind(members: Sequence[Member], mode: str) -> str:
