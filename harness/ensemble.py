@@ -33,7 +33,7 @@ space, validation score, estimates) and `git.txt`, so `harness submit` packages 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,6 +368,21 @@ def _score(labels: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray]) ->
     return s.ccc_v, s.ccc_a, s.p_va
 
 
+def _labels_of(
+    labels: Mapping[str, Mapping[str, np.ndarray]], split: str, videos: Iterable[str]
+) -> dict[str, np.ndarray]:
+    """The labels of `videos` of a split.
+
+    Raises:
+        EnsembleError: a video without labels (naming it).
+    """
+    have = labels.get(split, {})
+    missing = next((v for v in videos if v not in have), None)
+    if missing is not None:
+        raise EnsembleError(f"{split} video {printable(missing)!r} has no labels in the data given")
+    return {v: have[v] for v in videos}
+
+
 def _labelled(labels: Mapping[str, np.ndarray] | None) -> bool:
     return labels is not None and sum(int(annotated_mask(a).sum()) for a in labels.values()) >= 2
 
@@ -424,9 +439,13 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
     best = max(members, key=lambda m: v if isinstance(v := val_of[str(m.path)], int | float) else -math.inf)
     weights = equal_weights(len(members))
     search, nested, out, estimates = None, [], {}, []
-    if kind != FOLD_ENSEMBLE:
+    if kind != FOLD_ENSEMBLE and "validation" not in members[0].predictions:
+        if mode == "search":
+            raise EnsembleError(f"{members[0].path}: no validation predictions to search weights on")
+        notes.append("the runs saved no validation predictions: no validation estimate")
+    elif kind != FOLD_ENSEMBLE:
         val_preds = [m.predictions["validation"] for m in members]
-        val_labels = {v: labels.get("validation", {})[v] for v in val_preds[0]}
+        val_labels = _labels_of(labels, "validation", val_preds[0])
         if mode == "search":
             search = search_weights(fusion_stats_videos(val_labels, val_preds), step, per_dimension)
             weights = search.weights
@@ -450,8 +469,7 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
             "fold ensemble: every validation video trained some other fold's model, so no ensemble is "
             "scored on validation; its validation row is the folds' own mean (one fold model's estimate)"
         )
-        folds = [(m, {v: labels.get("validation", {})[v] for v in m.predictions.get("validation", {})})
-                 for m in members]  # fmt: skip
+        folds = [(m, _labels_of(labels, "validation", m.predictions.get("validation", {}))) for m in members]
         if all(m.predictions.get("validation") and _labelled(lab) for m, lab in folds):
             stats = [cluster_stats(lab, m.predictions["validation"]) for m, lab in folds]
             ci = bootstrap_ci(stats)
