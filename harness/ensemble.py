@@ -33,7 +33,7 @@ space, validation score, estimates) and `git.txt`, so `harness submit` packages 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,7 +369,7 @@ def _score(labels: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray]) ->
 
 
 def _labels_of(
-    labels: Mapping[str, Mapping[str, np.ndarray]], split: str, videos: Iterable[str]
+    labels: Mapping[str, Mapping[str, np.ndarray]], split: str, videos: Collection[str]
 ) -> dict[str, np.ndarray]:
     """The labels of `videos` of a split.
 
