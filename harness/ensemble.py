@@ -432,9 +432,10 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
     scores: dict[str, dict[str, tuple[float, float, float]]] = {str(m.path): {} for m in members}
     for m in members:
         for split, preds in m.predictions.items():
-            lab = labels.get(split)
-            if _labelled(lab) and set(preds) == set(lab or {}):
-                scores[str(m.path)][split] = _score(lab, preds)  # type: ignore[arg-type]
+            have = labels.get(split, {})
+            lab = {v: have[v] for v in preds if v in have}
+            if len(lab) == len(preds) and _labelled(lab):
+                scores[str(m.path)][split] = _score(lab, preds)
     val_of = {str(m.path): (m.recorded_val or {}).get("p_va") for m in members}
     best = max(members, key=lambda m: v if isinstance(v := val_of[str(m.path)], int | float) else -math.inf)
     weights = equal_weights(len(members))

@@ -198,6 +198,7 @@ def test_fold_ensemble_averages_folds_and_refuses_searched_weights(corpus, tmp_p
     own = [_score3(layout_labels(layout, m.predictions["validation"]), m.predictions["validation"])[2]
            for m in result.members]  # fmt: skip
     assert val.score[2] == pytest.approx(np.mean(own), abs=1e-9)
+    assert [result.member_scores[str(m.path)]["validation"][2] for m in result.members] == pytest.approx(own)
     assert test.split == "test" and test.paired is not None
     assert "validation" not in result.predictions and ens.test_predictions.is_file()
 
