@@ -677,12 +677,13 @@ def read_candidate(path: str | Path, layout: Any = None) -> Candidate:
 
 
 def choose_candidates(candidates: Sequence[Candidate], limit: int = MAX_SUBMISSIONS) -> list[Candidate]:
-    """At most `limit` candidates: the best of each kind first (`PLAN_KINDS` order), then the best others.
+    """At most `limit` submittable candidates: the best of each kind first (`PLAN_KINDS` order), then the best others.
 
-    Candidates are compared by their validation estimate's P_VA (none last; never by a test score); ties keep the
-    order given.
+    Only candidates holding a submission file are chosen (a cross-validation fold predicts no test list: its folds
+    are submitted as a fold ensemble). Candidates are compared by their validation estimate's P_VA (none last; never
+    by a test score); ties keep the order given.
     """
-    order = sorted(candidates, key=lambda c: -c.p_va if math.isfinite(c.p_va) else math.inf)
+    order = sorted((c for c in candidates if c.ready), key=lambda c: -c.p_va if math.isfinite(c.p_va) else math.inf)
     chosen: list[Candidate] = []
     for kind in PLAN_KINDS:
         best = next((c for c in order if c.kind == kind), None)

@@ -81,7 +81,12 @@ def package(source: str, sample: str, out: str, force: bool) -> int:
 def plan(args: argparse.Namespace) -> int:
     """`--plan`: the candidates' table; with --out, plan.md in that folder and (with --sample) their packages."""
     layout = open_dataset(args.data)[0] if args.data else None
-    chosen = choose_candidates([read_candidate(p, layout) for p in args.run_or_pred])
+    candidates = [read_candidate(p, layout) for p in args.run_or_pred]
+    for c in candidates:
+        if not c.ready:
+            print(f"not a candidate: {c.path} holds no test submission file (a cross-validation fold: submit the "
+                  "folds as a fold ensemble, `harness ensemble --predict`)", file=sys.stderr)  # fmt: skip
+    chosen = choose_candidates(candidates)
     df = pl.DataFrame([c.row() for c in chosen])
     print_table(df, title=f"Submission plan: {len(chosen)} of at most {MAX_SUBMISSIONS} test submissions",
                 console=Console())  # fmt: skip
@@ -96,9 +101,6 @@ def plan(args: argparse.Namespace) -> int:
     print(f"wrote {out / PLAN_FILE}")
     if args.sample:
         for i, c in enumerate(chosen):
-            if not c.ready:
-                print(f"  {c.path}: no submission file; not packaged", file=sys.stderr)
-                continue
             code = package(str(c.path), args.sample, str(out / f"{i + 1}.zip"), True)
             owned.note(f"{i + 1}.zip")
             if code:

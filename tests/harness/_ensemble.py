@@ -1,8 +1,9 @@
 """Tiny finished run folders for the ensemble tests: no training, predictions drawn around the corpus's labels.
 
 Each run folder holds what `harness.ensemble.load_member` reads (config.yaml, run.json, git.txt, summary.json with the
-validation and test scores of its saved predictions, predictions/validation.npz and test.npz), written through the
-harness's own writers (`RunDir`, `save_predictions`), so the ensemble reads it as it reads a trained run.
+validation and test scores of its saved predictions, predictions/validation.npz, test.npz and the test split's
+submission file), written through the harness's own writers (`RunDir`, `save_predictions`, `write_submission`), so
+the ensemble reads it as it reads a trained run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from harness.config import config_hash, load_config
 from harness.data import load_labels
 from harness.predict import save_predictions
 from harness.runs import FINAL_EVENT, SUMMARY_FILE, RunDir
-from submissions.formats import read_annotation
+from submissions.formats import read_annotation, write_submission
 from submissions.metrics import score_va
 
 QUICK = Path(__file__).resolve().parents[2] / "harness" / "configs" / "quick.yaml"
@@ -78,6 +79,8 @@ def make_run(folder: Path, layout, *, model: str = "bdca", fold: int = 0, val: l
         labels = layout_labels(layout, videos)
         p = chosen.get(split) or noisy(labels, noise, seed + (0 if split == "validation" else 1000))
         save_predictions(run.split_predictions(split), p)
+        if split == "test" and layout.sample_file is not None:
+            write_submission(run.submission_file, p, layout.sample_file, pad=True)
         record["val" if split == "validation" else "test"] = _score(labels, p)
     run.write_metrics([record])
     run.write_json(SUMMARY_FILE, record)

@@ -260,9 +260,11 @@ def test_choose_candidates_takes_each_kind_first_then_the_best():
         return Candidate(Path(name), kind, 1, "validation", p_va, math.nan, math.nan, "", "", math.nan, True)
 
     singles = [cand(f"s{i}", SINGLE, 0.5 + i / 100) for i in range(6)]
-    chosen = choose_candidates([*singles, cand("fold", FOLD_ENSEMBLE, 0.1), cand("fusion", LATE_FUSION, math.nan)])
+    cv = Candidate(Path("cv"), SINGLE, 1, "validation", 0.9, math.nan, math.nan, "", "", math.nan, False)
+    chosen = choose_candidates([*singles, cand("fold", FOLD_ENSEMBLE, 0.1), cand("fusion", LATE_FUSION, math.nan), cv])
     assert len(chosen) == MAX_SUBMISSIONS
     assert [c.path.name for c in chosen] == ["s5", "s4", "s3", "fold", "fusion"]  # by score, no estimate last
+    assert choose_candidates([cv]) == []  # no submission file: never a candidate
 
 
 def test_fold_ensemble_predicts_the_test_list_with_cross_validation_folds(tmp_path):
