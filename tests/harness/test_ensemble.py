@@ -97,6 +97,10 @@ def test_mean_ensemble_equals_the_hand_average(corpus, runs, tmp_path):
     ci = bootstrap_ci(cluster_stats(labels, avg))
     assert test["ci"]["p_va"]["low"] == pytest.approx(ci.p_va.low, abs=1e-6)
     assert rec["estimate"]["split"] == "validation"
+    # An earlier ensemble folder is the harness's (its ownership record): a rerun replaces it with the same files.
+    before = ens.test_predictions.read_bytes()
+    make_ensemble(runs[:2], root, tmp_path / "ens")
+    assert ens.test_predictions.read_bytes() == before and summary(ens.path)["weights"] == rec["weights"]
 
 
 def test_searched_weights_equal_the_validation_search_and_nested_parts_hold_out(corpus, runs):
@@ -150,7 +154,7 @@ def test_leak_detector_weights_never_see_the_reported_frames(corpus, runs, per_d
             np.testing.assert_array_equal(shuffled.predictions["validation"][v], before.predictions["validation"][v])
 
 
-def test_mismatched_members_are_refused_by_name(corpus, runs, tmp_path):
+def test_mismatched_members_are_refused_by_name(corpus, runs, tmp_path, capsys):
     root, layout = corpus
     vids = [e.name for e in layout.validation]
     labels = layout_labels(layout, vids)
@@ -180,6 +184,10 @@ def test_mismatched_members_are_refused_by_name(corpus, runs, tmp_path):
     with pytest.raises(EnsembleError, match="no_test: has no test predictions"):
         make_ensemble([runs[0], nothing.path], root, tmp_path / "e5")
     assert not (tmp_path / "e1").exists() and not (tmp_path / "e5").exists()  # nothing written on a refusal
+    # The command: one error line naming the run and the difference, exit code 2.
+    assert main(["ensemble", str(runs[0]), str(mtcnn.path), "--data", str(root), "--out", str(tmp_path / "e7")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mtcnn" in err[0] and "preprocess is" in err[0]
 
 
 def test_fold_ensemble_averages_folds_and_refuses_searched_weights(corpus, tmp_path):
