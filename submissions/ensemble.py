@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -368,31 +368,25 @@ def _first_best(scores: np.ndarray) -> int:
     return int(np.flatnonzero(scores >= scores.max() - TIE)[0])
 
 
-def nested_search(strata: Sequence[FusionStats], step: float = STEP, per_dimension: bool = False,
-                  overlaps: Sequence[Collection[int]] | None = None) -> list[Search]:  # fmt: skip
-    """For each part, the weights searched on the other parts together (never on the part itself).
+def nested_search(strata: Sequence[FusionStats], step: float = STEP, per_dimension: bool = False) -> list[Search]:
+    """For each part, the weights searched on all the other parts together (never on the part itself).
 
     Args:
-        strata: the statistics of parts of the data (video groups, or folds), at least 2.
+        strata: the statistics of disjoint parts of the data (video groups, or folds), at least 2.
         step: the grid's step.
         per_dimension: choose valence and arousal weights separately.
-        overlaps: per part, the other parts that hold some of its frames' labels (e.g. two folds' predictions of
-            one video); they are left out of its search as well. None: the parts are disjoint.
 
     Returns:
         One `Search` per part, in order: `result[k]` is what part k's frames get.
 
     Raises:
-        MetricError: fewer than 2 parts, a part that every other part overlaps, or as `search_weights`.
+        MetricError: fewer than 2 parts, or as `search_weights`.
     """
     if len(strata) < 2:
         raise MetricError("a nested search needs at least 2 parts of the data")
     out = []
     for k in range(len(strata)):
-        skip = {k, *(overlaps[k] if overlaps is not None else ())}
-        rest = [s for j, s in enumerate(strata) if j not in skip]
-        if not rest:
-            raise MetricError(f"part {k}: every other part holds some of its frames; nothing is left to search on")
+        rest = [s for j, s in enumerate(strata) if j != k]
         total = rest[0]
         for s in rest[1:]:
             total = total + s

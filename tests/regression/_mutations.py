@@ -235,7 +235,7 @@ def _test_video_in_training(mp: pytest.MonkeyPatch) -> None:
 def _ensemble_weights_see_held_out(mp: pytest.MonkeyPatch) -> None:
     import submissions.ensemble as ensemble
 
-    def leaky(strata: Any, step: float = ensemble.STEP, per_dimension: bool = False, overlaps: Any = None) -> list[Any]:
+    def leaky(strata: Any, step: float = ensemble.STEP, per_dimension: bool = False) -> list[Any]:
         total = strata[0]
         for s in strata[1:]:
             total = total + s

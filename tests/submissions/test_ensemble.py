@@ -175,12 +175,3 @@ def test_video_groups_keep_the_persons_of_a_video_together() -> None:
         assert ("v1_left" in g) == ("v1_right" in g) and ("v4_left" in g) == ("v4_right" in g)
     assert groups == video_groups(list(reversed(videos)), 3)
     assert video_groups(["a", "b"], 5) == [["a"], ["b"]]
-
-
-def test_nested_search_leaves_out_overlapping_parts_too() -> None:
-    parts = [fusion_stats(*_members(seed, 3, 30, 2)) for seed in range(4)]
-    got = nested_search(parts, 0.25, overlaps=[{1}, {0}, set(), set()])
-    np.testing.assert_array_equal(got[0].weights, search_weights(parts[2] + parts[3], 0.25).weights)
-    np.testing.assert_array_equal(got[2].weights, search_weights(parts[0] + parts[1] + parts[3], 0.25).weights)
-    with pytest.raises(MetricError, match="part 0: every other part holds some of its frames"):
-        nested_search(parts[:2], overlaps=[{1}, {0}])
