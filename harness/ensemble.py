@@ -1,6 +1,6 @@
 """Ensembles of finished runs: the folds of one experiment averaged, or several models fused with searched weights.
 
-Members are finished stage-2 run folders (read through `RunDir`). Two shapes are ensembled:
+Members are finished stage-2 run folders (read through `RunDir`). Three shapes are ensembled:
 
 - **one fold, several runs** (different models, visual features or seeds trained on the same fold): every member
   predicted the same validation videos, so weights may be searched there (`--weights search`: the simplex grid of
@@ -9,12 +9,17 @@ Members are finished stage-2 run folders (read through `RunDir`). Two shapes are
   each group's frames are predicted with weights searched on the other groups alone. Those out-of-group predictions
   are the ensemble's `validation.npz`, so rescoring that file gives the honest number. With `--weights mean` nothing
   is chosen and the validation predictions are the plain mean.
+- **several models, each on the same folds** (late fusion over folds): every fold's validation videos are held out
+  from that fold's runs of every model, so the weights are searched on all folds' validation frames; the estimate is
+  nested over folds (fold f's frames get weights searched on the other folds' frames of other videos) and averaged
+  over folds as Table I is. The test split is each model's folds averaged, then the models fused.
 - **several folds, one run each** (the fold ensemble: the models of a cross-validation averaged): the folds hold out
   different videos, and every video of a fold's validation set trained the other folds' models, so there is no
-  validation frame to choose weights on or to estimate from; the weights are the mean, and the estimate is the test
+  validation frame to choose weights on or to score the ensemble on; the weights are the mean, its validation row is
+  the folds' own mean (one fold model's estimate, Table I's kind), and the ensemble itself is estimated on the test
   split, when its labels are known (the demo's corpus has them, the challenge's test set does not).
 
-The test split (when every member predicted it; `predict_missing` predicts it with members that did not, e.g. the
+The test split (when every member predicted it; `make_ensemble(predict=True)` predicts it with members that did not, the
 cross-validation folds, which predict only their held-out videos) gets the weights chosen on all validation videos,
 and is scored when its labels are known. Each estimate comes with the video-bootstrap interval and the paired
 difference against the best single member (chosen by its validation score, as a team would choose it), from
@@ -44,7 +49,7 @@ from core.atomic import atomic_write_text
 from core.errors import HarnessError, printable
 from core.ownership import claim_folder
 from core.safe_read import read_json, read_text, type_name
-from harness.config import Config, load_config
+from harness.config import Config, config_hash, load_config
 from harness.data import load_labels, open_dataset
 from harness.predict import load_predictions, predict_videos, save_predictions
 from harness.runs import (
@@ -60,6 +65,7 @@ from submissions.bootstrap import BootstrapCI, Interval, bootstrap_ci, cluster_s
 from submissions.ensemble import (
     GROUPS,
     STEP,
+    FusionStats,
     Search,
     combine_videos,
     equal_weights,
@@ -106,6 +112,7 @@ class Member:
         settings: the `FRAME_SETTINGS` values.
         recorded_val: the validation score in its final record.
         predictions: split -> video -> (N, 2).
+        variant: the config's hash without the fold (`config_hash(cfg)`): the same in every fold of one model.
     """
 
     path: Path
@@ -118,6 +125,7 @@ class Member:
     settings: dict[str, Any]
     recorded_val: dict[str, float] | None
     predictions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    variant: str = ""
 
     @property
     def name(self) -> str:
@@ -183,6 +191,7 @@ class EnsembleResult:
         member_scores: member run folder (as given) -> split -> (ccc_v, ccc_a, p_va), where labelled.
         estimates: honest estimates, validation first (what a team chooses by), then test when labelled.
         notes: what the reader should know (why an estimate is missing).
+        weight_rows: per member, its row of `weights` (folds x models: its model's); empty: the member's own.
     """
 
     kind: str
@@ -195,6 +204,11 @@ class EnsembleResult:
     member_scores: dict[str, dict[str, tuple[float, float, float]]]
     estimates: list[Estimate]
     notes: list[str]
+    weight_rows: list[int] = field(default_factory=list)
+
+    def weight_row(self, i: int) -> int:
+        """The row of `weights` that member i's predictions get (its model's, when the members are folds x models)."""
+        return self.weight_rows[i] if self.weight_rows else i
 
     def record(self) -> dict[str, Any]:
         """The ensemble's summary.json."""
@@ -202,9 +216,10 @@ class EnsembleResult:
             "kind": ENSEMBLE_KIND,
             "ensemble": self.kind,
             "members": [
-                {**m.record(), "scores": {s: dict(zip(("ccc_v", "ccc_a", "p_va"), v, strict=True))
-                                          for s, v in self.member_scores.get(str(m.path), {}).items()}}
-                for m in self.members
+                {**m.record(), "weight_row": self.weight_row(i),
+                 "scores": {s: dict(zip(("ccc_v", "ccc_a", "p_va"), v, strict=True))
+                            for s, v in self.member_scores.get(str(m.path), {}).items()}}
+                for i, m in enumerate(self.members)
             ],
             "weights": {"mode": self.mode, "per_dimension": bool(self.search.per_dimension) if self.search else False,
                         "values": weights_dict(self.weights)},
@@ -267,7 +282,8 @@ def load_member(path: str | Path) -> Member:
     model = summary.get("model")  # the baseline's record names it; its config keeps the temporal model's name
     return Member(path=run.path, model=model if isinstance(model, str) else cfg.model.name, fold=fold,
                   seed=cfg.seed, identity=identity, config_hash=str(info.get("config_hash", "")), git_hash=git,
-                  settings=frame_settings(cfg), recorded_val=val, predictions=preds)  # fmt: skip
+                  settings=frame_settings(cfg), recorded_val=val, predictions=preds,
+                  variant=config_hash(cfg))  # fmt: skip
 
 
 def _identity_key(m: Member) -> str:
@@ -278,11 +294,12 @@ def _identity_key(m: Member) -> str:
 
 
 def ensemble_kind(members: Sequence[Member], mode: str) -> str:
-    """`FOLD_ENSEMBLE` when the members are different folds, else `MODEL_ENSEMBLE` (mean) or `LATE_FUSION`.
+    """`FOLD_ENSEMBLE` when the members are one run per fold, else `MODEL_ENSEMBLE` (mean) or `LATE_FUSION` (one fold's
+    runs, or several models each on the same folds).
 
     Raises:
-        EnsembleError: fewer than 2 members, a run given twice, or members of several folds where a fold has more than
-            one member (fuse each fold's models, or average each model's folds, one at a time).
+        EnsembleError: fewer than 2 members, a run given twice, or members of several folds where a fold lacks one
+            of the models (`fold_grid`).
     """
     if len(members) < 2:
         raise EnsembleError("an ensemble needs at least 2 runs")
@@ -297,13 +314,33 @@ def ensemble_kind(members: Sequence[Member], mode: str) -> str:
         folds.setdefault(_identity_key(m), []).append(m)
     if len(folds) == 1:
         return LATE_FUSION if mode == "search" else MODEL_ENSEMBLE
-    crowded = next((g for g in folds.values() if len(g) > 1), None)
-    if crowded is not None:
-        raise EnsembleError(
-            f"{crowded[0].path} and {crowded[1].path} share a fold while other runs are of other folds: an ensemble "
-            "is one fold's runs (models, seeds) or one run per fold (the folds of one model), not both"
-        )
-    return FOLD_ENSEMBLE
+    if all(len(g) == 1 for g in folds.values()):
+        return FOLD_ENSEMBLE
+    fold_grid(members)  # every fold must hold the same models
+    return LATE_FUSION if mode == "search" else MODEL_ENSEMBLE
+
+
+def fold_grid(members: Sequence[Member]) -> list[list[Member]]:
+    """The members as folds x models: `grid[f][c]` is model c's run of fold f (folds by index, models in the order
+    first given; a model is its config without the fold, `Member.variant`).
+
+    Raises:
+        EnsembleError: a fold without one of the models, or with a model twice (naming the fold and the run).
+    """
+    variants = list(dict.fromkeys(m.variant for m in members))
+    by_fold: dict[int, dict[str, Member]] = {}
+    for m in members:
+        row = by_fold.setdefault(m.fold, {})
+        if m.variant in row:
+            raise EnsembleError(f"{row[m.variant].path} and {m.path} are the same model on fold {m.fold}")
+        row[m.variant] = m
+    for fold, row in sorted(by_fold.items()):
+        missing = [v for v in variants if v not in row]
+        if missing:
+            example = next(m for m in members if m.variant == missing[0])
+            raise EnsembleError(f"fold {fold} has no run of the model of {example.path}: an ensemble over folds "
+                                "needs every model on every fold")  # fmt: skip
+    return [[by_fold[f][v] for v in variants] for f in sorted(by_fold)]
 
 
 def check_compatible(members: Sequence[Member], labels: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
@@ -321,24 +358,24 @@ def check_compatible(members: Sequence[Member], labels: Mapping[str, Mapping[str
         EnsembleError: naming both runs (or the run and the labels) and what differs.
     """
     first = members[0]
+    fold_first = {m.fold: m for m in reversed(members)}  # each fold's first run: its validation videos
     for m in members[1:]:
         for key in FRAME_SETTINGS:
             if m.settings.get(key) != first.settings.get(key):
                 raise EnsembleError(f"{first.path} and {m.path} differ in their feature settings: {key} is "
                                     f"{first.settings.get(key)!r} and {m.settings.get(key)!r}")  # fmt: skip
         for split in ("validation", "test"):
-            a, b = first.predictions.get(split), m.predictions.get(split)
-            if a is None or b is None:
+            ref = fold_first[m.fold] if split == "validation" else first  # folds hold out different videos
+            a, b = ref.predictions.get(split), m.predictions.get(split)
+            if a is None or b is None or ref is m:
                 continue
-            if split == "validation" and _identity_key(first) != _identity_key(m):
-                continue  # different folds hold out different videos by design
             for v in sorted(set(a) | set(b)):
                 if v not in b or v not in a:
-                    has, lacks = (first, m) if v in a else (m, first)
+                    has, lacks = (ref, m) if v in a else (m, ref)
                     raise EnsembleError(f"{lacks.path} and {has.path} predict different {split} videos: "
                                         f"{printable(v)!r} is predicted by {has.path} only")  # fmt: skip
                 if a[v].shape[0] != b[v].shape[0]:
-                    raise EnsembleError(f"{first.path} and {m.path} differ in the frame count of {split} video "
+                    raise EnsembleError(f"{ref.path} and {m.path} differ in the frame count of {split} video "
                                         f"{printable(v)!r}: {a[v].shape[0]} and {b[v].shape[0]}")  # fmt: skip
     if labels is None:
         return
@@ -418,6 +455,9 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
     if kind == FOLD_ENSEMBLE and mode == "search":
         raise EnsembleError("the runs are different folds: no validation video is held out from all of them, so "
                             "there is nothing to search weights on; use --weights mean")  # fmt: skip
+    folds = {m.fold for m in members}
+    if kind != FOLD_ENSEMBLE and len(folds) > 1:
+        return _build_grid(fold_grid(members), labels, kind, mode, per_dimension, step)
     splits = ["test"] if kind == FOLD_ENSEMBLE else ["validation", "test"]
     for split in splits:
         have = [m for m in members if split in m.predictions]
@@ -493,6 +533,106 @@ def build_ensemble(members: Sequence[Member], labels: Mapping[str, Mapping[str, 
         notes.append("no split gives an honest estimate of this ensemble")
     return EnsembleResult(kind=kind, members=list(members), mode=mode, weights=weights, search=search, nested=nested,
                           predictions=out, member_scores=scores, estimates=estimates, notes=notes)  # fmt: skip
+
+
+def _total(stats: Sequence[FusionStats]) -> FusionStats:
+    total = stats[0]
+    for st in stats[1:]:
+        total = total + st
+    return total
+
+
+def _frames_apart(grid: list[list[Member]], val: list[dict[str, np.ndarray]], f: int) -> list[FusionStats]:
+    """The statistics fold f's weights may be searched on: the other folds' validation frames of videos fold f does
+    not hold out (fold 0's official validation videos are also some cross-validation fold's: never the same video).
+
+    Raises:
+        EnsembleError: no other fold holds a video fold f does not.
+    """
+    out = []
+    for g, row in enumerate(grid):
+        apart = [v for v in sorted(val[g]) if v not in val[f]] if g != f else []
+        if apart:
+            out.append(fusion_stats_videos(val[g], [m.predictions["validation"] for m in row], apart))
+    if not out:
+        raise EnsembleError(f"fold {grid[f][0].fold}: every other fold holds out only its videos; no frame is left "
+                            "to search its weights on")  # fmt: skip
+    return out
+
+
+def _build_grid(grid: list[list[Member]], labels: Mapping[str, Mapping[str, np.ndarray]], kind: str, mode: str,
+                per_dimension: bool, step: float) -> EnsembleResult:  # fmt: skip
+    """Several models, each on the same folds: weights over the models, chosen on the folds' held-out videos.
+
+    Each fold's validation videos are predicted by that fold's runs of every model (held out from all of them). With
+    `search`, the weights the test split gets are searched on every fold's validation frames together; the estimate
+    is nested over folds: fold f's frames get weights searched on the other folds' frames of videos it does not hold
+    out (`_frames_apart`: fold 0's official validation videos are also some cross-validation fold's). The estimate
+    is the mean over folds of the ensemble's score, against the best model's (by its mean validation score), as
+    Table I averages folds. The test split: each model's folds averaged (its fold ensemble), then the models fused
+    with the weights.
+    """
+    members = [m for row in grid for m in row]
+    for m in members:
+        if "validation" not in m.predictions:
+            raise EnsembleError(f"{m.path}: has no validation predictions; an ensemble over folds is chosen on them")
+    cols = len(grid[0])
+    names = [f"{grid[0][c].model}" + (f" seed{grid[0][c].seed}" if grid[0][c].seed else "") for c in range(cols)]
+    val = [_labels_of(labels, "validation", row[0].predictions["validation"]) for row in grid]
+    stats = [fusion_stats_videos(val[f], [m.predictions["validation"] for m in row]) for f, row in enumerate(grid)]
+    search, nested = None, []
+    weights = equal_weights(cols)
+    per_fold = [weights] * len(grid)
+    if mode == "search":
+        search = search_weights(_total(stats), step, per_dimension)
+        weights = search.weights
+        for f in range(len(grid)):
+            found = search_weights(_total(_frames_apart(grid, val, f)), step, per_dimension)
+            per_fold[f] = found.weights
+            nested.append((sorted(val[f]), found))
+    scores: dict[str, dict[str, tuple[float, float, float]]] = {str(m.path): {} for m in members}
+    for f, row in enumerate(grid):
+        for m in row:
+            scores[str(m.path)]["validation"] = _score(val[f], m.predictions["validation"])
+    mean_val = [float(np.mean([scores[str(row[c].path)]["validation"][2] for row in grid])) for c in range(cols)]
+    best = int(np.argmax(mean_val))
+    ens_stats, best_stats = [], []
+    for f, row in enumerate(grid):
+        oof = combine_videos([m.predictions["validation"] for m in row], per_fold[f])
+        ens_stats.append(cluster_stats(val[f], oof))
+        best_stats.append(cluster_stats(val[f], row[best].predictions["validation"]))
+    ci, best_ci = bootstrap_ci(ens_stats), bootstrap_ci(best_stats)
+    how = ("weights searched on the other folds' frames of other videos" if mode == "search"
+           else "equal weights: nothing chosen on it")  # fmt: skip
+    estimates = [Estimate(
+        on=f"validation: each of the {len(grid)} folds' held-out videos ({how}), mean over folds",
+        split="validation", score=(ci.ccc_v.estimate, ci.ccc_a.estimate, ci.p_va.estimate), ci=ci,
+        best_member=f"{names[best]} (mean over folds)",
+        best_score=(best_ci.ccc_v.estimate, best_ci.ccc_a.estimate, best_ci.p_va.estimate),
+        paired=paired_bootstrap(ens_stats, best_stats), videos=sum(x.videos for x in ens_stats),
+        frames=sum(x.frames for x in ens_stats))]  # fmt: skip
+    notes = ["the folds' validation predictions overlap (fold 0's official validation videos are also some "
+             "cross-validation fold's): validation.npz is not written; the estimate is per fold"]  # fmt: skip
+    out: dict[str, dict[str, np.ndarray]] = {}
+    if all("test" in m.predictions for m in members):
+        fold_means = [combine_videos([row[c].predictions["test"] for row in grid], equal_weights(len(grid)))
+                      for c in range(cols)]  # fmt: skip
+        out["test"] = combine_videos(fold_means, weights)
+        test_labels = labels.get("test")
+        if _labelled(test_labels) and set(test_labels or {}) == set(out["test"]):
+            a, b = cluster_stats(test_labels, out["test"]), cluster_stats(test_labels, fold_means[best])  # type: ignore[arg-type]
+            estimates.append(Estimate(
+                on="test (each model's folds averaged, then " + ("fused with weights chosen on validation)"
+                                                                 if mode == "search" else "averaged)"),
+                split="test", score=a.estimate, ci=bootstrap_ci(a), best_member=f"{names[best]} (its folds averaged)",
+                best_score=b.estimate, paired=paired_bootstrap(a, b), videos=a.videos, frames=a.frames))  # fmt: skip
+        else:
+            notes.append("the test split has no labels here: no test estimate")
+    else:
+        notes.append("not every run holds test predictions (`--predict` makes them): no test split")
+    return EnsembleResult(kind=kind, members=members, mode=mode, weights=weights, search=search, nested=nested,
+                          predictions=out, member_scores=scores, estimates=estimates, notes=notes,
+                          weight_rows=[c for _row in grid for c in range(cols)])  # fmt: skip
 
 
 # -- files -----------------------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def estimate_rows(est: Estimate) -> pl.DataFrame:
 def print_result(result: EnsembleResult, out: str, console: Console) -> None:
     """The members, the weights and every estimate, as tables."""
     w = result.weights
-    rows = [(m.name, str(m.path), f"{w[i, 0]:.2f}", f"{w[i, 1]:.2f}",
+    rows = [(m.name, str(m.path), f"{w[result.weight_row(i), 0]:.2f}", f"{w[result.weight_row(i), 1]:.2f}",
              *(f"{result.member_scores[str(m.path)][s][2]:.3f}" if s in result.member_scores[str(m.path)] else "-"
                for s in ("validation", "test")))
             for i, m in enumerate(result.members)]  # fmt: skip

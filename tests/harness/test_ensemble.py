@@ -33,7 +33,7 @@ from harness.predict import load_predictions, predict_videos
 from harness.runs import RunDir
 from harness.stage2 import train_stage2
 from submissions.bootstrap import bootstrap_ci, cluster_stats, paired_bootstrap
-from submissions.ensemble import GROUPS, video_groups
+from submissions.ensemble import GROUPS, fusion_stats_videos, search_weights, video_groups
 from submissions.metrics import score_va
 from submissions.package import verify_package
 from tests.harness._corpus import make_corpus
@@ -293,3 +293,68 @@ def test_fold_ensemble_predicts_the_test_list_with_cross_validation_folds(tmp_pa
         np.testing.assert_allclose(got[v], (each[0][v] + each[1][v]) / 2, atol=1e-6)
     assert [e.split for e in result.estimates] == ["validation", "test"]
     assert ens.submission_file.is_file()
+
+
+@pytest.fixture(scope="module")
+def grid_runs(corpus, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two models on folds 0..3: fold 0 holds out the six validation videos, folds 1..3 two of them and training
+    videos (as the official validation videos lie in the cross-validation folds, with training ones)."""
+    _root, layout = corpus
+    base = tmp_path_factory.mktemp("ens_grid")
+    vids, train = [e.name for e in layout.validation], [e.name for e in layout.train]
+    held = {0: vids, 1: vids[0:2] + train[0:2], 2: vids[2:4] + train[2:3], 3: vids[4:6] + train[3:4]}
+    return [make_run(base / f"{model}_fold{k}", layout, model=model, fold=k, val=held[k], noise=noise,
+                     seed=10 * k + i).path
+            for i, (model, noise) in enumerate((("bdca", 0.3), ("concat", 0.5))) for k in held]  # fmt: skip
+
+
+def _apart_by_hand(by: dict, labels: dict, k: int, held: list[str]):
+    total = None
+    for g in range(4):
+        a, b = by[(g, "bdca")].predictions["validation"], by[(g, "concat")].predictions["validation"]
+        apart = [v for v in sorted(a) if v not in held]
+        if g == k or not apart:
+            continue
+        part = fusion_stats_videos(labels, [a, b], apart)
+        total = part if total is None else total + part
+    return total
+
+
+def test_late_fusion_over_folds_is_nested_over_folds(corpus, grid_runs, tmp_path):
+    root, layout = corpus
+    members = [load_member(r) for r in grid_runs]
+    held_out = sorted({v for m in members for v in m.predictions["validation"]})
+    labels = {
+        "validation": layout_labels(layout, held_out),
+        "test": layout_labels(layout, [e.name for e in layout.test]),
+    }
+    res = build_ensemble(members, labels, "search", step=0.1)
+    assert res.kind == LATE_FUSION and res.weights.shape == (2, 2)
+    assert [res.weight_row(i) for i in range(len(members))] == [0, 1] * 4
+    # Fold k's weights: searched on the other folds' frames of videos fold k does not hold out, by hand.
+    by = {(m.fold, m.model): m for m in members}
+    for k, (held, searched) in zip(range(4), res.nested, strict=True):
+        total = _apart_by_hand(by, labels["validation"], k, held)
+        np.testing.assert_array_equal(searched.weights, search_weights(total, 0.1).weights)
+        # Leak detector: other labels on fold k's videos (also fold 0's, where they are predicted again) leave
+        # fold k's weights unchanged.
+        val = dict(labels["validation"])
+        for v in held:
+            val[v] = np.where(val[v] == -5.0, -5.0, -val[v][::-1])
+        again = build_ensemble(members, {**labels, "validation": val}, "search", step=0.1)
+        np.testing.assert_array_equal(again.nested[k][1].weights, searched.weights)
+    est, test = res.estimates
+    assert est.split == "validation" and "mean over folds" in est.on and est.paired is not None
+    assert "validation" not in res.predictions and test.split == "test"
+    # The test split: each model's folds averaged, then fused with the weights chosen on all folds.
+    for v, got in res.predictions["test"].items():
+        means = [np.mean([by[(g, m)].predictions["test"][v] for g in range(4)], axis=0) for m in ("bdca", "concat")]
+        np.testing.assert_allclose(got, res.weights[0] * means[0] + res.weights[1] * means[1], atol=1e-12)
+    _result, ens = make_ensemble(grid_runs, root, tmp_path / "grid", mode="search")
+    assert not ens.validation_predictions.exists() and ens.test_predictions.is_file()
+
+
+def test_a_fold_without_one_of_the_models_is_refused(corpus, grid_runs):
+    root, _layout = corpus
+    with pytest.raises(EnsembleError, match=r"fold 3 has no run of the model of .*concat_fold0"):
+        make_ensemble(grid_runs[:-1], root, Path("/nonexistent/never-written"))
