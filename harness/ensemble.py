@@ -591,9 +591,13 @@ def _build_grid(grid: list[list[Member]], labels: Mapping[str, Mapping[str, np.n
             per_fold[f] = found.weights
             nested.append((sorted(val[f]), found))
     scores: dict[str, dict[str, tuple[float, float, float]]] = {str(m.path): {} for m in members}
+    test_labels = labels.get("test", {})
     for f, row in enumerate(grid):
         for m in row:
             scores[str(m.path)]["validation"] = _score(val[f], m.predictions["validation"])
+            test = m.predictions.get("test", {})
+            if test and set(test) <= set(test_labels) and _labelled({v: test_labels[v] for v in test}):
+                scores[str(m.path)]["test"] = _score({v: test_labels[v] for v in test}, test)
     mean_val = [float(np.mean([scores[str(row[c].path)]["validation"][2] for row in grid])) for c in range(cols)]
     best = int(np.argmax(mean_val))
     ens_stats, best_stats = [], []
@@ -618,9 +622,8 @@ def _build_grid(grid: list[list[Member]], labels: Mapping[str, Mapping[str, np.n
         fold_means = [combine_videos([row[c].predictions["test"] for row in grid], equal_weights(len(grid)))
                       for c in range(cols)]  # fmt: skip
         out["test"] = combine_videos(fold_means, weights)
-        test_labels = labels.get("test")
-        if _labelled(test_labels) and set(test_labels or {}) == set(out["test"]):
-            a, b = cluster_stats(test_labels, out["test"]), cluster_stats(test_labels, fold_means[best])  # type: ignore[arg-type]
+        if _labelled(test_labels) and set(test_labels) == set(out["test"]):
+            a, b = cluster_stats(test_labels, out["test"]), cluster_stats(test_labels, fold_means[best])
             estimates.append(Estimate(
                 on="test (each model's folds averaged, then " + ("fused with weights chosen on validation)"
                                                                  if mode == "search" else "averaged)"),
