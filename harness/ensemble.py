@@ -848,8 +848,9 @@ def plan_markdown(candidates: Sequence[Candidate]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
     note = ("Validation estimates are on frames the candidate's weights never saw (searched weights: nested over "
-            "video groups); a run's validation score also chose its best epoch, and a fold ensemble's is its folds' "
-            "own mean. [low, high]: 95% percentile bootstrap over video clusters; vs best member: the paired P_VA "
+            "video groups or folds); a run's validation score also chose its best epoch, and a fold ensemble's is its "
+            "folds' own mean. Estimates on other frames (one fold's validation videos, or every fold's) compare "
+            "loosely. [low, high]: 95% percentile bootstrap over video clusters; vs best member: the paired P_VA "
             "difference, resolved when its interval excludes 0. Test P_VA only where the test labels are known, "
             "to check the plan, never to choose by.")  # fmt: skip
     return f"# Submission plan ({len(rows)} of at most {MAX_SUBMISSIONS})\n\n" + "\n".join(lines) + f"\n\n{note}\n"

@@ -14,11 +14,14 @@ from submissions.bootstrap import Interval
 from submissions.ensemble import STEP
 
 NAME = "ensemble"
-HELP = ("Average the folds of an experiment, or fuse several runs of one fold with weights searched on validation; "
-        "write predictions, weights and an estimate on frames the weights never saw.")  # fmt: skip
+HELP = ("Average the folds of an experiment, or fuse several models (one fold's runs, or each model's folds) with "
+        "weights searched on validation; write predictions, weights and an estimate on frames the weights never "
+        "saw.")  # fmt: skip
 EXAMPLES = [
     "harness ensemble runs/demo/folds/fold0 runs/demo/ablation/*/fold0 --data corpus/ --weights search --out ens/",
     "harness ensemble runs/demo/folds/fold* --data corpus/ --predict --out folds_ens/",
+    "harness ensemble runs/bdca/folds/fold* runs/concat/folds/fold* --data corpus/ --predict --weights search "
+    "--per-dimension --out fusion_ens/",
 ]
 
 
