@@ -238,6 +238,18 @@ def _test_video_in_training(mp: pytest.MonkeyPatch) -> None:
     plant(mp, folds, "fold_split", leaky)
 
 
+def _ensemble_weights_see_held_out(mp: pytest.MonkeyPatch) -> None:
+    import submissions.ensemble as ensemble
+
+    def leaky(strata: Any, step: float = ensemble.STEP, per_dimension: bool = False) -> list[Any]:
+        total = strata[0]
+        for s in strata[1:]:
+            total = total + s
+        return [ensemble.search_weights(total, step, per_dimension) for _ in strata]  # every part's own frames too
+
+    plant(mp, ensemble, "nested_search", leaky)
+
+
 @dataclass(frozen=True)
 class Mutation:
     """One planted regression.
@@ -312,6 +324,11 @@ MUTATIONS: tuple[Mutation, ...] = (
              "a test video (a validation video off fold 0) leaks into training (harness.folds.fold_split)",
              _test_video_in_training, ("tests/harness/test_folds.py::test_fold_zero_is_the_official_split",),
              BDCA_PART),
+    Mutation("ensemble_weights_see_held_out", "ensemble weights",
+             "nested ensemble weights searched on all parts, the held-out one too (submissions.ensemble.nested_search)",
+             _ensemble_weights_see_held_out,
+             ("tests/submissions/test_ensemble.py::test_nested_weights_never_see_their_own_part",
+              "tests/harness/test_ensemble.py::test_leak_detector_weights_never_see_the_reported_frames")),
 )  # fmt: skip
 """Every planted regression, one area at least each."""
 
