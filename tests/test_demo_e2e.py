@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from harness.commands.leaderboard import check, load_platform, load_scores
+from harness.reporting.leaderboard import check, load_platform, load_scores
 from submissions.formats import validate_submission
 from submissions.leaderboard import load_recorded
 from submissions.package import verify_package

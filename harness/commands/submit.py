@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.findings import finding_lines, from_problems
-from harness.runs import resolve_prediction
+from harness.folders.run import resolve_prediction
+from harness.runtime.findings import MAX_ERROR_LINES, finding_lines, from_problems
 from submissions import FormatError
 from submissions.package import check_package_target, package_submission
 
@@ -27,8 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import MAX_ERROR_LINES
-
     try:
         check_package_target(args.out, args.force)  # a refused --out first, before any run file is read
         pred, run_dir = resolve_prediction(args.run_or_pred)

@@ -9,14 +9,16 @@ import pytest
 import torch
 from torchvision.models import resnet18, resnet50
 
-from harness.baseline import BaselineError, baseline_hash, build_baseline, train_baseline
 from harness.config import ConfigError, load_config
-from harness.data import crop_files, labelled_frames, load_labels
-from harness.experiments import run_ablation, run_dir_for, run_folds
-from harness.folds import fold_split, stage1_reserved
-from harness.predict import load_predictions
-from harness.runs import RunDir
-from harness.stage2 import score_predictions
+from harness.data.datasets import crop_files, labelled_frames, load_labels
+from harness.data.folds import fold_split, stage1_reserved
+from harness.experiments.ablation import run_ablation
+from harness.experiments.folds import run_folds
+from harness.folders.experiment import run_dir_for
+from harness.folders.run import RunDir
+from harness.stages.baseline import BaselineError, baseline_hash, build_baseline, train_baseline
+from harness.stages.predict import load_predictions
+from harness.stages.stage2 import score_predictions
 from models.errors import CheckpointError
 from submissions.formats import validate_submission
 from tests.harness._corpus import make_corpus
@@ -130,7 +132,7 @@ def test_config_checks_the_row_and_the_network():
 
 
 def test_baseline_rows_in_tables_i_and_iv(corpus, tmp_path):
-    from harness.demo import _scores_from_tables
+    from harness.experiments.demo import _scores_from_tables
 
     layout, cache = corpus
     cfg = load_config("quick", settings("stage2.epochs=1", "experiment.folds=[0]", "experiment.ablation_folds=[0]",

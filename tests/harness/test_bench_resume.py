@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import PARTIAL_FILE, bench_fingerprint, prepare_partial
-from harness.childenv import child_env
+from harness.bench.suite import PARTIAL_FILE, bench_fingerprint, prepare_partial
+from harness.runtime.childenv import child_env
 
 pytestmark = pytest.mark.slow
 

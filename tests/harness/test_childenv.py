@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from harness.childenv import DIST_VARS, child_env
-from harness.distributed import setup_strategy
+from harness.runtime.childenv import DIST_VARS, child_env
+from harness.runtime.distributed import setup_strategy
 
 
 def test_child_env_leaves_out_the_rendezvous_and_dropped_names(monkeypatch):
@@ -26,7 +26,7 @@ def test_a_child_of_an_initialised_process_opens_its_own_world():
     info = setup_strategy()  # this process now holds MASTER_PORT
     assert info.world_size == 1
     code = (
-        "from harness.distributed import setup_strategy; i = setup_strategy(); "
+        "from harness.runtime.distributed import setup_strategy; i = setup_strategy(); "
         "import torch.distributed as d; print(i.rank, i.world_size, d.is_initialized())"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=180,

@@ -8,9 +8,9 @@ import pytest
 
 from core.errors import HarnessError
 from core.ownership import OWNERSHIP_FILE
-from harness.clean import clean_checkpoints, run_is_finished
 from harness.cli import main
-from harness.runs import RunDir
+from harness.folders.run import RunDir
+from harness.ops.clean import clean_checkpoints, run_is_finished
 
 
 def _run(folder, finished: bool, ckpt_bytes: int = 1000):

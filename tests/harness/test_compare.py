@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.compare import COST_SCHEMA, check_models, run_compare, self_reported_table, time_train_step
 from harness.config import ConfigError, config_hash, load_config
-from harness.experiments import run_dir_for
-from harness.report import collect_report, write_report
-from harness.runs import RunDir
+from harness.experiments.compare import COST_SCHEMA, check_models, run_compare, self_reported_table, time_train_step
+from harness.folders.experiment import run_dir_for
+from harness.folders.run import RunDir
+from harness.reporting.report import collect_report, write_report
 from models.flops import count_flops, count_params
 from models.registry import build_model
 from models.zoo import ZOO, LFANConfig

@@ -183,9 +183,9 @@ def test_hash_of_the_named_configs_is_unchanged(name):
 
 
 def test_preprocess_section_defaults_and_stays_out_of_the_hash():
-    import harness.preprocess
+    import harness.stages.preprocess
 
-    assert harness.preprocess.PreprocessConfig is PreprocessConfig  # one definition
+    assert harness.stages.preprocess.PreprocessConfig is PreprocessConfig  # one definition
     quick = load_config("quick")
     assert quick.preprocess == PreprocessConfig()  # the YAML files leave the section out
     assert "preprocess" in UNHASHED_SECTIONS

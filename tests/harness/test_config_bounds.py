@@ -8,7 +8,7 @@ import re
 import pytest
 
 from harness.config import ConfigError, load_config, load_yaml_text
-from harness.config import schema as S
+from harness.config import limits as S
 
 BOUNDED = [
     ("runtime.threads", S.MAX_THREADS), ("runtime.num_workers", S.MAX_WORKERS), ("runtime.eval_batch", S.MAX_BATCH),

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import HarnessError
-from harness import cli, distributed
-from harness.childenv import child_env
-from harness.distributed import free_port
+from harness import cli
+from harness.runtime import distributed
+from harness.runtime.childenv import child_env
+from harness.runtime.distributed import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _JOB = """
 import time
 import torch.distributed as dist
-from harness.distributed import end_strategy
+from harness.runtime.distributed import end_strategy
 dist.init_process_group("gloo")
 out = [None, None]
 dist.all_gather_object(out, dist.get_rank())

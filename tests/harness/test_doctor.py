@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.cli import main
-from harness.doctor import check_path, label_rows_finding
-from harness.findings import finding_line
+from harness.ops.doctor import check_path, label_rows_finding
+from harness.runtime.findings import finding_line
 from submissions.formats import EXPR_HEADER, image_location, write_annotation, write_expr_annotation
 from tests._video import write_video
 

@@ -12,20 +12,20 @@ from hypothesis import strategies as st
 from torch import nn
 
 from harness.config import DeepSpeedSection, load_config, train_batch_size
-from harness.engine import (
+from harness.folders.run import RunDir, RunLockedError
+from harness.train.loop import (
     EpochBatchSampler,
     TrainError,
-    adamw_implementation,
     adamw_name,
     build_adamw,
     deepspeed_config,
     fit,
-    load_weights,
     resolve_precision,
     steps_per_epoch,
 )
-from harness.runs import RunDir, RunLockedError
-from harness.schedule import Schedule, lr_at
+from harness.train.optimiser import adamw_implementation
+from harness.train.schedule import Schedule, lr_at
+from harness.train.weights import load_weights
 from tests.harness._engine import ZERO0, Pairs, evaluator, loop_cfg, loss_fn, tiny_model
 
 
@@ -207,7 +207,7 @@ def test_fused_adamw_under_every_zero_stage_equals_the_for_loop(tmp_path, monkey
         return res.extra["optimizer"], load_weights(run.best_weights)
 
     with monkeypatch.context() as m:
-        m.setattr("harness.engine.adamw_implementation", lambda *_a, **_k: "for-loop")
+        m.setattr("harness.train.optimiser.adamw_implementation", lambda *_a, **_k: "for-loop")
         name, reference = train(0, "for_loop")
     assert name == "adamw for-loop"
     for stage in range(4):

@@ -24,11 +24,11 @@ import polars as pl
 import pytest
 import torch
 
-from harness.childenv import child_env
 from harness.config import Config, load_config
-from harness.engine import load_weights
-from harness.experiments import run_dir_for
-from harness.runs import RunDir
+from harness.folders.experiment import run_dir_for
+from harness.folders.run import RunDir
+from harness.runtime.childenv import child_env
+from harness.train.weights import load_weights
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings as stage2_settings
 

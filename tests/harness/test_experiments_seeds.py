@@ -18,17 +18,13 @@ import yaml
 
 from harness.cli import main
 from harness.config import ConfigError, config_hash, load_config
-from harness.experiments import (
-    ExperimentRun,
-    paired_seed_ci,
-    run_ablation,
-    run_dir_for,
-    run_folds,
-    seed_mean_ci,
-)
-from harness.runs import RunDir
-from harness.stage2 import Stage2Result
-from harness.tables import score_cell
+from harness.experiments.ablation import run_ablation
+from harness.experiments.folds import ExperimentRun, run_folds
+from harness.experiments.intervals import paired_seed_ci, seed_mean_ci
+from harness.folders.experiment import run_dir_for
+from harness.folders.run import RunDir
+from harness.reporting.tables import score_cell
+from harness.stages.stage2 import Stage2Result
 from submissions import MetricError
 from submissions.bootstrap import (
     RESAMPLES,
@@ -236,7 +232,7 @@ def test_table_one_shows_mean_and_std_over_seeds_beside_the_interval(experiment)
 
 
 def describe_line(res: ExperimentRun) -> str:
-    from harness.experiments import describe_result
+    from harness.experiments.rows import describe_result
 
     line = describe_result(res)
     assert res.ci is not None and f"[{res.ci.p_va.low:.2f}, {res.ci.p_va.high:.2f}] on test)" in line

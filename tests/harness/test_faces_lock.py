@@ -20,9 +20,9 @@ import pytest
 
 from core.locking import LOCKS_DIR, lock_file_name
 from core.ownership import OWNERSHIP_FILE
-from harness.childenv import child_env
 from harness.cli import main
-from harness.preprocess import PreprocessConfig, preprocess
+from harness.runtime.childenv import child_env
+from harness.stages.preprocess import PreprocessConfig, preprocess
 from preprocessing.crops import CROPS_DIR, MANIFEST, CropsLockedError
 from tests._video import FPS, grid_frames, write_video
 from tests._weights import require_scrfd

@@ -12,9 +12,9 @@ import torch
 
 from core.errors import HarnessError
 from harness.config import load_config
-from harness.data import VISUAL_MASK
-from harness.features import MASK_HASH, encode_videos, feature_hash, frame_count
-from harness.sharding import Shard, shard_items
+from harness.data.datasets import VISUAL_MASK
+from harness.data.features import MASK_HASH, encode_videos, feature_hash, frame_count
+from harness.runtime.sharding import Shard, shard_items
 from models.registry import build_model
 from preprocessing.cache import FeatureCache
 from tests.harness._corpus import make_corpus

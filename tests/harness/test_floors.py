@@ -1,4 +1,5 @@
-"""Quality floors: the band math (`harness.floors`), the recorded file (`submissions.leaderboard`: record, refuse a
+"""Quality floors: the band math (`harness.reporting.floors`), the recorded file (`submissions.leaderboard`: record,
+refuse a
 lower floor, read format 1) and the check's statuses."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import HarnessError
-from harness.floors import MIN_RUNS, Run, choose_k, key_floor, loo_deviation, measure_floors, prediction_k
+from harness.reporting.floors import MIN_RUNS, Run, choose_k, key_floor, loo_deviation, measure_floors, prediction_k
 from submissions.leaderboard import (
     BAND_CAP,
     BAND_FACTOR,

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.config import load_config
-from harness.experiments import run_ablation, run_dir_for, run_folds
-from harness.folds import FoldError, fold_split, group_key, make_folds, reserve_videos, stage1_reserved
+from harness.data.folds import FoldError, fold_split, group_key, make_folds, reserve_videos, stage1_reserved
+from harness.experiments.ablation import run_ablation
+from harness.experiments.folds import run_folds
+from harness.folders.experiment import run_dir_for
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings as stage2_settings
 

@@ -19,33 +19,27 @@ from typing import Any
 import pytest
 import torch
 
-from harness.childenv import child_env
-from harness.config import load_config
-from harness.gpucheck import (
-    BENCH_ROOT,
+from harness.bench.gpu_measure import _time_rounds, _wait_all
+from harness.bench.gpu_plan import BENCH_ROOT, GpuCheckError, device_slug, plan_rounds, rounds_note
+from harness.bench.gpu_report import apply_peaks, best_peaks
+from harness.bench.gpucheck import (
     REPORT_JSON,
     REPORT_MD,
     Budget,
     CheckPlan,
-    GpuCheckError,
     _read_cpuinfo,
-    _time_rounds,
-    _wait_all,
     _zero2,
-    apply_peaks,
-    best_peaks,
     build_report,
     cpu_has_fast_bf16,
-    device_slug,
     dry_plan,
     gpu_plan,
-    plan_rounds,
     report_markdown,
     resolve_out,
-    rounds_note,
     stage2_section,
     vit_section,
 )
+from harness.config import load_config
+from harness.runtime.childenv import child_env
 from models import count_flops, count_train_flops
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +57,7 @@ def _listing(folder: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def dry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[str], float]:
     """One dry run: its folder, its report, its log lines and its wall time seen from outside."""
-    from harness.gpucheck import run_gpu_check
+    from harness.bench.gpucheck import run_gpu_check
 
     out = tmp_path_factory.mktemp("gpu-check")
     before = _listing(BENCH_ROOT)
@@ -210,7 +204,7 @@ def test_cli_refuses_wrong_combinations_in_one_line(args, message, capsys) -> No
 
 
 def test_dry_run_with_no_budget_left_skips_and_says_so(tmp_path) -> None:
-    from harness.gpucheck import run_gpu_check
+    from harness.bench.gpucheck import run_gpu_check
 
     _, report = run_gpu_check(tmp_path, dry_run=True, budget_s=0.0, log=lambda _: None)
     for key in ("stage2", "vit", "zero2"):

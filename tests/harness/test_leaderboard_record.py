@@ -10,8 +10,8 @@ import pytest
 
 from core.errors import HarnessError
 from harness.cli import main
-from harness.fingerprint import native_aten_levels
-from harness.recording import REFERENCE_SEED, plan_runs, record_quick
+from harness.reporting.recording import REFERENCE_SEED, plan_runs, record_quick
+from harness.runtime.fingerprint import native_aten_levels
 from submissions.leaderboard import load_recorded
 
 PLAT = {"machine": "x86_64", "cpu_vendor": "AuthenticAMD", "cpu_model": "AMD EPYC", "cpu_isa": "avx512",

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from harness.childenv import child_env
-from harness.findings import (
+from harness.runtime.childenv import child_env
+from harness.runtime.findings import (
     Finding,
     finding_line,
     finding_lines,

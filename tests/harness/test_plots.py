@@ -9,8 +9,8 @@ import torch
 from matplotlib import pyplot as plt
 from PIL import Image
 
-from harness.demo import gate_stats, gate_traces
-from harness.plots import (
+from harness.experiments.demo import gate_stats, gate_traces
+from harness.reporting.plots import (
     curves_figure,
     gates_figure,
     histograms_figure,

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.config import load_config
-from harness.predict import (
+from harness.data.windows import window_starts
+from harness.stages.predict import (
     ModuleForward,
     PredictError,
     average_windows,
@@ -23,8 +24,7 @@ from harness.predict import (
     predict_videos,
     write_video_outputs,
 )
-from harness.stage2 import train_stage2
-from harness.windows import window_starts
+from harness.stages.stage2 import train_stage2
 from models import create_model, list_models
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings as stage2_settings
@@ -146,7 +146,7 @@ def test_video_outputs(tmp_path):
 def test_raw_video_end_to_end(run, tmp_path):
     """A raw clip through preprocessing (audio; faces off: no detector weights offline), the encoder, the model."""
     _layout, _cache, cfg, res = run
-    from harness.engine import save_weights
+    from harness.train.loop import save_weights
     from models.registry import build_model
 
     torch.manual_seed(0)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.errors import HarnessError
 from harness.cli import main
-from harness.preprocess import PreprocessConfig, discover_jobs, preprocess
+from harness.stages.preprocess import PreprocessConfig, discover_jobs, preprocess
 from preprocessing.cache import FeatureCache
 from tests._weights import needs_scrfd
 

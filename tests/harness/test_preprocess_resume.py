@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from core.locking import LOCKS_DIR, lock_file_name
-from harness.childenv import child_env
-from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preprocess
+from harness.folders.cache import SUMMARY
+from harness.runtime.childenv import child_env
+from harness.stages.preprocess import PreprocessConfig, VideoResult, preprocess
 from preprocessing.cache import CacheLockedError
 from preprocessing.crops import CROPS_DIR
 from preprocessing.crops import MANIFEST as CROPS_MANIFEST

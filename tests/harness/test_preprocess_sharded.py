@@ -21,10 +21,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.locking import LOCKS_DIR, lock_file_name
-from harness.childenv import child_env
-from harness.distributed import free_port
-from harness.preprocess import SHARD_SUMMARIES, SUMMARY, discover_jobs, job_frames, merge_shard_summaries
-from harness.sharding import Shard, ShardError, balance, parse_shard, shard_items
+from harness.folders.cache import SHARD_SUMMARIES, SUMMARY
+from harness.runtime.childenv import child_env
+from harness.runtime.distributed import free_port
+from harness.runtime.sharding import Shard, ShardError, balance, parse_shard, shard_items
+from harness.stages.preprocess import discover_jobs, job_frames, merge_shard_summaries
 from tests._video import FPS, GRID, grid_frames, write_video
 from tests._weights import require_scrfd
 from tests.harness._preprocess import assert_same_outputs, finished, snapshot
@@ -83,7 +84,7 @@ def encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from harness.config import load_config
-    from harness.engine import save_weights
+    from harness.train.loop import save_weights
     from models.registry import build_model
 
     torch.manual_seed(0)

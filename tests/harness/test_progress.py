@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.progress import TimeRemainingColumn
 
-from harness.progress import StepProgress, eta_seconds, format_duration, overall_eta, plain_line
+from harness.runtime.progress import StepProgress, eta_seconds, format_duration, overall_eta, plain_line
 
 
 def _plain_console() -> tuple[Console, io.StringIO]:
@@ -94,7 +94,7 @@ def test_overall_eta_is_the_remaining_share_at_the_measured_rate(share: float, e
 
 
 def test_engine_epochs_write_one_line_per_epoch_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.engine import _Progress
+    from harness.train.loop import _Progress
 
     bar = _Progress(True, "bdca fold 0")
     for epoch in range(3):

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from harness.config import ConfigError, load_config
-from harness.data import load_labels
-from harness.refine import class_va_means, refine_labels, refined_frames
-from harness.stage2 import train_stage2, training_labels
+from harness.data.datasets import load_labels
+from harness.data.refine import class_va_means, refine_labels, refined_frames
+from harness.stages.stage2 import train_stage2, training_labels
 from preprocessing.affwild2 import load_expressions
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings as stage2_settings
@@ -118,7 +118,7 @@ def test_training_labels_are_refined_only_when_asked_and_from_training_videos(ex
 def test_stage2_scores_on_the_files_labels_whatever_the_refinement(expr_corpus, tmp_path, monkeypatch):
     """The validation labels that select the best epoch and are scored, and the test labels, are the files' own
     (-5 kept) with refinement on; the training targets are refined."""
-    import harness.stage2 as stage2
+    import harness.stages.stage2 as stage2
 
     layout, cache = expr_corpus
     seen: dict[str, dict] = {}
@@ -149,7 +149,7 @@ def test_stage2_scores_on_the_files_labels_whatever_the_refinement(expr_corpus, 
 def test_the_ablation_row_without_refinement_is_paired_with_bdca(expr_corpus, tmp_path):
     import polars as pl
 
-    from harness.experiments import run_ablation
+    from harness.experiments.ablation import run_ablation
 
     layout, cache = expr_corpus
     cfg = load_config("quick", stage2_settings(

@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from harness.cli import build_parser, main
-from harness.report import (
+from harness.reporting.page import data_uri
+from harness.reporting.report import (
     Plot,
     Report,
     collect_report,
-    data_uri,
     leaderboard_tables,
     locate,
     render_html,

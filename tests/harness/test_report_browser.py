@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.childenv import child_env
-from harness.report import write_report
+from harness.reporting.report import write_report
+from harness.runtime.childenv import child_env
 from tests.harness._report import make_demo_folder
 
 BROWSERS = ("chromium", "chromium-browser")

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from harness.config import DeepSpeedSection, load_config
-from harness.engine import LATEST_MAX_BYTES, _resume_tag, fit, load_weights
-from harness.runs import RunDir, RunError
+from harness.folders.run import RunDir, RunError
+from harness.train.checkpoint import LATEST_MAX_BYTES
+from harness.train.loop import _resume_tag, fit
+from harness.train.weights import load_weights
 from tests.harness._engine import KilledError, Pairs, killing_loss, loop_cfg, loss_fn, tiny_model
 
 

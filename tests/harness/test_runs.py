@@ -12,7 +12,7 @@ import pytest
 from core.errors import HarnessError
 from core.safe_read import ReadError
 from harness.cli import main
-from harness.runs import RunDir, resolve_prediction
+from harness.folders.run import RunDir, resolve_prediction
 from submissions.formats import image_location, write_submission
 from submissions.leaderboard import scoring_fixture
 

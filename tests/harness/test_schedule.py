@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.config import load_config
-from harness.schedule import Schedule, WarmupCosineRestarts, cycle_position, lr_at
+from harness.train.schedule import Schedule, WarmupCosineRestarts, cycle_position, lr_at
 
 PAPER = Schedule(start_lr=3e-5, peak_lr=5e-3, warmup_steps=100, t0_steps=50, t_mult=1, min_lr=1e-5)
 

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from harness.config import load_config
-from harness.data import VISUAL_MASK, frame_transform, labelled_frames, read_crop
-from harness.engine import load_weights, save_weights
-from harness.features import feature_hash
-from harness.runs import RunDir
-from harness.stage1 import Stage1Error, finetune_entries, initial_encoder_state, run_stage1
+from harness.data.datasets import VISUAL_MASK, frame_transform, labelled_frames, read_crop
+from harness.data.features import feature_hash
+from harness.folders.run import RunDir
+from harness.stages.stage1 import Stage1Error, finetune_entries, initial_encoder_state, run_stage1
+from harness.train.loop import save_weights
+from harness.train.weights import load_weights
 from tests.harness._corpus import make_corpus
 
 SETTINGS = [

@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from harness.childenv import child_env
 from harness.config import load_config
-from harness.data import VISUAL_MASK, NormStats, WindowDataset, compute_norm_stats, load_labels, normalised_streams
-from harness.distributed import free_port
-from harness.stage2 import stage2_loss, train_stage2
+from harness.data.datasets import (
+    VISUAL_MASK,
+    NormStats,
+    WindowDataset,
+    compute_norm_stats,
+    load_labels,
+    normalised_streams,
+)
+from harness.runtime.childenv import child_env
+from harness.runtime.distributed import free_port
+from harness.stages.stage2 import stage2_loss, train_stage2
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings
 

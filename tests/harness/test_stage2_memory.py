@@ -1,4 +1,5 @@
-"""Peak resident-set measurement (`harness.resources`), which `harness demo` records per stage, and stage 2's memory
+"""Peak resident-set measurement (`harness.runtime.resources`), which `harness demo` records per stage, and stage 2's
+memory
 against the dataset's size.
 
 A process's own peak is `VmHWM`, not `ru_maxrss`: a child's `ru_maxrss` starts at its parent's high-water mark
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.resources import PeakRss, current_rss_mib, peak_rss, reset_peak_rss
+from harness.runtime.resources import PeakRss, current_rss_mib, peak_rss, reset_peak_rss
 from tests.harness._stage2_rss import measure
 
 VIDEOS, FRAMES, DV = 4, 3000, 1024  # N videos of 2 min at 25 fps: 50 MiB of training streams
@@ -37,7 +38,7 @@ def test_a_child_reports_its_own_peak_not_its_parents():
     import numpy as np
 
     block = np.ones(256 * 2**20 // 8)  # resident in this process while the child starts
-    code = "from harness.resources import peak_rss; print(peak_rss().self_mib)"
+    code = "from harness.runtime.resources import peak_rss; print(peak_rss().self_mib)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert float(out) < 128, out  # the child's interpreter, not the 256 MiB of its parent
     assert block.sum() > 0

@@ -12,10 +12,13 @@ from rich.console import Console
 
 from harness.cli import main
 from harness.config import load_config
-from harness.data import load_labels
-from harness.experiments import pairs_iv, run_ablation, run_dir_for, run_folds, run_stats
-from harness.predict import load_predictions
-from harness.tables import ci_cells, print_table
+from harness.data.datasets import load_labels
+from harness.experiments.ablation import pairs_iv, run_ablation
+from harness.experiments.folds import run_folds
+from harness.experiments.intervals import run_stats
+from harness.folders.experiment import run_dir_for
+from harness.reporting.tables import ci_cells, print_table
+from harness.stages.predict import load_predictions
 from submissions.bootstrap import bootstrap_ci, cluster_of, cluster_stats, paired_bootstrap
 from submissions.formats import image_location, write_annotation, write_submission
 from submissions.leaderboard import scoring_fixture
@@ -175,7 +178,7 @@ def test_run_stats_match_the_saved_predictions(experiment):
 
 
 def test_demo_scores_carry_interval_bounds_beside_the_unchanged_scores(experiment):
-    from harness.demo import _scores_from_tables
+    from harness.experiments.demo import _scores_from_tables
 
     _, _, cfg, _, t1, reports, _ = experiment
     scores = _scores_from_tables(cfg, t1, list(reports.values()))
@@ -195,7 +198,7 @@ def _leaderboard_text(capsys, *args: str) -> str:
 
 
 def test_leaderboard_reads_a_fold_folder_an_experiment_folder_and_a_scores_file(experiment, tmp_path, capsys):
-    from harness.commands.leaderboard import load_entries, resolve_source
+    from harness.reporting.leaderboard import load_entries, resolve_source
 
     _, _, cfg, out, t1, _, _ = experiment
     fold0 = run_dir_for(out, cfg, 0)

@@ -8,12 +8,12 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from harness.clean import clean_checkpoints
 from harness.config import load_config
-from harness.doctor import check_path
-from harness.engine import fit
-from harness.runs import RunDir
-from harness.tb_events import EVENT_GLOB, TAGS, TB_DIR, epoch_scalars
+from harness.folders.run import RunDir
+from harness.ops.clean import clean_checkpoints
+from harness.ops.doctor import check_path
+from harness.runtime.tb_events import EVENT_GLOB, TAGS, TB_DIR, epoch_scalars
+from harness.train.loop import fit
 from tests.harness._engine import ZERO0, KilledError, Pairs, evaluator, killing_loss, loop_cfg, loss_fn, tiny_model
 
 ALL_TAGS = {"train/loss", "train/lr", "val/ccc_v", "val/ccc_a", "val/p_va"}
@@ -62,9 +62,9 @@ def test_events_hold_one_value_per_epoch_equal_to_metrics_and_change_no_score(tm
     assert len(list((run.path / TB_DIR).glob(EVENT_GLOB))) == 1
 
     # The same run without event files: every number of metrics.jsonl is the same (time aside).
-    import harness.tb_events
+    import harness.runtime.tb_events
 
-    monkeypatch.setattr(harness.tb_events.EpochEvents, "write", lambda self, record: None)
+    monkeypatch.setattr(harness.runtime.tb_events.EpochEvents, "write", lambda self, record: None)
     bare = _prepared(tmp_path, "bare")
     fit(tiny_model(), train, loss_fn, loop_cfg(epochs=3), ZERO0, bare, seed=0, evaluate=evaluator(val))
     strip = [{k: v for k, v in r.items() if k != "time_s"} for r in run.epoch_records()]

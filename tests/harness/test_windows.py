@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.windows import window_count, window_starts
+from harness.data.windows import window_count, window_starts
 
 
 @st.composite

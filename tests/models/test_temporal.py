@@ -212,7 +212,8 @@ def test_tap_sum_gradients() -> None:
 
 
 def _starts(n: int, length: int, stride: int) -> list[int]:
-    """Windows every `stride` frames plus one aligned to the end (`harness.windows.window_starts` for n >= length)."""
+    """Windows every `stride` frames plus one aligned to the end (`harness.data.windows.window_starts` for n >=
+    length)."""
     return sorted(set(range(0, n - length + 1, stride)) | {n - length})
 
 
