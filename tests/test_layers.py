@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_submissions_knows_no_run_folder_layout() -> None:
     """A run folder's file names are `harness.folders.run`' alone: submissions/ is handed files and metadata, never a
     folder
     to look into (no string in it is one of those names)."""
-    from harness.folders import run as runs
+    import harness.folders.run as runs
 
     # File names are looked for anywhere in a string; the folder name `predictions` only as a path part (the word
     # itself is everywhere in the scoring messages).
@@ -299,3 +300,64 @@ def test_only_folders_spells_a_layout_file_name() -> None:
                     and node.value in names:  # fmt: skip
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
     assert bad == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tests that check inside a loop first check that the loop runs: an empty iterable would pass them silently.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _literal(node: ast.expr) -> bool:
+    """An iterable that cannot be empty by accident: a literal, `range` of constants, an UPPER_CASE constant, or
+    `enumerate`/`zip`/`sorted` of those."""
+    if isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Constant):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id.isupper()
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id == "range":
+            return all(isinstance(a, ast.Constant) for a in node.args)
+        if node.func.id in ("enumerate", "zip", "sorted", "reversed"):
+            return all(_literal(a) for a in node.args)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+        return node.func.value.id.isupper()  # CONSTANT.items()
+    return False
+
+
+def _unchecked_loops(path: Path, root: Path = ROOT) -> list[str]:
+    """Loops with an assert inside whose iterable no earlier assert of the test names."""
+    bad = []
+    for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(fn, ast.FunctionDef) or not fn.name.startswith("test"):
+            continue
+        seen: list[str] = []
+
+        def walk(body: list[ast.stmt], seen: list[str], test: str) -> None:
+            for st in body:
+                if isinstance(st, ast.For) and not _literal(st.iter) \
+                        and any(isinstance(n, ast.Assert) for n in ast.walk(st)):  # fmt: skip
+                    names = {n.id for n in ast.walk(st.iter) if isinstance(n, ast.Name)}
+                    if not any(re.search(rf"\b{re.escape(n)}\b", a) for n in names for a in seen):
+                        where = f"{path.relative_to(root)}:{st.lineno}: {test}"
+                        bad.append(f"{where}: for ... in {ast.unparse(st.iter)}")
+                if isinstance(st, ast.Assert):
+                    seen.append(ast.unparse(st))
+                if not isinstance(st, ast.For):
+                    for field in ("body", "orelse", "finalbody"):
+                        walk(getattr(st, field, []), seen, test)
+
+        walk(fn.body, seen, fn.name)
+    return bad
+
+
+def test_a_test_that_asserts_in_a_loop_first_asserts_that_the_loop_runs() -> None:
+    bad = [line for path in sorted((ROOT / "tests").rglob("test_*.py")) for line in _unchecked_loops(path)]
+    assert bad == []
+
+
+def test_the_loop_check_sees_an_unchecked_loop(tmp_path: Path) -> None:
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("def test_x(rows):\n    for r in rows:\n        assert r\n", encoding="utf-8")
+    assert _unchecked_loops(probe, tmp_path) == ["test_probe.py:2: test_x: for ... in rows"]
+    probe.write_text("def test_x(rows):\n    assert rows\n    for r in rows:\n        assert r\n", encoding="utf-8")
+    assert _unchecked_loops(probe, tmp_path) == []

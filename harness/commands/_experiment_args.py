@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # the command modules stay light: `harness --help` imports ev
     from rich.console import Console
 
     from harness.config import Config
-    from harness.stages.stage2 import Stage2Result
+    from harness.stages.skeleton import StageResult
 
 
 def add_seeds_argument(p: argparse.ArgumentParser) -> None:
@@ -61,7 +61,7 @@ def parse_folds(text: str | None) -> list[int] | None:
         raise HarnessError(f"--folds {text!r}: expected comma-separated integers like 0,1,2") from None
 
 
-def run_printer(console: Console | None) -> Callable[[Stage2Result], None] | None:
+def run_printer(console: Console | None) -> Callable[[StageResult], None] | None:
     """A callback that prints, after each run, whether it was trained now or reused (a rerun resumes past it)."""
     if console is None:
         return None

@@ -6,6 +6,7 @@ One concern per module, every public name re-exported here (`from harness.config
 - `schema`: `Config` and what derives from it (feature widths, model configs, the hash, DeepSpeed's batch size),
   and the checks across keys;
 - `dotted`: dotted-path helpers (`set_dotted`);
+- `rows`: the ablation table's rows as typed values (`TableRow`: a model, the baseline, no refinement);
 - `loader`: named configs and YAML files, `base:` inheritance, `--set` overrides, bounded YAML parsing;
 - `checks`: types and ranges of each field (`ConfigError` naming the dotted key, from `errors`);
 - `cli`: the `--config`/`--set` arguments every command that takes a config uses.
@@ -43,6 +44,7 @@ from harness.config.loader import (
     load_yaml_text,
     parse_override,
 )
+from harness.config.rows import RowKind, TableRow, table_rows
 from harness.config.schema import Config, check_cross, config_hash, train_batch_size
 from harness.config.sections import (
     AugmentConfig,
@@ -89,9 +91,11 @@ __all__ = [
     "MAEStageConfig",
     "ModelConfig",
     "PreprocessConfig",
+    "RowKind",
     "RuntimeConfig",
     "ScheduleConfig",
     "Stage1Config",
+    "TableRow",
     "WindowsConfig",
     "ZooSection",
     "add_config_arguments",
@@ -107,5 +111,6 @@ __all__ = [
     "overrides_from_args",
     "parse_override",
     "set_dotted",
+    "table_rows",
     "train_batch_size",
 ]

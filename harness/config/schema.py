@@ -255,8 +255,8 @@ def check_cross(cfg: Config) -> None:
         raise ConfigError(f"model.name: {cfg.model.name!r} is not a temporal model ({', '.join(temporal)})")
     if len(set(cfg.experiment.seeds)) != len(cfg.experiment.seeds):
         raise ConfigError(f"experiment.seeds: a seed listed twice in {list(cfg.experiment.seeds)}")
-    rows = (BASELINE_ROW, NO_REFINE_ROW)
-    bad = [m for m in cfg.experiment.ablation_models if m not in temporal and m not in rows]
+    rows = cfg.experiment.rows
+    bad = [r.name for r in rows if r.kind == "model" and r.name not in temporal]
     if bad:
         raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)}) "
                           f"nor {BASELINE_ROW!r} or {NO_REFINE_ROW!r}")  # fmt: skip
@@ -264,7 +264,7 @@ def check_cross(cfg: Config) -> None:
     if rivals or len(set(cfg.experiment.compare_models)) != len(cfg.experiment.compare_models):
         raise ConfigError(f"experiment.compare_models: {rivals or list(cfg.experiment.compare_models)} not distinct "
                           f"rival models ({', '.join(ZOO)})")  # fmt: skip
-    if NO_REFINE_ROW in cfg.experiment.ablation_models and not cfg.data.refine_labels:
+    if any(r.kind == "no_refine" for r in rows) and not cfg.data.refine_labels:
         raise ConfigError(f"experiment.ablation_models: {NO_REFINE_ROW!r} compares a model with and without label "
                           "refinement, but data.refine_labels is false (set it true, or drop the row)")  # fmt: skip
     if cfg.baseline.name not in list_models("resnet"):
@@ -281,8 +281,8 @@ def check_cross(cfg: Config) -> None:
         ("stage1.mae", lambda: cfg.mae_config()),
         ("model", lambda: cfg.temporal_config()),
         ("baseline", lambda: cfg.baseline_config()),
-        *((f"experiment.ablation_models ({m})", lambda m=m: cfg.temporal_config(m))
-          for m in cfg.experiment.ablation_models if m not in rows),
+        *((f"experiment.ablation_models ({r.name})", lambda m=r.name: cfg.temporal_config(m))
+          for r in rows if r.kind == "model"),
         *((f"zoo.{m}", lambda m=m: cfg.temporal_config(m)) for m in ZOO),
     ):  # fmt: skip
         try:

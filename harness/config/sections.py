@@ -26,6 +26,7 @@ from harness.config.limits import (
     params_field,
     spec,
 )
+from harness.config.rows import TableRow, table_rows
 from models.configs import MAEConfig, ResNetConfig, TemporalConfig, ViTConfig
 from models.zoo import (
     DCAConfig,
@@ -337,6 +338,11 @@ class ExperimentConfig:
     # A default, so that the config.yaml of a run folder written before it existed still loads.
     compare_models: tuple[str, ...] = ()
 
+    @property
+    def rows(self) -> tuple[TableRow, ...]:
+        """`ablation_models` as typed rows (`harness.config.rows`)."""
+        return table_rows(self.ablation_models)
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -347,12 +353,15 @@ class RuntimeConfig:
         progress: show rich progress bars.
         eval_batch: windows (stage 2) or frames (stage 1) per forward when evaluating and predicting.
         threads: torch intra-op threads; 0 keeps torch's default (one per core).
+        engine: what trains (`--engine`): `deepspeed` (ZeRO, any number of processes) or `torch` (plain torch, one
+            process, fp32); may be left out.
     """
 
     num_workers: int = spec(ge=0, le=MAX_WORKERS)
     progress: bool
     eval_batch: int = spec(ge=1, le=MAX_BATCH)
     threads: int = spec(ge=0, le=MAX_THREADS)
+    engine: Literal["deepspeed", "torch"] = "deepspeed"
 
 
 @dataclass(frozen=True)

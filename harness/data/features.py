@@ -24,6 +24,7 @@ from harness.config import Config
 from harness.data.datasets import VISUAL_MASK, CacheLike, crop_files, frame_transform, read_crop
 from harness.runtime.progress import StepProgress
 from preprocessing.affwild2 import VideoEntry
+from preprocessing.cache import FeatureCache
 
 FEATURE_VERSION = 1
 MASK_HASH = stable_hash({"feature": VISUAL_MASK, "version": FEATURE_VERSION})
@@ -85,7 +86,7 @@ def frame_count(entry: Any, cache: CacheLike) -> int | None:
 
 
 @torch.no_grad()
-def encode_videos(cfg: Config, entries: Sequence[VideoEntry], cache: Any,
+def encode_videos(cfg: Config, entries: Sequence[VideoEntry], cache: FeatureCache,
                   encoders: Mapping[str, tuple[nn.Module, str]], progress: bool = False) -> list[str]:  # fmt: skip
     """CLS features of every frame of `entries` into the cache (and `visual_mask`), one decoding pass.
 

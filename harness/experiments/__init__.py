@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "DEMO_ROOT": "harness.experiments.demo",
     "DemoResult": "harness.experiments.demo",
     "ExperimentRun": "harness.experiments.rows",
+    "ExperimentSetup": "harness.experiments.rows",
     "Grid": "harness.experiments.intervals",
     "PAIRED_SCHEMA": "harness.experiments.table_files",
     "PAIRS_III": "harness.experiments.ablation",
@@ -49,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "seed_note": "harness.experiments.table_files",
     "self_reported_table": "harness.experiments.compare",
     "time_train_step": "harness.experiments.compare",
+    "train_row": "harness.experiments.rows",
     "variant": "harness.experiments.rows",
     "without_refinement": "harness.experiments.rows",
 }

@@ -10,23 +10,25 @@ from pathlib import Path
 from typing import Any
 
 from core.ownership import claim_folder
-from harness.config import BASELINE_ROW, NO_REFINE_ROW, Config, ConfigError
+from harness.config import BASELINE_ROW, NO_REFINE_ROW, Config, ConfigError, TableRow, table_rows
 from harness.experiments.rows import (
     ExperimentRun,
+    ExperimentSetup,
     TableReport,
     _flat,
     _grid_stats,
     _intervals,
-    _maybe_stage1,
     _paper,
     _seeds_of,
     _summary_row,
-    _train_row,
+    train_row,
 )
 from harness.experiments.table_files import _paired_row, _paired_table, _row, _seed_title, _write_table
 from harness.folders.experiment import EXPERIMENT_LAYOUT
 from harness.runtime.distributed import Strategy
-from harness.stages.stage2 import Stage2Result
+from harness.stages.skeleton import StageResult
+from preprocessing.affwild2 import AffWild2Layout
+from preprocessing.cache import FeatureCache
 from submissions.bootstrap import (
     ClusterStats,
 )
@@ -52,8 +54,8 @@ PAIRS_III = (("MAE w/o FT", "MAE"),)
 
 def run_ablation(
     cfg: Config,
-    layout: Any,
-    cache: Any,
+    layout: AffWild2Layout,
+    cache: FeatureCache,
     out: str | Path,
     folds: Sequence[int] | None = None,
     *,
@@ -63,7 +65,7 @@ def run_ablation(
     resume: bool = False,
     progress: bool | None = None,
     console: Any = None,
-    on_result: Callable[[Stage2Result], None] | None = None,
+    on_result: Callable[[StageResult], None] | None = None,
     strategy: Strategy | None = None,
 ) -> list[TableReport]:
     """Tables IV and III on the same folds and seeds, each beside the paper's rows.
@@ -98,25 +100,25 @@ def run_ablation(
             "Table III needs the features before fine-tuning: set stage1.extract_unfinetuned=true "
             "(or run without Table III)"
         )
-    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console, strategy)
+    setup = ExperimentSetup(cfg, layout, cache, out, seeds, resume, progress, console, on_result,
+                            strategy).with_stage1()  # fmt: skip
 
-    def train(model: str, visual: str) -> list[list[ExperimentRun]]:
-        return _train_row(cfg, layout, cache, out, folds, seeds, model, visual, encoder, resume, progress, on_result,
-                          strategy)
+    def train(row: TableRow, visual: str) -> list[list[ExperimentRun]]:
+        return train_row(setup, folds, row, visual)
 
     reports = []
     fold_txt = ",".join(map(str, folds))
     paper = _paper("IV")
     rows, all_results, intervals = [], [], {}
     row_stats: dict[str, list[list[ClusterStats | None]]] = {}
-    for m in models:
-        grid = train(m, cfg.features.visual)
+    for row in table_rows(models):
+        grid = train(row, cfg.features.visual)
         all_results += _flat(grid)
-        name = PAPER_NAMES_IV.get(m, m)
+        name = PAPER_NAMES_IV.get(row.name, row.name)
         intervals.update(_intervals(_flat(grid)))
         row_stats[name] = _grid_stats(grid)
         rows.append(_summary_row(name, grid, paper.get(name), seeds))
-    if "Baseline" in paper and BASELINE_ROW not in models:
+    if "Baseline" in paper and not any(r.kind == "baseline" for r in table_rows(models)):
         rows.insert(0, _row("Baseline (paper)", [None] * 3, paper["Baseline"], "", ""))
     paired = _paired_table([_paired_row(a, b, row_stats[a], row_stats[b], seeds)
                             for a, b in pairs_iv(list(row_stats))])  # fmt: skip
@@ -128,7 +130,7 @@ def run_ablation(
         paper3 = _paper("III")
         rows, all_results, intervals, row_stats = [], [], {}, {}
         for visual, name in TABLE3_ROWS:
-            grid = train("visual_only", visual)
+            grid = train(TableRow.model("visual_only"), visual)
             all_results += _flat(grid)
             intervals.update(_intervals(_flat(grid)))
             row_stats[name] = _grid_stats(grid)

@@ -34,18 +34,18 @@ import torch
 
 from core.atomic import atomic_write_text
 from core.safe_read import read_json, read_text
-from harness.config import Config, ConfigError
+from harness.config import Config, ConfigError, TableRow
 from harness.data.datasets import load_video_streams
 from harness.experiments.folds import (
     ExperimentRun,
+    ExperimentSetup,
     _flat,
     _intervals,
-    _maybe_stage1,
     _seed_title,
     _seeds_of,
     _summary_row,
-    _train_row,
     _write_table,
+    train_row,
 )
 from harness.experiments.rows import _grid_stats
 from harness.experiments.table_files import _json_safe, _paired_row, _paired_table
@@ -54,10 +54,13 @@ from harness.folders.run import RunDir
 from harness.reporting.tables import print_table
 from harness.runtime.distributed import Strategy, current_strategy
 from harness.stages.predict import load_predictions, load_trained, module_forward, predict_arrays
-from harness.stages.stage2 import Stage2Result, stage2_loss
+from harness.stages.skeleton import StageResult
+from harness.stages.stage2 import stage2_loss
 from models.flops import count_flops, count_params
 from models.registry import build_model, stage2_models
 from models.zoo import ZOO
+from preprocessing.affwild2 import AffWild2Layout
+from preprocessing.cache import FeatureCache
 from submissions.leaderboard import paper_rows, table_markdown
 
 REFERENCE = "bdca"
@@ -106,7 +109,7 @@ class CompareReport:
     paired: pl.DataFrame
     cost: pl.DataFrame
     files: list[Path]
-    results: list[Stage2Result] = field(default_factory=list)
+    results: list[StageResult] = field(default_factory=list)
 
 
 def check_models(models: Sequence[str]) -> list[str]:
@@ -161,7 +164,8 @@ def time_train_step(cfg: Config, model: str, steps: int = TIMED_STEPS, device: s
     return float(np.mean(times))
 
 
-def prediction_rate(run_dir: Path, cache: Any, videos: Sequence[str], device: str = "cpu") -> tuple[float, int]:
+def prediction_rate(run_dir: Path, cache: FeatureCache, videos: Sequence[str],
+                    device: str = "cpu") -> tuple[float, int]:  # fmt: skip
     """Frames per second of whole-video prediction with a trained run (its features loaded beforehand).
 
     Args:
@@ -185,7 +189,7 @@ def prediction_rate(run_dir: Path, cache: Any, videos: Sequence[str], device: st
     return (frames / seconds if seconds > 0 else math.nan), frames
 
 
-def measure_cost(cfg: Config, model: str, run: Stage2Result, cache: Any, device: str = "cpu") -> dict[str, Any]:
+def measure_cost(cfg: Config, model: str, run: StageResult, cache: FeatureCache, device: str = "cpu") -> dict[str, Any]:
     """One cost row (`COST_SCHEMA`) of a model, measured now in this process.
 
     Args:
@@ -206,7 +210,7 @@ def measure_cost(cfg: Config, model: str, run: Stage2Result, cache: Any, device:
             "threads": torch.get_num_threads()}  # fmt: skip
 
 
-def _reported_videos(run: Stage2Result) -> list[str]:
+def _reported_videos(run: StageResult) -> list[str]:
     """The videos of a run's reported split, from its saved predictions."""
     return sorted(load_predictions(RunDir(run.run_dir).split_predictions(run.reported_on)))
 
@@ -227,8 +231,8 @@ def _cost_markdown(cost: pl.DataFrame) -> str:
 
 def run_compare(
     cfg: Config,
-    layout: Any,
-    cache: Any,
+    layout: AffWild2Layout,
+    cache: FeatureCache,
     out: str | Path,
     models: Sequence[str],
     folds: Sequence[int] | None = None,
@@ -237,7 +241,7 @@ def run_compare(
     resume: bool = False,
     progress: bool | None = None,
     console: Any = None,
-    on_result: Callable[[Stage2Result], None] | None = None,
+    on_result: Callable[[StageResult], None] | None = None,
     strategy: Strategy | None = None,
 ) -> CompareReport:
     """Train (or reuse) every model on the same folds and seeds, and write Table II (measured).
@@ -266,11 +270,11 @@ def run_compare(
     seeds = _seeds_of(cfg, seeds)
     # Every row is a variant of the config as it is (`run_dir_for`): with `model.name` BDCA its row is the folds'
     # own run (`<out>/folds/`); with another model it lives under `<out>/ablation/bdca/`, never in another's folder.
-    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console, strategy)
+    setup = ExperimentSetup(cfg, layout, cache, out, seeds, resume, progress, console, on_result,
+                            strategy).with_stage1()  # fmt: skip
     grids: dict[str, list[list[ExperimentRun]]] = {}
     for m in names:
-        grids[m] = _train_row(cfg, layout, cache, out, folds, seeds, m, cfg.features.visual, encoder, resume,
-                              progress, on_result, strategy)  # fmt: skip
+        grids[m] = train_row(setup, folds, TableRow.model(m), cfg.features.visual)
     rows, results, stats = [], [], {}
     paper = {e.name: (e.ccc_v, e.ccc_a, e.p_va) for e in paper_rows("II")}
     for m, grid in grids.items():

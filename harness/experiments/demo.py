@@ -25,7 +25,7 @@ from rich.panel import Panel
 
 from core.atomic import atomic_write_text
 from core.ownership import check_plain_name, claim_folder
-from harness.config import BASELINE_ROW, Config, load_config
+from harness.config import Config, load_config
 from harness.data.datasets import load_labels, load_video_streams
 from harness.data.windows import window_starts
 from harness.experiments.ablation import run_ablation
@@ -333,7 +333,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
         ablation_reports = run_ablation(cfg, layout, cache, exp, console=console, on_result=_run_done(bar))
     compare_files = _compare(cfg, layout, cache, exp, console, res, shares)
     res.scores.update(_scores_from_tables(cfg, folds_report, ablation_reports))
-    if BASELINE_ROW in cfg.experiment.ablation_models:
+    if any(r.kind == "baseline" for r in cfg.experiment.rows):
         # What the trained baseline row must beat to show that it learnt: the same network, never trained.
         untrained = untrained_baseline(cfg, layout, cache, 0)
         ci = untrained.bootstrap()

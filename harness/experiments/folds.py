@@ -42,31 +42,33 @@ from pathlib import Path
 from typing import Any
 
 from core.ownership import claim_folder
-from harness.config import BASELINE_ROW, Config
+from harness.config import Config, TableRow
 from harness.experiments.intervals import _mean_std
 from harness.experiments.rows import (
     ExperimentRun,
+    ExperimentSetup,
     TableReport,
     _flat,
     _intervals,
-    _maybe_stage1,
     _paper,
     _row_ci,
     _row_summary,
     _seeds_of,
     _summary_row,
-    _train_row,
+    train_row,
 )
 from harness.experiments.table_files import _row, _seed_title, _write_table
 from harness.folders.experiment import EXPERIMENT_LAYOUT
 from harness.runtime.distributed import Strategy
-from harness.stages.stage2 import Stage2Result
+from harness.stages.skeleton import StageResult
+from preprocessing.affwild2 import AffWild2Layout
+from preprocessing.cache import FeatureCache
 
 
 def run_folds(
     cfg: Config,
-    layout: Any,
-    cache: Any,
+    layout: AffWild2Layout,
+    cache: FeatureCache,
     out: str | Path,
     folds: Sequence[int] | None = None,
     *,
@@ -74,7 +76,7 @@ def run_folds(
     resume: bool = False,
     progress: bool | None = None,
     console: Any = None,
-    on_result: Callable[[Stage2Result], None] | None = None,
+    on_result: Callable[[StageResult], None] | None = None,
     strategy: Strategy | None = None,
 ) -> TableReport:
     """Train the configured model on each fold (once per stage-2 seed) and write Table I (per fold, mean, std,
@@ -97,14 +99,13 @@ def run_folds(
     claim_folder(out, EXPERIMENT_LAYOUT, what="experiment folder")  # a folder the harness did not write: refused
     folds = list(cfg.experiment.folds if folds is None else folds)
     seeds = _seeds_of(cfg, seeds)
-    encoder = _maybe_stage1(cfg, layout, cache, out, resume, progress, console, strategy)
-    grid = _train_row(cfg, layout, cache, out, folds, seeds, cfg.model.name, cfg.features.visual, encoder, resume,
-                      progress, on_result, strategy) if folds else []  # fmt: skip
+    setup = ExperimentSetup(cfg, layout, cache, out, seeds, resume, progress, console, on_result,
+                            strategy).with_stage1()  # fmt: skip
+    grid = train_row(setup, folds, TableRow.model(cfg.model.name), cfg.features.visual) if folds else []
     base: list[list[ExperimentRun]] = []
-    if BASELINE_ROW in cfg.experiment.ablation_models and 0 in folds:
+    if any(r.kind == "baseline" for r in cfg.experiment.rows) and 0 in folds:
         # The challenge reports its baseline on the official split: Table I's Baseline row is fold 0's.
-        base = _train_row(cfg, layout, cache, out, [0], seeds, BASELINE_ROW, cfg.features.visual, encoder, resume,
-                          progress, on_result, strategy)  # fmt: skip
+        base = train_row(setup, [0], TableRow.baseline(), cfg.features.visual)
     paper = _paper("I")
     intervals = _intervals(_flat(grid))
     rows = [_summary_row(f"Fold {f}", [reps], paper.get(f"Fold {f}"), seeds)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -15,7 +14,8 @@ from core.atomic import atomic_write_text
 from harness.data.datasets import load_labels
 from harness.folders.run import RunDir
 from harness.stages.predict import load_predictions
-from harness.stages.stage2 import Stage2Result
+from harness.stages.skeleton import StageResult
+from preprocessing.affwild2 import AffWild2Layout
 from submissions import MetricError
 from submissions.bootstrap import (
     LEVEL,
@@ -38,7 +38,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else math.nan
 
 
-def run_stats(res: Stage2Result, layout: Any) -> ClusterStats | None:
+def run_stats(res: StageResult, layout: AffWild2Layout) -> ClusterStats | None:
     """The per-cluster statistics of a run's reported split, from its saved predictions and the split's labels.
 
     Args:
@@ -58,7 +58,7 @@ def run_stats(res: Stage2Result, layout: Any) -> ClusterStats | None:
     return cluster_stats(labels, preds)
 
 
-def _save_interval(res: Stage2Result, stats: ClusterStats, ci: BootstrapCI) -> None:
+def _save_interval(res: StageResult, stats: ClusterStats, ci: BootstrapCI) -> None:
     """Write `<run>/bootstrap.json`, only when its content changes (a rerun leaves a finished run untouched)."""
     doc = {"on": res.reported_on, "videos": stats.videos, "frames": stats.frames, **ci.as_dict()}
     text = json.dumps(doc, indent=1, sort_keys=True) + "\n"

@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from rich.console import Console
 
-from harness.config import BASELINE_ROW, NO_REFINE_ROW, Config, ConfigError
+from harness.config import Config, ConfigError, TableRow
+from harness.data.datasets import CacheLike
 from harness.experiments.intervals import _mean_std, _save_interval, run_stats, seed_mean_ci
 from harness.experiments.table_files import _row
 from harness.folders.experiment import run_dir_for
 from harness.folders.run import STAGE1_DIR
 from harness.runtime.distributed import Strategy
 from harness.stages.baseline import train_baseline
+from harness.stages.skeleton import StageResult
 from harness.stages.stage1 import run_stage1
-from harness.stages.stage2 import Stage2Result, train_stage2
+from harness.stages.stage2 import train_stage2
+from preprocessing.affwild2 import AffWild2Layout
 from submissions.bootstrap import (
     BootstrapCI,
     ClusterStats,
@@ -31,7 +35,7 @@ from submissions.leaderboard import paper_rows
 
 
 @dataclass
-class ExperimentRun(Stage2Result):
+class ExperimentRun(StageResult):
     """A stage-2 (or baseline) run of an experiment, with its stage-2 seed and the interval of its reported score.
 
     Args:
@@ -47,7 +51,7 @@ class ExperimentRun(Stage2Result):
     ci: BootstrapCI | None = None
 
     @classmethod
-    def of(cls, res: Stage2Result, seed: int, seeds: int, layout: Any) -> ExperimentRun:
+    def of(cls, res: StageResult, seed: int, seeds: int, layout: AffWild2Layout) -> ExperimentRun:
         """A trained or reused run with its seed and interval (computed from its saved predictions, not written).
 
         Args:
@@ -58,7 +62,7 @@ class ExperimentRun(Stage2Result):
         """
         stats = run_stats(res, layout)
         ci = bootstrap_ci(stats) if stats is not None else None
-        base = {f.name: getattr(res, f.name) for f in fields(Stage2Result)}
+        base = {f.name: getattr(res, f.name) for f in fields(StageResult)}
         return cls(**base, seed=seed, seeds=seeds, stats=stats, ci=ci)
 
 
@@ -79,12 +83,12 @@ class TableReport:
     name: str
     table: pl.DataFrame
     files: list[Path]
-    results: list[Stage2Result] = field(default_factory=list)
+    results: list[StageResult] = field(default_factory=list)
     intervals: dict[str, BootstrapCI] = field(default_factory=dict)
     paired: pl.DataFrame | None = None
     seeds: tuple[int, ...] = ()
 
-    def interval(self, res: Stage2Result) -> BootstrapCI | None:
+    def interval(self, res: StageResult) -> BootstrapCI | None:
         """The interval of one run's reported score (None when it could not be computed)."""
         return self.intervals.get(str(res.run_dir))
 
@@ -111,19 +115,50 @@ def variant(cfg: Config, model: str | None = None, visual: str | None = None, se
 def without_refinement(cfg: Config) -> Config:
     """The config of the row without label refinement: refinement off, and the row itself off the list (its run
     folder's config.yaml then loads as it is)."""
-    rows = [m for m in cfg.experiment.ablation_models if m != NO_REFINE_ROW]
+    rows = [r.name for r in cfg.experiment.rows if r.kind != "no_refine"]
     return cfg.replace(**{"data.refine_labels": False, "experiment.ablation_models": rows})
 
 
-def _maybe_stage1(cfg: Config, layout: Any, cache: Any, out: Path, resume: bool, progress: bool | None,
-                  console: Any = None, strategy: Strategy | None = None) -> Path | None:  # fmt: skip
-    """Run stage 1 into `<out>/stage1` when enabled (skipped when its features are cached); the encoder weights."""
-    if not cfg.stage1.enabled:
-        return None
-    res = run_stage1(cfg, layout, cache, out / STAGE1_DIR, resume=resume, progress=progress, strategy=strategy)
-    if console is not None and not res.skipped and cfg.stage1.reserve > 0:
-        console.print(res.reserve_note())
-    return res.encoder_weights
+@dataclass(frozen=True)
+class ExperimentSetup:
+    """What every row of one experiment shares.
+
+    Args:
+        cfg: the base config.
+        layout: the dataset layout.
+        cache: the feature cache.
+        out: the experiment folder.
+        seeds: the stage-2 seeds every (fold, row) is trained with.
+        resume: continue interrupted runs from their checkpoints.
+        progress: progress bars (None: the config's).
+        console: a rich console to print on (None: print nothing).
+        on_result: called after each run (with an `ExperimentRun`).
+        strategy: the run's processes (None: this process's own).
+        encoder: stage 1's encoder weights behind the visual features (`with_stage1`), recorded by every run.
+    """
+
+    cfg: Config
+    layout: AffWild2Layout
+    cache: CacheLike
+    out: Path
+    seeds: tuple[int, ...]
+    resume: bool = False
+    progress: bool | None = None
+    console: Console | None = None
+    on_result: Callable[[StageResult], None] | None = None
+    strategy: Strategy | None = None
+    encoder: Path | None = None
+
+    def with_stage1(self) -> ExperimentSetup:
+        """Run stage 1 into `<out>/stage1` when enabled (skipped when its features are cached); the setup with its
+        encoder weights."""
+        if not self.cfg.stage1.enabled:
+            return self
+        res = run_stage1(self.cfg, self.layout, self.cache, self.out / STAGE1_DIR, resume=self.resume,
+                         progress=self.progress, strategy=self.strategy)  # fmt: skip
+        if self.console is not None and not res.skipped and self.cfg.stage1.reserve > 0:
+            self.console.print(res.reserve_note())
+        return replace(self, encoder=res.encoder_weights)
 
 
 def _paper(table: str) -> dict[str, tuple[float, float, float]]:
@@ -131,7 +166,7 @@ def _paper(table: str) -> dict[str, tuple[float, float, float]]:
     return {e.name: (e.ccc_v, e.ccc_a, e.p_va) for e in paper_rows(table)}
 
 
-def describe_result(res: Stage2Result) -> str:
+def describe_result(res: StageResult) -> str:
     """One line on what happened to a run: reused (an interrupted command resumed past it) or trained now, with its
     score and, for an experiment's run (`ExperimentRun`), the score's interval and (several seeds) its seed.
 
@@ -153,33 +188,38 @@ def describe_result(res: Stage2Result) -> str:
     return f"{name}: {what} in {res.run_dir} (P_VA {cell} on {res.reported_on})"
 
 
-def _scores(res: Stage2Result) -> tuple[float, float, float]:
+def _scores(res: StageResult) -> tuple[float, float, float]:
     s = res.reported
     return s["ccc_v"], s["ccc_a"], s["p_va"]
 
 
-def _train_row(cfg: Config, layout: Any, cache: Any, out: Path, folds: Sequence[int], seeds: Sequence[int],
-               model: str, visual: str, encoder: Path | None, resume: bool, progress: bool | None,
-               on_result: Callable[[Stage2Result], None] | None,
-               strategy: Strategy | None = None) -> list[list[ExperimentRun]]:  # fmt: skip
+def train_row(setup: ExperimentSetup, folds: Sequence[int], row: TableRow, visual: str) -> list[list[ExperimentRun]]:
     """Train (or reuse) one row's runs, seed by seed and within a seed fold by fold; `runs[k][j]` is fold k's run of
-    seed j. Seed by seed: a command stopped after its first seed has left a complete experiment of that seed."""
+    seed j. Seed by seed: a command stopped after its first seed has left a complete experiment of that seed.
+
+    Args:
+        setup: what the experiment's rows share.
+        folds: the table's folds.
+        row: the row (a temporal model, the baseline, or the config's model without label refinement).
+        visual: the visual feature the row reads.
+    """
+    cfg, seeds = setup.cfg, setup.seeds
     runs: list[list[ExperimentRun]] = [[] for _ in folds]
     for s in seeds:
         for k, f in enumerate(folds):
-            where = run_dir_for(out, cfg, f, model, visual, seed=s)
-            if model == BASELINE_ROW:
-                r = train_baseline(variant(cfg, seed=s), layout, cache, f, where, resume=resume, progress=progress,
-                                   strategy=strategy)
+            where = run_dir_for(setup.out, cfg, f, row.name, visual, seed=s)
+            if row.kind == "baseline":
+                r = train_baseline(variant(cfg, seed=s), setup.layout, setup.cache, f, where, resume=setup.resume,
+                                   progress=setup.progress, strategy=setup.strategy)  # fmt: skip
             else:
-                v = without_refinement(variant(cfg, None, visual, seed=s)) if model == NO_REFINE_ROW else \
-                    variant(cfg, model, visual, seed=s)  # fmt: skip
-                r = train_stage2(v, layout, cache, f, where, resume=resume, progress=progress,
-                                 encoder_weights=encoder, strategy=strategy)  # fmt: skip
-            run = ExperimentRun.of(r, s, len(seeds), layout)
+                v = without_refinement(variant(cfg, None, visual, seed=s)) if row.kind == "no_refine" else \
+                    variant(cfg, row.name, visual, seed=s)  # fmt: skip
+                r = train_stage2(v, setup.layout, setup.cache, f, where, resume=setup.resume, progress=setup.progress,
+                                 encoder_weights=setup.encoder, strategy=setup.strategy)  # fmt: skip
+            run = ExperimentRun.of(r, s, len(seeds), setup.layout)
             runs[k].append(run)
-            if on_result:
-                on_result(run)
+            if setup.on_result:
+                setup.on_result(run)
     return runs
 
 

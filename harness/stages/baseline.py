@@ -35,16 +35,27 @@ from torch.utils.data import DataLoader, Dataset
 from core.errors import HarnessError
 from core.hashing import stable_hash
 from harness.config import BASELINE_ROW, Config
-from harness.data.datasets import FrameDataset, FrameItem, crop_files, labelled_frames, load_labels, read_crop
+from harness.data.datasets import (
+    CacheLike,
+    FrameDataset,
+    FrameItem,
+    crop_files,
+    labelled_frames,
+    load_labels,
+    read_crop,
+)
 from harness.data.features import frame_count
-from harness.data.folds import Fold, fold_split, stage1_reserved
+from harness.data.splits import Fold, fold_split, stage1_reserved
 from harness.folders.run import RunDir
 from harness.runtime.distributed import Strategy, current_strategy
 from harness.stages.predict import module_forward, save_predictions
-from harness.stages.stage2 import Stage2Result, score_predictions
-from harness.train.loop import Forward, fit
+from harness.stages.skeleton import RunKey, StageInputs, StageResult, TrainedStage, run_stage
+from harness.stages.stage2 import score_predictions
+from harness.train.loop import FitResult, Forward, fit
 from harness.train.precision import set_threads
 from harness.train.weights import load_weights
+from preprocessing.affwild2 import AffWild2Layout
+from preprocessing.cache import FeatureCache
 from submissions.scoring import ScoreReport
 from submissions.scoring import score_predictions as score_report
 
@@ -250,20 +261,15 @@ def _frame_evaluator(items: Sequence[FrameItem], transform: Any, batch: int) -> 
     return evaluate
 
 
-def _lengths(layout: Any, cache: Any, names: Sequence[str]) -> dict[str, int | None]:
+def _lengths(layout: AffWild2Layout, cache: FeatureCache, names: Sequence[str]) -> dict[str, int | None]:
     return {n: frame_count(layout.entry(n), cache) for n in names}
 
 
-def _result(run: RunDir, rec: Mapping[str, Any], skipped: bool) -> Stage2Result:
-    return Stage2Result(run_dir=run.path, fold=int(rec["fold"]), model=str(rec["model"]), val=dict(rec["val"]),
-                        test=dict(rec["test"]) if rec.get("test") else None, best_epoch=int(rec["best_epoch"]),
-                        skipped=skipped, record=dict(rec))  # fmt: skip
-
-
-def train_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold, run_dir: str | Path, *,
+def train_baseline(cfg: Config, layout: AffWild2Layout, cache: CacheLike, fold: int | Fold, run_dir: str | Path, *,
                    resume: bool = False, force: bool = False,
-                   progress: bool | None = None, strategy: Strategy | None = None) -> Stage2Result:  # fmt: skip
-    """Train, select, predict and score the challenge baseline on one fold (see the module docstring).
+                   progress: bool | None = None, strategy: Strategy | None = None) -> StageResult:  # fmt: skip
+    """Train, select, predict and score the challenge baseline on one fold (`Baseline` in the stage skeleton; see
+    the module docstring).
 
     Args:
         cfg: the config (its `baseline` section).
@@ -283,51 +289,60 @@ def train_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold, run_d
     set_threads(cfg.runtime.threads)
     if isinstance(fold, int):
         fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed, stage1_reserved(layout, cfg))
-    h = baseline_hash(cfg, fold)
-    run = RunDir(run_dir)
-    done = None if force else run.finished_with(cfg, run_hash=h)
-    strategy.barrier()
-    if done is not None:
-        return _result(run, done, skipped=True)
-    b = cfg.baseline
-    size = cfg.baseline_config().img_size
-    items = labelled_frames([layout.entry(v) for v in fold.train], b.frames_per_video)
-    if not items:
-        raise BaselineError(f"{layout.root}: no training frame of fold {fold.index} has both a face crop and a label")
-    val_items = labelled_frames([layout.entry(v) for v in fold.val], b.val_frames_per_video)
-    model = build_baseline(cfg)
-    if strategy.on_main:
-        run.lock()
-    try:
-        if strategy.on_main:
-            run.prepare(cfg, resume=resume, run_hash=h)
-        strategy.barrier()
-        show = cfg.runtime.progress if progress is None else progress
+    show = cfg.runtime.progress if progress is None else progress
+    return run_stage(Baseline(StageInputs(cfg, layout, cache, fold, RunDir(run_dir), resume, show, strategy)),
+                     force=force)
+
+
+class Baseline(TrainedStage):
+    """The challenge baseline in the stage skeleton: labelled face crops, the per-frame network, its record."""
+
+    def __init__(self, inputs: StageInputs) -> None:
+        super().__init__(inputs)
+        self.items: list[FrameItem] = []
+        self.val_items: list[FrameItem] = []
+        self.model: nn.Module | None = None
+        self.train_s = 0.0
+
+    def key(self) -> RunKey:
+        return RunKey(run_hash=baseline_hash(self.inputs.cfg, self.inputs.fold))
+
+    def prepare(self) -> None:
+        s = self.inputs
+        b = s.cfg.baseline
+        self.items = labelled_frames([s.layout.entry(v) for v in s.fold.train], b.frames_per_video)
+        if not self.items:
+            raise BaselineError(f"{s.layout.root}: no training frame of fold {s.fold.index} has both a face crop and "
+                                "a label")  # fmt: skip
+        self.val_items = labelled_frames([s.layout.entry(v) for v in s.fold.val], b.val_frames_per_video)
+        self.model = build_baseline(s.cfg)
+
+    def fit(self) -> FitResult:
+        s = self.inputs
+        b, size = s.cfg.baseline, s.cfg.baseline_config().img_size
+        assert self.model is not None  # prepare() built it
         t0 = time.perf_counter()
-        evaluate = (_frame_evaluator(val_items, crop_transform(size, 0.0, False), cfg.stage1.extract_batch)
-                    if len(val_items) >= 2 else None)  # fmt: skip
-        result = fit(model, FrameDataset(items, crop_transform(size, b.hflip, True)), frame_loss, b.loop,
-                     cfg.deepspeed, run, seed=cfg.seed, evaluate=evaluate, resume=resume,
-                     num_workers=cfg.runtime.num_workers, progress=show,
-                     label=f"baseline fold {fold.index}", strategy=strategy)  # fmt: skip
-        train_s = time.perf_counter() - t0
-        rec: dict[str, Any] = {}
-        if strategy.on_main:
-            rec = _finish(cfg, layout, cache, fold, run, items, h,
-                          {"best_epoch": result.best_epoch, "frames": len(items), "val_frames": len(val_items),
-                           "init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
-                           "steps_per_epoch": result.steps_per_epoch, "optimizer": result.extra.get("optimizer"),
-                           "train_s": round(train_s, 1)})  # fmt: skip
-        strategy.barrier()
-        if not strategy.on_main:
-            rec = run.final_record() or {}
-        return _result(run, rec, skipped=False)
-    finally:
-        if strategy.on_main:
-            run.unlock()
+        evaluate = (_frame_evaluator(self.val_items, crop_transform(size, 0.0, False), s.cfg.stage1.extract_batch)
+                    if len(self.val_items) >= 2 else None)  # fmt: skip
+        result = fit(self.model, FrameDataset(self.items, crop_transform(size, b.hflip, True)), frame_loss, b.loop,
+                     s.cfg.deepspeed, s.run, seed=s.cfg.seed, evaluate=evaluate, resume=s.resume,
+                     num_workers=s.cfg.runtime.num_workers, progress=s.progress,
+                     label=f"baseline fold {s.fold.index}", strategy=s.strategy,
+                     engine=s.cfg.runtime.engine)  # fmt: skip
+        self.train_s = time.perf_counter() - t0
+        return result
+
+    def finish(self, result: FitResult) -> dict[str, Any]:
+        s = self.inputs
+        return _finish(s.cfg, s.layout, s.cache, s.fold, s.run, self.items, self.key().run_hash or "",
+                       {"best_epoch": result.best_epoch, "frames": len(self.items), "val_frames": len(self.val_items),
+                        "init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
+                        "steps_per_epoch": result.steps_per_epoch, "optimizer": result.extra.get("optimizer"),
+                        "train_s": round(self.train_s, 1)})  # fmt: skip
 
 
-def _finish(cfg: Config, layout: Any, cache: Any, fold: Fold, run: RunDir, items: Sequence[FrameItem], h: str,
+def _finish(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, fold: Fold, run: RunDir,
+            items: Sequence[FrameItem], h: str,
             more: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
     """Predict every frame with the best weights, score, write predictions and the final record (rank 0)."""
     from models.registry import build_model
@@ -387,7 +402,7 @@ def _finish(cfg: Config, layout: Any, cache: Any, fold: Fold, run: RunDir, items
 
 
 @torch.no_grad()
-def untrained_baseline(cfg: Config, layout: Any, cache: Any, fold: int | Fold) -> ScoreReport:
+def untrained_baseline(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, fold: int | Fold) -> ScoreReport:
     """The baseline network at its initialisation (seeded with `cfg.seed`, never trained), scored on the fold's test
     videos the way a trained baseline is: the level a trained baseline row has to beat to show that it learnt.
 

@@ -38,14 +38,17 @@ from harness.data.datasets import (
     labelled_frames,
 )
 from harness.data.features import encode_videos, feature_hash, frame_count
-from harness.data.folds import stage1_reserved
+from harness.data.splits import stage1_reserved
 from harness.folders.run import SUMMARY_FILE, RunDir
 from harness.runtime.distributed import Strategy, current_strategy
 from harness.runtime.fingerprint import platform_fingerprint
 from harness.runtime.sharding import Shard, shard_items
+from harness.stages.skeleton import Phase, RunKey, run_stage
 from harness.train.loop import FitResult, Forward, fit
 from harness.train.precision import set_threads
 from harness.train.weights import load_weights
+from preprocessing.affwild2 import AffWild2Layout
+from preprocessing.cache import FeatureCache
 
 
 class Stage1Error(HarnessError):
@@ -80,13 +83,13 @@ class Stage1Result:
                 f"out: {', '.join(self.finetune_videos)}")  # fmt: skip
 
 
-def finetune_entries(cfg: Config, layout: Any) -> list[Any]:
+def finetune_entries(cfg: Config, layout: AffWild2Layout) -> list[Any]:
     """The training videos fine-tuning learns from: those `stage1.reserve` keeps from stage 2, or all of them."""
     keep = set(stage1_reserved(layout, cfg))
     return [e for e in layout.train if e.name in keep] if keep else list(layout.train)
 
 
-def _all_entries(layout: Any) -> list[Any]:
+def _all_entries(layout: AffWild2Layout) -> list[Any]:
     return [*layout.train, *layout.validation, *layout.test]
 
 
@@ -122,7 +125,7 @@ def _vit(cfg: Config) -> nn.Module:
 
 
 def initial_encoder_state(
-    cfg: Config, layout: Any, run: RunDir, resume: bool, progress: bool, strategy: Strategy | None = None
+    cfg: Config, layout: AffWild2Layout, run: RunDir, resume: bool, progress: bool, strategy: Strategy | None = None
 ) -> dict[str, torch.Tensor]:
     """Encoder weights before fine-tuning: the MAE checkpoint, or an MAE pre-trained here (`run/mae`).
 
@@ -153,21 +156,7 @@ def initial_encoder_state(
     strategy = current_strategy(strategy)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.mae_config())
-    if mae_run.finished_with(cfg, run_hash=h) is None:
-        items = labelled_frames(layout.train, cfg.stage1.mae.frames_per_video)
-        if not items:
-            raise Stage1Error(f"{layout.root}: no training frame has both a face crop and a label")
-        data = FrameDataset(items, frame_transform(cfg.stage1.augment, cfg.encoder.vit.img_size, train=True))
-        if strategy.on_main:
-            mae_run.prepare(cfg, resume=resume, run_hash=h)
-        strategy.barrier()
-        result = fit(model, data, _mae_loss, cfg.stage1.mae.loop, cfg.deepspeed, mae_run, seed=cfg.seed,
-                     resume=resume, num_workers=cfg.runtime.num_workers, progress=progress, label="MAE",
-                     strategy=strategy)  # fmt: skip
-        if strategy.on_main:
-            mae_run.write_final({"config_hash": h, "frames": len(data), "best_epoch": result.best_epoch,
-                                 "init_s": result.init_s, "step_s": result.step_s})  # fmt: skip
-        strategy.barrier()
+    if not run_stage(MAEPhase(cfg, layout, mae_run, h, model, resume, progress, strategy)):
         model = build_model(cfg.mae_config())
     if mae_run.best_weights.is_file():
         model.load_state_dict(load_weights(mae_run.best_weights))
@@ -187,7 +176,7 @@ def encoder_from_state(cfg: Config, state: Mapping[str, torch.Tensor]) -> nn.Mod
     return vit
 
 
-def finetune_encoder(cfg: Config, layout: Any, state: Mapping[str, torch.Tensor], run: RunDir, resume: bool,
+def finetune_encoder(cfg: Config, layout: AffWild2Layout, state: Mapping[str, torch.Tensor], run: RunDir, resume: bool,
                      progress: bool, strategy: Strategy | None = None,
                      ) -> tuple[Path, FitResult | None, dict[str, float]]:  # fmt: skip
     """Hierarchical fine-tuning on the training frames; returns (best weights file, fit result, best metrics).
@@ -201,38 +190,128 @@ def finetune_encoder(cfg: Config, layout: Any, state: Mapping[str, torch.Tensor]
         progress: progress bars.
         strategy: the run's processes (None: this process's own).
     """
-    ft_run = run.finetune
     h = feature_hash(cfg, train_videos=[e.name for e in finetune_entries(cfg, layout)])
-    done = ft_run.finished_with(cfg, run_hash=h)
-    if done is not None:
-        return ft_run.best_weights, None, dict(done.get("val", {}))
-    strategy = current_strategy(strategy)
-    items = labelled_frames(finetune_entries(cfg, layout), cfg.stage1.frames_per_video)
-    if not items:
-        raise Stage1Error(f"{layout.root}: no training frame has both a face crop and a label")
-    size = cfg.encoder.vit.img_size
-    data = FrameDataset(items, frame_transform(cfg.stage1.augment, size, train=True))
-    val_items = labelled_frames(layout.validation, cfg.stage1.val_frames_per_video)
-    evaluate = None
-    if len(val_items) >= 2:
-        val = FrameDataset(val_items, frame_transform(cfg.stage1.augment, size, train=False))
-        evaluate = _frame_evaluator(val, cfg.runtime.eval_batch)
-    if strategy.on_main:
-        ft_run.prepare(cfg, resume=resume, run_hash=h)
-    strategy.barrier()
-    model = encoder_from_state(cfg, state)
-    result = fit(model, data, _frame_loss, cfg.stage1.finetune, cfg.deepspeed, ft_run, seed=cfg.seed,
-                 evaluate=evaluate, resume=resume, num_workers=cfg.runtime.num_workers, progress=progress,
-                 label="fine-tune", strategy=strategy)  # fmt: skip
-    if strategy.on_main:
-        ft_run.write_final({"config_hash": h, "frames": len(data), "val_frames": len(val_items),
-                            "best_epoch": result.best_epoch, "val": result.best, "init_s": result.init_s,
-                            "step_s": result.step_s})  # fmt: skip
-    strategy.barrier()
-    return ft_run.best_weights, result, result.best
+    phase = FinetunePhase(cfg, layout, run.finetune, h, state, resume, progress, current_strategy(strategy))
+    return run_stage(phase)
 
 
-def run_stage1(cfg: Config, layout: Any, cache: Any, run_dir: str | Path, *, resume: bool = False,
+class MAEPhase(Phase[bool]):
+    """MAE pre-training in the stage skeleton, inside the stage-1 folder (`mae/`); its result: whether it was
+    reused (True) or trained now (False).
+
+    Args:
+        cfg: the config.
+        layout: the dataset layout (training videos' crops).
+        run: the MAE run folder.
+        h: the run's identity (the un-fine-tuned features' hash).
+        model: the MAE to train.
+        resume: continue an interrupted pre-training.
+        progress: progress bars.
+        strategy: the run's processes.
+    """
+
+    locks = False  # the stage-1 folder is locked by `run_stage1`
+
+    def __init__(self, cfg: Config, layout: AffWild2Layout, run: RunDir, h: str, model: nn.Module, resume: bool,
+                 progress: bool, strategy: Strategy) -> None:  # fmt: skip
+        super().__init__(run, cfg, resume, strategy)
+        self.layout, self.h, self.model, self.progress = layout, h, model, progress
+        self.data: FrameDataset | None = None
+
+    def key(self) -> RunKey:
+        return RunKey(run_hash=self.h)
+
+    def prepare(self) -> None:
+        cfg = self.cfg
+        items = labelled_frames(self.layout.train, cfg.stage1.mae.frames_per_video)
+        if not items:
+            raise Stage1Error(f"{self.layout.root}: no training frame has both a face crop and a label")
+        self.data = FrameDataset(items, frame_transform(cfg.stage1.augment, cfg.encoder.vit.img_size, train=True))
+
+    def fit(self) -> FitResult:
+        cfg = self.cfg
+        assert self.data is not None  # prepare() made it
+        return fit(self.model, self.data, _mae_loss, cfg.stage1.mae.loop, cfg.deepspeed, self.run, seed=cfg.seed,
+                   resume=self.resume, num_workers=cfg.runtime.num_workers, progress=self.progress, label="MAE",
+                   strategy=self.strategy, engine=cfg.runtime.engine)  # fmt: skip
+
+    def finish(self, result: FitResult) -> dict[str, Any]:
+        assert self.data is not None
+        return self.run.write_final({"config_hash": self.h, "frames": len(self.data), "best_epoch": result.best_epoch,
+                                     "init_s": result.init_s, "step_s": result.step_s})  # fmt: skip
+
+    def summarise(self, record: Mapping[str, Any], skipped: bool) -> bool:
+        return skipped
+
+
+FinetuneOutcome = tuple[Path, FitResult | None, dict[str, float]]
+"""The fine-tuned weights file, the fit (None when reused) and the best validation metrics."""
+
+
+class FinetunePhase(Phase[FinetuneOutcome]):
+    """Hierarchical fine-tuning in the stage skeleton, inside the stage-1 folder (`finetune/`).
+
+    Args:
+        cfg: the config.
+        layout: the dataset layout.
+        run: the fine-tuning run folder.
+        h: the run's identity (the fine-tuned features' hash).
+        state: encoder weights to start from.
+        resume: continue an interrupted fine-tuning.
+        progress: progress bars.
+        strategy: the run's processes.
+    """
+
+    locks = False  # the stage-1 folder is locked by `run_stage1`
+
+    def __init__(self, cfg: Config, layout: AffWild2Layout, run: RunDir, h: str, state: Mapping[str, torch.Tensor],
+                 resume: bool, progress: bool, strategy: Strategy) -> None:  # fmt: skip
+        super().__init__(run, cfg, resume, strategy)
+        self.layout, self.h, self.state, self.progress = layout, h, state, progress
+        self.data: FrameDataset | None = None
+        self.val_frames = 0
+        self.evaluate: Any = None
+        self.result: FitResult | None = None
+
+    def key(self) -> RunKey:
+        return RunKey(run_hash=self.h)
+
+    def prepare(self) -> None:
+        cfg, layout = self.cfg, self.layout
+        items = labelled_frames(finetune_entries(cfg, layout), cfg.stage1.frames_per_video)
+        if not items:
+            raise Stage1Error(f"{layout.root}: no training frame has both a face crop and a label")
+        size = cfg.encoder.vit.img_size
+        self.data = FrameDataset(items, frame_transform(cfg.stage1.augment, size, train=True))
+        val_items = labelled_frames(layout.validation, cfg.stage1.val_frames_per_video)
+        self.val_frames = len(val_items)
+        if len(val_items) >= 2:
+            val = FrameDataset(val_items, frame_transform(cfg.stage1.augment, size, train=False))
+            self.evaluate = _frame_evaluator(val, cfg.runtime.eval_batch)
+
+    def fit(self) -> FitResult:
+        cfg = self.cfg
+        assert self.data is not None  # prepare() made it
+        model = encoder_from_state(cfg, self.state)
+        self.result = fit(model, self.data, _frame_loss, cfg.stage1.finetune, cfg.deepspeed, self.run, seed=cfg.seed,
+                          evaluate=self.evaluate, resume=self.resume, num_workers=cfg.runtime.num_workers,
+                          progress=self.progress, label="fine-tune", strategy=self.strategy,
+                          engine=cfg.runtime.engine)  # fmt: skip
+        return self.result
+
+    def finish(self, result: FitResult) -> dict[str, Any]:
+        assert self.data is not None
+        return self.run.write_final({"config_hash": self.h, "frames": len(self.data), "val_frames": self.val_frames,
+                                     "best_epoch": result.best_epoch, "val": result.best, "init_s": result.init_s,
+                                     "step_s": result.step_s})  # fmt: skip
+
+    def summarise(self, record: Mapping[str, Any], skipped: bool) -> FinetuneOutcome:
+        if skipped or self.result is None:
+            return self.run.best_weights, None, dict(record.get("val", {}))
+        return self.run.best_weights, self.result, self.result.best
+
+
+def run_stage1(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, run_dir: str | Path, *, resume: bool = False,
                progress: bool | None = None, strategy: Strategy | None = None) -> Stage1Result:  # fmt: skip
     """Stage 1 end to end: encoder weights, optional un-fine-tuned features, fine-tuning, features.
 

@@ -13,7 +13,6 @@ A run folder with a final record of the same config hash and fold is not trained
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,51 +30,16 @@ from harness.data.datasets import (
     load_video_streams,
     video_frames,
 )
-from harness.data.folds import Fold, fold_split, stage1_reserved
 from harness.data.refine import class_va_means, refine_labels, refined_frames
+from harness.data.splits import Fold, fold_split, stage1_reserved
 from harness.folders.run import ENCODER_KEY, RunDir
 from harness.runtime.distributed import Strategy, current_strategy
 from harness.stages.predict import predict_arrays, predict_videos, save_predictions
-from harness.train.loop import Forward, fit
+from harness.stages.skeleton import RunKey, StageInputs, StageResult, TrainedStage, run_stage
+from harness.train.loop import FitResult, Forward, fit
 from harness.train.precision import set_threads
+from preprocessing.affwild2 import AffWild2Layout
 from submissions.scoring import score_predictions as score_predictions_va
-
-
-@dataclass
-class Stage2Result:
-    """The outcome of one stage-2 run.
-
-    Args:
-        run_dir: the run folder.
-        fold: fold index.
-        model: temporal model name.
-        val: validation score of the best epoch (`ccc_v`, `ccc_a`, `p_va`, `frames`).
-        test: test score when the test labels are available, else None.
-        best_epoch: the epoch whose weights were kept.
-        skipped: True when an earlier finished run was reused.
-        record: the final metrics record.
-        encoder_weights: the stage-1 ViT weights behind the visual features (the final record's
-            `encoder_weights`), None when the run was given none.
-    """
-
-    run_dir: Path
-    fold: int
-    model: str
-    val: dict[str, float]
-    test: dict[str, float] | None
-    best_epoch: int
-    skipped: bool
-    record: dict[str, Any] = field(default_factory=dict)
-    encoder_weights: Path | None = None
-
-    @property
-    def reported(self) -> dict[str, float]:
-        """The score a results table shows: the test score when there is one, else the held-out validation."""
-        return self.test if self.test else self.val
-
-    @property
-    def reported_on(self) -> str:
-        return "test" if self.test else "validation"
 
 
 def stage2_loss(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -128,7 +92,7 @@ def make_evaluator(cache: CacheLike, cfg: Config, stats: NormStats, labels: Mapp
     return evaluate
 
 
-def _labels_for(layout: Any, cache: CacheLike, names: Sequence[str], feature: str) -> dict[str, np.ndarray]:
+def _labels_for(layout: AffWild2Layout, cache: CacheLike, names: Sequence[str], feature: str) -> dict[str, np.ndarray]:
     out = {}
     for name in names:
         entry = layout.entry(name)
@@ -136,7 +100,8 @@ def _labels_for(layout: Any, cache: CacheLike, names: Sequence[str], feature: st
     return out
 
 
-def training_labels(cfg: Config, layout: Any, labels: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+def training_labels(cfg: Config, layout: AffWild2Layout,
+                    labels: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:  # fmt: skip
     """The training targets of a fold: the files' labels, refined where `data.refine_labels` is on.
 
     Only the fold's training videos are read (their expression files and their labels give the class means), so
@@ -167,23 +132,9 @@ def _has_features(cache: CacheLike, video: str, cfg: Config) -> bool:
     return all(n in have for n in names)
 
 
-def _result_from(run: RunDir, rec: Mapping[str, Any], skipped: bool) -> Stage2Result:
-    return Stage2Result(
-        run_dir=run.path,
-        fold=int(rec["fold"]),
-        model=str(rec["model"]),
-        val=dict(rec["val"]),
-        test=dict(rec["test"]) if rec.get("test") else None,
-        best_epoch=int(rec["best_epoch"]),
-        skipped=skipped,
-        record=dict(rec),
-        encoder_weights=Path(rec[ENCODER_KEY]) if rec.get(ENCODER_KEY) else None,
-    )
-
-
 def train_stage2(
     cfg: Config,
-    layout: Any,
+    layout: AffWild2Layout,
     cache: CacheLike,
     fold: int | Fold,
     run_dir: str | Path,
@@ -193,8 +144,8 @@ def train_stage2(
     progress: bool | None = None,
     encoder_weights: str | Path | None = None,
     strategy: Strategy | None = None,
-) -> Stage2Result:
-    """Train, select, predict and score the temporal model of `cfg` on one fold.
+) -> StageResult:
+    """Train, select, predict and score the temporal model of `cfg` on one fold (`Stage2` in the stage skeleton).
 
     Args:
         cfg: the run config (its `model.name` and `features` pick the Table IV/III variant).
@@ -213,61 +164,65 @@ def train_stage2(
     set_threads(cfg.runtime.threads)
     if isinstance(fold, int):
         fold = fold_split(layout, fold, cfg.experiment.k, cfg.experiment.fold_seed, stage1_reserved(layout, cfg))
-    extra = fold.identity()
-    run = RunDir(run_dir)
-    done = None if force else run.finished_with(cfg, extra)
-    strategy.barrier()
-    if done is not None:
-        return _result_from(run, done, skipped=True)
-    if strategy.on_main:
-        run.lock()
-    try:
+    show = cfg.runtime.progress if progress is None else progress
+    inputs = StageInputs(cfg, layout, cache, fold, RunDir(run_dir), resume, show, strategy)
+    encoder = Path(encoder_weights).resolve() if encoder_weights else None
+    return run_stage(Stage2(inputs, encoder), force=force)
+
+
+class Stage2(TrainedStage):
+    """Stage 2 in the stage skeleton: the fold's windows, the temporal model, its final record.
+
+    Args:
+        inputs: what every stage is given.
+        encoder: the stage-1 ViT behind the visual features (recorded), or None.
+    """
+
+    def __init__(self, inputs: StageInputs, encoder: Path | None) -> None:
+        super().__init__(inputs)
+        self.encoder = encoder
+        self.facts: dict[str, Any] = {}
+        self.val_labels: dict[str, np.ndarray] = {}
+
+    def key(self) -> RunKey:
+        return RunKey(extra=self.inputs.fold.identity())
+
+    def fit(self) -> FitResult:
+        from models.registry import build_model
+
+        cfg, layout, cache, fold, run, strategy = (self.inputs.cfg, self.inputs.layout, self.inputs.cache,
+                                                   self.inputs.fold, self.inputs.run, self.inputs.strategy)  # fmt: skip
+        feature = cfg.features.visual
+        # Refined targets are for training only: validation (best epoch) and test are scored on the files' labels.
+        train_labels, refined = training_labels(cfg, layout, _labels_for(layout, cache, fold.train, feature))
+        self.val_labels = _labels_for(layout, cache, fold.val, feature)
+        stats_file = run.norm_stats_file
         if strategy.on_main:
-            run.prepare(cfg, resume=resume, extra=extra)
+            stats = compute_norm_stats(cache, list(fold.train), cfg.features)
+            stats.save(stats_file)
         strategy.barrier()
-        encoder = Path(encoder_weights).resolve() if encoder_weights else None
-        show = cfg.runtime.progress if progress is None else progress
-        return _train(cfg, layout, cache, fold, run, strategy, resume, show, extra, encoder)
-    finally:
-        if strategy.on_main:
-            run.unlock()
+        stats = NormStats.load(stats_file)
 
+        train_set = WindowDataset(cache, train_labels, cfg.features, stats, cfg.windows.length, cfg.windows.stride)
+        torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run of this config
+        model = build_model(cfg.temporal_config())
+        result = fit(
+            model, train_set, stage2_loss, cfg.stage2, cfg.deepspeed, run,
+            seed=cfg.seed, evaluate=make_evaluator(cache, cfg, stats, self.val_labels), resume=self.inputs.resume,
+            num_workers=cfg.runtime.num_workers, progress=self.inputs.progress,
+            label=f"{cfg.model.name} fold {fold.index}", strategy=strategy, engine=cfg.runtime.engine,
+        )  # fmt: skip
+        self.facts = {"windows": len(train_set), "refined_labels": refined, **_backend_of(model)}
+        return result
 
-def _train(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, strategy: Strategy, resume: bool,
-           progress: bool, extra: Mapping[str, Any], encoder: Path | None) -> Stage2Result:  # fmt: skip
-    from models.registry import build_model
-
-    feature = cfg.features.visual
-    # Refined targets are for training only: validation (best epoch) and test are scored on the files' labels.
-    train_labels, refined = training_labels(cfg, layout, _labels_for(layout, cache, fold.train, feature))
-    val_labels = _labels_for(layout, cache, fold.val, feature)
-    stats_file = run.norm_stats_file
-    if strategy.on_main:
-        stats = compute_norm_stats(cache, list(fold.train), cfg.features)
-        stats.save(stats_file)
-    strategy.barrier()
-    stats = NormStats.load(stats_file)
-
-    train_set = WindowDataset(cache, train_labels, cfg.features, stats, cfg.windows.length, cfg.windows.stride)
-    torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run of this config
-    model = build_model(cfg.temporal_config())
-    result = fit(
-        model, train_set, stage2_loss, cfg.stage2, cfg.deepspeed, run,
-        seed=cfg.seed, evaluate=make_evaluator(cache, cfg, stats, val_labels), resume=resume,
-        num_workers=cfg.runtime.num_workers, progress=progress, label=f"{cfg.model.name} fold {fold.index}",
-        strategy=strategy,
-    )  # fmt: skip
-    rec: dict[str, Any] = {}
-    if strategy.on_main:
-        rec = _finish(cfg, layout, cache, fold, run, val_labels, result.best_epoch, extra,
-                      {"init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
-                       "steps_per_epoch": result.steps_per_epoch, "windows": len(train_set),
-                       "optimizer": result.extra.get("optimizer"), "refined_labels": refined,
-                       **_backend_of(model)}, encoder)  # fmt: skip
-    strategy.barrier()
-    if not strategy.on_main:
-        rec = run.final_record() or {}
-    return _result_from(run, rec, skipped=False)
+    def finish(self, result: FitResult) -> dict[str, Any]:
+        s = self.inputs
+        timing = {"init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
+                  "steps_per_epoch": result.steps_per_epoch, "windows": self.facts["windows"],
+                  "optimizer": result.extra.get("optimizer"), "refined_labels": self.facts["refined_labels"],
+                  **{k: v for k, v in self.facts.items() if k not in ("windows", "refined_labels")}}  # fmt: skip
+        return _finish(s.cfg, s.layout, s.cache, s.fold, s.run, self.val_labels, result.best_epoch,
+                       self.key().extra or {}, timing, self.encoder)  # fmt: skip
 
 
 def _backend_of(model: Any) -> dict[str, str]:
@@ -277,7 +232,8 @@ def _backend_of(model: Any) -> dict[str, str]:
     return {"ssm_backend": backend} if backend else {}
 
 
-def _finish(cfg: Config, layout: Any, cache: CacheLike, fold: Fold, run: RunDir, val_labels: Mapping[str, np.ndarray],
+def _finish(cfg: Config, layout: AffWild2Layout, cache: CacheLike, fold: Fold, run: RunDir,
+            val_labels: Mapping[str, np.ndarray],
             best_epoch: int, extra: Mapping[str, Any], timing: Mapping[str, Any],
             encoder: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Predict with the best weights, score, write predictions and the final record (rank 0); the record keeps

@@ -1,11 +1,12 @@
-"""The model-agnostic training loop on DeepSpeed, shared by MAE pre-training, frame fine-tuning and stage 2.
+"""The model-agnostic training loop, shared by MAE pre-training, frame fine-tuning, stage 2 and the baseline.
 
-One code path everywhere: `deepspeed.initialize` with torch's AdamW as a client optimiser (it compiles nothing,
-unlike DeepSpeedCPUAdam or the config's fused Adam, whose first build costs 60-140 s on a CPU), ZeRO stage 0-3
-and bf16/fp16 from the config, the warm-up + cosine-restarts schedule stepped by the engine. The AdamW is torch's
-fused kernel wherever torch has one for the device (`build_adamw`; CPU and CUDA in torch 2.14), else its foreach
-implementation. One process on a CPU
-uses gloo; `torchrun --nproc_per_node N` gives N processes (ZeRO 1-3 shard across them).
+The loop calls only its engine strategy (`harness.train.strategy`: `setup`, `backward`, `step`, `train`/`eval`,
+`forward`, `save`/`load`): DeepSpeed by default (`deepspeed.initialize` with torch's AdamW as a client optimiser,
+which compiles nothing, unlike DeepSpeedCPUAdam or the config's fused Adam, whose first build costs 60-140 s on a
+CPU; ZeRO stage 0-3 and bf16/fp16 from the config), or plain torch in one process (`--engine torch`). The
+warm-up + cosine-restarts schedule is stepped by the engine. The AdamW is torch's fused kernel wherever torch has
+one for the device (`build_adamw`; CPU and CUDA in torch 2.14), else its foreach implementation. One process on a
+CPU uses gloo; `torchrun --nproc_per_node N` gives N processes (ZeRO 1-3 shard across them).
 
 Exact resume: batches come from `EpochBatchSampler`, a pure function of (seed, epoch, rank), and the torch RNG is
 reseeded from (seed, epoch, rank) at the start of every epoch, so an epoch's batches, augmentations and dropout
@@ -14,10 +15,12 @@ masks do not depend on what ran before. A checkpoint is written after every epoc
 the same weights as an uninterrupted one.
 
 The per-step losses and the evaluation are callbacks, so the loop knows nothing about the model:
-- `loss_fn(model, batch) -> 0-d tensor`: `model` is the DeepSpeed engine (call it like the module), `batch` a dict
-  of tensors already on the device (floating inputs in the compute dtype, `labels` kept in fp32);
+- `loss_fn(model, batch) -> 0-d tensor`: `model` is what the engine strategy gives (the DeepSpeed engine, or the
+  module itself; call it like the module), `batch` a dict of tensors already on the device (floating inputs in
+  the compute dtype, `labels` kept in fp32);
 - `evaluate(forward) -> dict`: `forward(*tensors)` runs the module in eval mode on the device and returns float32
   CPU tensors; the dict holds `ccc_v`, `ccc_a`, `p_va` (the best epoch is the one with the highest `p_va`).
+
 Every process runs the evaluation (ZeRO-3 needs all of them for a forward); rank 0 writes the files.
 """
 
@@ -40,15 +43,15 @@ from harness.config import DeepSpeedSection, LoopConfig
 from harness.folders.run import DS_CONFIG_FILE, RunDir
 from harness.runtime.distributed import Strategy, current_strategy
 from harness.runtime.progress import StepProgress, eta_seconds, format_duration
-from harness.runtime.safe_io import load_deepspeed_checkpoint
 from harness.runtime.tb_events import EpochEvents
 from harness.train.checkpoint import CKPT_PREFIX, _checkpoint_tags, _resume_tag
 from harness.train.errors import TrainError
 from harness.train.optimiser import _param_groups, adamw_name, build_adamw
 from harness.train.precision import compute_dtype, deepspeed_config, resolve_precision
 from harness.train.sampler import EpochBatchSampler, seed_epoch, steps_per_epoch
-from harness.train.schedule import Schedule, WarmupCosineRestarts
-from harness.train.weights import full_state_dict, save_weights
+from harness.train.schedule import Schedule
+from harness.train.strategy import EngineStrategy, engine_strategy
+from harness.train.weights import save_weights
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 Forward = Callable[..., torch.Tensor]
@@ -116,8 +119,9 @@ def fit(
     progress: bool = False,
     label: str = "train",
     strategy: Strategy | None = None,
+    engine: str | EngineStrategy = "deepspeed",
 ) -> FitResult:
-    """Train `model` on `train_set` for `loop.epochs` epochs under DeepSpeed; checkpoint and log every epoch.
+    """Train `model` on `train_set` for `loop.epochs` epochs on the engine; checkpoint and log every epoch.
 
     The run folder must be prepared (`RunDir.prepare`); rank 0 writes ds_config.json, metrics.jsonl, TensorBoard
     events (tb/, `harness.runtime.tb_events`), checkpoints/ and best.safetensors. After this call `model` may be
@@ -142,13 +146,14 @@ def fit(
         progress: show a rich progress bar (rank 0).
         label: name shown in the progress bar.
         strategy: the run's processes (None: this process's own, `harness.runtime.distributed.current_strategy`).
+        engine: the engine strategy that trains: its name (`harness.train.strategy.ENGINES`: `deepspeed`, `torch`)
+            or a strategy object.
 
     Raises:
-        TrainError: the dataset is too small for one optimiser step.
+        TrainError: the dataset is too small for one optimiser step, or the engine cannot run this phase.
     """
-    import deepspeed
-
     strategy = current_strategy(strategy)
+    trainer = engine_strategy(engine, strategy) if isinstance(engine, str) else engine
     precision = resolve_precision(ds.precision, strategy.device)
     dtype = compute_dtype(precision)
     ds_cfg = deepspeed_config(loop, ds, strategy.world_size, precision)
@@ -165,20 +170,13 @@ def fit(
     optimizer = build_adamw(_param_groups(model, loop.weight_decay), strategy.device, lr=schedule.start_lr,
                             betas=loop.betas, weight_decay=loop.weight_decay)  # fmt: skip
     optimizer_name = adamw_name(optimizer)
-    t0 = time.perf_counter()
-    engine, _, _, scheduler = deepspeed.initialize(
-        model=model,
-        optimizer=optimizer,
-        lr_scheduler=lambda opt: WarmupCosineRestarts(opt, schedule),
-        config=ds_cfg,
-    )
-    init_s = time.perf_counter() - t0
-    state = _restore(engine, run, resume, strategy)
+    trained = trainer.setup(model, optimizer, schedule, ds_cfg)
+    state = _restore(trainer, run, resume, strategy)
 
     def forward(*tensors: torch.Tensor) -> torch.Tensor:
         moved = [None if t is None else t.to(strategy.device) for t in tensors]
         moved = [t.to(dtype) if t is not None and t.is_floating_point() else t for t in moved]
-        out = engine(*moved)
+        out = trainer.forward(*moved)
         return out.float().cpu() if isinstance(out, torch.Tensor) else out
 
     bar = _Progress(progress and strategy.on_main, label)
@@ -194,32 +192,33 @@ def fit(
             loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
             t_epoch = time.perf_counter()
             bar.start_epoch(epoch, loop.epochs, len(sampler))
-            train_loss = _train_epoch(engine, loader, loss_fn, loop.grad_accum, scheduler, bar, strategy, dtype,
+            train_loss = _train_epoch(trainer, trained, loader, loss_fn, loop.grad_accum, bar, strategy, dtype,
                                       step_times)  # fmt: skip
-            metrics, best_weights = _evaluate_and_keep_best(engine, evaluate, forward, epoch, state)
+            metrics, best_weights = _evaluate_and_keep_best(trainer, evaluate, forward, epoch, state)
             record = {
                 "epoch": epoch,
-                "step": int(engine.global_steps),
+                "step": trainer.global_steps,
                 "train_loss": train_loss,
                 **{f"val_{k}": v for k, v in metrics.items()},
-                "lr": float(scheduler.get_last_lr()[0]),
+                "lr": trainer.lr,
                 "time_s": round(time.perf_counter() - t_epoch, 3),
             }
             _log_epoch(run, state, record, best_weights, events, strategy)
-            _checkpoint(engine, run, epoch, state, strategy)
+            _checkpoint(trainer, run, epoch, state, strategy)
             bar.end_epoch(record)
     finally:
         bar.close()
         events.close()
         # Drop the engine's references now: folds and ablations build many engines in one process.
-        engine = optimizer = scheduler = None
+        trainer.close()
+        trained = optimizer = None
         gc.collect()
     return FitResult(
         best_epoch=state.best_epoch,
         best=state.best,
         history=state.history,
         steps_per_epoch=spe,
-        init_s=init_s,
+        init_s=trainer.init_s,
         step_s=float(np.mean(step_times)) if step_times else 0.0,
         extra={"optimizer": optimizer_name},
     )
@@ -242,14 +241,12 @@ class _FitState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _restore(engine: Any, run: RunDir, resume: bool, strategy: Strategy) -> _FitState:
+def _restore(trainer: EngineStrategy, run: RunDir, resume: bool, strategy: Strategy) -> _FitState:
     """The state to start from: the latest whole checkpoint's when resuming, else a fresh one (metrics cleared)."""
     state = _FitState(history=run.epoch_records() if strategy.on_main else [])
     tag = _resume_tag(run.checkpoints)
     if resume and tag is not None:
-        # DeepSpeed unpickles with full pickle; this reads every file weights-only (a shared run folder's
-        # checkpoint runs no code) and names the file and the type when one holds more than tensors.
-        _, client = load_deepspeed_checkpoint(engine, run.checkpoints, tag)
+        client = trainer.load(run.checkpoints, tag)
         state.start_epoch = int(client.get("epoch", -1)) + 1
         state.best_epoch = int(client.get("best_epoch", -1))
         state.best = dict(client.get("best", {}))
@@ -262,27 +259,27 @@ def _restore(engine: Any, run: RunDir, resume: bool, strategy: Strategy) -> _Fit
     return state
 
 
-def _train_epoch(engine: Any, loader: DataLoader, loss_fn: LossFn, grad_accum: int, scheduler: Any, bar: _Progress,
-                 strategy: Strategy, dtype: torch.dtype, step_times: list[float]) -> float:  # fmt: skip
-    """One pass over `loader`; appends each optimiser step's seconds to `step_times` and returns the mean loss
-    over every process."""
-    engine.train()
+def _train_epoch(trainer: EngineStrategy, model: nn.Module, loader: DataLoader, loss_fn: LossFn, grad_accum: int,
+                 bar: _Progress, strategy: Strategy, dtype: torch.dtype, step_times: list[float]) -> float:  # fmt: skip
+    """One pass over `loader` (`model`: what the engine gave the loss to call); appends each optimiser step's
+    seconds to `step_times` and returns the mean loss over every process."""
+    trainer.train()
     losses: list[float] = []
     t_step = time.perf_counter()
     for i, batch in enumerate(loader):
-        loss = loss_fn(engine, _to_device(batch, strategy.device, dtype))
-        engine.backward(loss)
-        engine.step()
+        loss = loss_fn(model, _to_device(batch, strategy.device, dtype))
+        trainer.backward(loss)
+        trainer.step()
         losses.append(float(loss.detach().float().item()))
         if (i + 1) % grad_accum == 0:
             now = time.perf_counter()
             step_times.append(now - t_step)
             t_step = now
-        bar.advance(losses[-1], scheduler.get_last_lr()[0])
+        bar.advance(losses[-1], trainer.lr)
     return strategy.all_mean(float(np.mean(losses)) if losses else float("nan"))
 
 
-def _evaluate_and_keep_best(engine: Any, evaluate: EvalFn | None, forward: Forward, epoch: int,
+def _evaluate_and_keep_best(trainer: EngineStrategy, evaluate: EvalFn | None, forward: Forward, epoch: int,
                             state: _FitState) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:  # fmt: skip
     """Validation metrics of this epoch, and the full weights when it beats the best so far (`state` updated).
 
@@ -291,13 +288,13 @@ def _evaluate_and_keep_best(engine: Any, evaluate: EvalFn | None, forward: Forwa
     """
     metrics: dict[str, float] = {}
     if evaluate is not None:
-        engine.eval()
+        trainer.eval()
         with torch.no_grad():
             metrics = {k: float(v) for k, v in evaluate(forward).items()}
-        engine.train()
+        trainer.train()
     score, best_score = metrics.get("p_va", -math.inf), state.best.get("p_va", -math.inf)
     improved = evaluate is None or state.best_epoch < 0 or score > best_score
-    weights = full_state_dict(engine) if improved else None
+    weights = trainer.full_state_dict() if improved else None
     if improved:
         state.best_epoch, state.best = epoch, metrics
     return metrics, weights
@@ -315,10 +312,10 @@ def _log_epoch(run: RunDir, state: _FitState, record: dict[str, Any], best_weigh
     events.write(record)
 
 
-def _checkpoint(engine: Any, run: RunDir, epoch: int, state: _FitState, strategy: Strategy) -> None:
+def _checkpoint(trainer: EngineStrategy, run: RunDir, epoch: int, state: _FitState, strategy: Strategy) -> None:
     """Every process saves its part of the epoch's checkpoint; rank 0 then deletes the older ones."""
     client = {"epoch": epoch, "best_epoch": state.best_epoch, "best": state.best}
-    engine.save_checkpoint(str(run.checkpoints), tag=f"{CKPT_PREFIX}{epoch:04d}", client_state=client)
+    trainer.save(run.checkpoints, f"{CKPT_PREFIX}{epoch:04d}", client)
     strategy.barrier()
     if strategy.on_main:
         for old in _checkpoint_tags(run.checkpoints)[:-1]:

@@ -155,7 +155,8 @@ def test_bench_stage2_peak_rss(benchmark, tmp_path: Path, scale: int) -> None:
     videos for 1 epoch: the same batch and the same number of steps on 4x the data. Stage 2 streams from the
     feature cache's memory maps; the resident set also counts the mapped pages it touched (file-backed, reclaimable),
     so the row reports the process's peak (`VmHWM`, see `harness.runtime.resources`) and, apart, its anonymous memory's
-    (`RssAnon`, sampled every 2 ms: what stage 2 allocates); `tests/harness/test_stage2_memory.py` asserts both at
+    (`RssAnon`, sampled every 2 ms: what stage 2 allocates); `tests/harness/stages/test_stage2_memory.py` asserts both
+    at
     smaller shapes. (The same steps, because the peak creeps up with the steps taken.)
 
     The time is the child's whole run (start-up and imports included), so the row has no throughput; the memory

@@ -6,7 +6,7 @@ resident set, resets its peak (`harness.runtime.resources.reset_peak_rss`), runs
 on fold 0
 (norm statistics, the DeepSpeed loop with the config's DataLoader workers, per-epoch validation, the final
 predictions) and prints its figures as JSON. A fresh process per size keeps one size's allocations out of the
-other's peak. Used by `tests/harness/test_stage2_memory.py` (an assertion) and `tests/benchmarks` (a report).
+other's peak. Used by `tests/harness/stages/test_stage2_memory.py` (an assertion) and `tests/benchmarks` (a report).
 """
 
 from __future__ import annotations

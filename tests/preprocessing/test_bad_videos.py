@@ -297,6 +297,7 @@ def _hash_of(out: Path, video: str) -> str:
 def test_rerun_redoes_nothing_and_keeps_the_errors(corpus: Path, run: tuple[dict[str, VideoResult], Path]) -> None:
     results, out = run
     again = {r.video: r for r in preprocess(corpus, out, CFG)}
+    assert again, "the loop below checks nothing"
     for name, res in again.items():
         if results[name].error:
             assert res.error == results[name].error

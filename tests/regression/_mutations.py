@@ -220,7 +220,7 @@ def _last_epoch_kept(mp: pytest.MonkeyPatch) -> None:
 
 
 def _test_video_in_training(mp: pytest.MonkeyPatch) -> None:
-    import harness.data.folds as folds
+    import harness.data.splits as folds
 
     orig = folds.fold_split
 
@@ -271,15 +271,17 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("labels_unmasked", "masking",
              "-5 labels not masked in the stage-2 loss (harness.stages.stage2.stage2_loss)",
              _labels_unmasked,
-             ("tests/harness/test_stage2.py::test_loss_leaves_out_unannotated_frames_inside_the_windows",),
+             ("tests/harness/stages/test_stage2.py::test_loss_leaves_out_unannotated_frames_inside_the_windows",),
              BDCA_PART),
     Mutation("windows_overwritten", "windowing and averaging",
              "overlapping windows overwritten instead of averaged (harness.stages.predict.average_windows)",
              _windows_overwritten,
-             ("tests/harness/test_predict.py::test_average_windows_is_the_mean_over_covering_windows",), BDCA_PART),
+             ("tests/harness/stages/test_predict.py::test_average_windows_is_the_mean_over_covering_windows",),
+             BDCA_PART),
     Mutation("prediction_unnormalised", "normalisation",
              "prediction normalised with identity statistics, not the run's (harness.stages.predict.load_norm_stats)",
-             _prediction_unnormalised, ("tests/harness/test_stage2.py::test_train_stage2_end_to_end",), BDCA_PART),
+             _prediction_unnormalised, ("tests/harness/stages/test_stage2.py::test_train_stage2_end_to_end",),
+             BDCA_PART),
     Mutation("writer_one_frame_off", "submission writer",
              "the submission writer one frame off (submissions.formats.build_submission_rows)",
              _writer_one_frame_off,
@@ -289,24 +291,25 @@ MUTATIONS: tuple[Mutation, ...] = (
              _stage1_frozen_whole, ("tests/models/test_vit.py::test_trainable_count_formula",
                                     "tests/models/test_vit.py::test_paper_freezing_of_vit_large"), STAGE1_PART),
     Mutation("mse_loss", "loss", "MSE instead of 1 - CCC as the stage-2 loss (harness.stages.stage2.stage2_loss)",
-             _mse_loss, ("tests/harness/test_stage2.py::test_loss_is_one_minus_ccc_on_an_imperfect_predictor",),
+             _mse_loss, ("tests/harness/stages/test_stage2.py::test_loss_is_one_minus_ccc_on_an_imperfect_predictor",),
              BDCA_PART),
     Mutation("ccc_loss_is_mse", "loss", "models.losses.ccc_loss computes MSE (every stage's CCC loss)",
              _ccc_loss_is_mse, ("tests/models/test_losses.py::test_loss_on_an_imperfect_predictor_by_hand",),
              BDCA_PART),
     Mutation("validation_in_train_mode", "train/eval mode",
              "validation in train mode: engine.eval() a no-op (harness.train.loop._evaluate_and_keep_best)",
-             _validation_in_train_mode, ("tests/harness/test_engine.py::test_validation_runs_in_eval_mode",),
+             _validation_in_train_mode, ("tests/harness/train/test_engine.py::test_validation_runs_in_eval_mode",),
              BDCA_PART),
     Mutation("lr_stuck", "schedule", "learning rate stuck at the warm-up start (harness.train.schedule.lr_at)",
              _lr_stuck,
-             ("tests/harness/test_schedule.py::test_warmup_boundaries",), BDCA_PART),
+             ("tests/harness/train/test_schedule.py::test_warmup_boundaries",), BDCA_PART),
     Mutation("last_epoch_kept", "best-epoch selection",
              "the last epoch kept instead of the best (harness.train.loop._evaluate_and_keep_best)", _last_epoch_kept,
-             ("tests/harness/test_engine.py::test_the_best_epoch_is_kept_not_the_last",), BDCA_PART),
+             ("tests/harness/train/test_engine.py::test_the_best_epoch_is_kept_not_the_last",), BDCA_PART),
     Mutation("test_video_in_training", "fold assignment",
-             "a test video (a validation video off fold 0) leaks into training (harness.data.folds.fold_split)",
-             _test_video_in_training, ("tests/harness/test_folds.py::test_fold_zero_is_the_official_split",),
+             "a test video (a validation video off fold 0) leaks into training (harness.data.splits.fold_split)",
+             _test_video_in_training,
+             ("tests/harness/experiments/test_folds.py::test_fold_zero_is_the_official_split",),
              BDCA_PART),
 )  # fmt: skip
 """Every planted regression, one area at least each."""

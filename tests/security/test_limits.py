@@ -141,7 +141,8 @@ def test_guarded_load_refuses_a_payload_and_names_its_type(tmp_path):
 
 
 def test_the_allow_list_is_exactly_what_deepspeed_checkpoints_need(tmp_path):
-    """Genuine checkpoints of ZeRO 1 and 3 load under the guard (0 and 2 are resumed by tests/harness/test_resume.py),
+    """Genuine checkpoints of ZeRO 1 and 3 load under the guard (0 and 2 are resumed by
+    tests/harness/train/test_resume.py),
     and every allow-listed name resolves in the installed DeepSpeed."""
     from harness.config import DeepSpeedSection
     from harness.folders.run import RunDir
