@@ -67,7 +67,7 @@ _EXPORTS: dict[str, str] = {
     "run_stage1": "harness.stages.stage1",
     "safe_name": "harness.stages.preprocess_jobs",
     "save_predictions": "harness.stages.predict",
-    "score_predictions": "harness.stages.stage2",
+    "score_record": "harness.stages.stage2",
     "stage2_loss": "harness.stages.stage2",
     "train_baseline": "harness.stages.baseline",
     "train_stage2": "harness.stages.stage2",

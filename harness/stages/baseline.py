@@ -50,7 +50,7 @@ from harness.folders.run import RunDir
 from harness.runtime.distributed import Strategy, current_strategy
 from harness.stages.predict import module_forward, save_predictions
 from harness.stages.skeleton import RunKey, StageInputs, StageResult, TrainedStage, run_stage
-from harness.stages.stage2 import score_predictions
+from harness.stages.stage2 import score_record
 from harness.train.loop import FitResult, Forward, fit
 from harness.train.precision import set_threads
 from harness.train.weights import load_weights
@@ -367,7 +367,7 @@ def _finish(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, fold: Fold
     val_preds = {v: preds[v] for v in sorted(fold.val)}
     val_labels = {v: load_labels(layout.entry(v).annotation, lengths[v]) for v in val_preds}
     save_predictions(run.validation_predictions, val_preds)
-    val = score_predictions(val_preds, val_labels)
+    val = score_record(val_preds, val_labels)
     test_score = None
     if test:
         test_preds = {v: preds[v] for v in test}
@@ -375,7 +375,7 @@ def _finish(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, fold: Fold
         entries = [layout.entry(v) for v in test]
         if all(e.annotation is not None for e in entries):
             labels = {e.name: load_labels(e.annotation, lengths[e.name]) for e in entries}
-            test_score = score_predictions(test_preds, labels)
+            test_score = score_record(test_preds, labels)
         if len(test) == len(fold.test) and getattr(layout, "sample_file", None) is not None:
             log: list[str] = []
             write_submission(run.submission_file, test_preds, layout.sample_file, pad=True, log=log)

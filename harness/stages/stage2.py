@@ -59,8 +59,10 @@ def stage2_loss(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return ccc_loss(pred, batch["labels"].float(), mask)
 
 
-def score_predictions(preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """One CCC over all frames of all videos (frames labelled -5 dropped), as the challenge scores a partition.
+def score_record(preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The scores a run's final record keeps (a dict of `ccc_v`, `ccc_a`, `p_va`, `frames`): one CCC over all frames of
+    all videos (frames labelled -5 dropped), as the challenge scores a partition; the full `ScoreReport` is
+    `submissions.scoring.score_predictions`'s.
 
     Args:
         preds: video -> (N, 2).
@@ -87,7 +89,7 @@ def make_evaluator(cache: CacheLike, cfg: Config, stats: NormStats, labels: Mapp
             visual, audio = load_video_streams(cache, v, cfg.features, stats)
             preds[v] = predict_arrays(forward, visual, audio, cfg.windows.length, cfg.windows.stride,
                                       cfg.runtime.eval_batch)  # fmt: skip
-        return score_predictions(preds, labels)
+        return score_record(preds, labels)
 
     return evaluate
 
@@ -242,7 +244,7 @@ def _finish(cfg: Config, layout: AffWild2Layout, cache: CacheLike, fold: Fold, r
 
     val_preds = predict_videos(run.path, cache, sorted(val_labels))
     save_predictions(run.validation_predictions, val_preds)
-    val = score_predictions(val_preds, val_labels)
+    val = score_record(val_preds, val_labels)
     test_score = None
     notes = []
     test = [v for v in fold.test if _has_features(cache, v, cfg)]
@@ -254,7 +256,7 @@ def _finish(cfg: Config, layout: AffWild2Layout, cache: CacheLike, fold: Fold, r
         entries = [layout.entry(v) for v in test]
         if all(e.annotation is not None for e in entries):
             labels = {e.name: load_labels(e.annotation, test_preds[e.name].shape[0]) for e in entries}
-            test_score = score_predictions(test_preds, labels)
+            test_score = score_record(test_preds, labels)
         if len(test) == len(fold.test) and getattr(layout, "sample_file", None) is not None:
             log: list[str] = []
             write_submission(run.submission_file, test_preds, layout.sample_file, pad=True, log=log)

@@ -18,7 +18,7 @@ from harness.folders.experiment import run_dir_for
 from harness.folders.run import RunDir
 from harness.stages.baseline import BaselineError, baseline_hash, build_baseline, train_baseline
 from harness.stages.predict import load_predictions
-from harness.stages.stage2 import score_predictions
+from harness.stages.stage2 import score_record
 from models.errors import CheckpointError
 from submissions.formats import validate_submission
 from tests.harness._corpus import make_corpus
@@ -76,7 +76,7 @@ def test_trains_on_the_folds_training_videos_and_predicts_every_frame(corpus, tr
             assert len(np.unique(p[face].round(6), axis=0)) > 1
             labels[v] = load_labels(entry.annotation, n)
         # The same scorer as stage 2, on all frames of the split.
-        want = score_predictions(preds, labels)
+        want = score_record(preds, labels)
         got = rec["val"] if split == "validation" else rec["test"]
         assert got == pytest.approx(want)
     assert rec["predicted_frames"] == sum(cache.manifest(v)["n_frames"] for v in (*fold.val, *fold.test))
