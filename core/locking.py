@@ -1,6 +1,6 @@
 """Exclusive, non-blocking file locks (flock) that record the holder's pid: one writer per folder or per video.
 
-`FolderLock` is the one lock object of the project: the run folder (`harness.runs.RunDir`), the feature cache
+`FolderLock` is the one lock object of the project: the run folder (`harness.folders.run.RunDir`), the feature cache
 (`preprocessing.cache.FeatureCache`, one lock per video), the face crops (`preprocessing.crops.lock_crops`) and the
 benchmark report folder each hold one, and each turns `LockHeldError` into an error of its own that says what the
 other process is doing there. The kernel frees a lock when its holder dies, even by SIGKILL.

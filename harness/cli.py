@@ -17,7 +17,8 @@ from types import ModuleType
 
 import harness.commands as commands_pkg
 from core.errors import HarnessError
-from harness.findings import finding_lines, from_problems, one_line
+from harness.runtime.findings import MAX_ERROR_LINES, finding_lines, from_problems, one_line
+from harness.runtime.safe_io import force_weights_only
 from submissions import FormatError
 
 
@@ -66,8 +67,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 _LOCATION = re.compile(r"^(?P<where>\S+?): (?P<what>.+)$", re.S)
-MAX_ERROR_LINES = 20
-"""Problems printed for one error (the rest are counted)."""
 
 
 def error_lines(exc: HarnessError) -> list[str]:
@@ -97,8 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    from harness.safe_io import force_weights_only
-
     force_weights_only()
     try:
         return int(args._run(args) or 0)
@@ -118,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if "torch" in sys.modules:  # only a command that imported torch can have joined a group; others skip it
-            from harness.distributed import end_strategy
+            from harness.runtime.distributed import end_strategy  # heavy: torch (tests/test_layers.py, HEAVY)
 
             end_strategy()
 

@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     # audio
     "compute_audio_features": "preprocessing.audio", "extract_opensmile": "preprocessing.audio",
     "align_rows_to_frames": "preprocessing.audio", "audio_feature_config": "preprocessing.audio",
-    "AudioError": "preprocessing.audio", "MFCC_DIM": "preprocessing.audio", "EGEMAPS_DIM": "preprocessing.audio",
+    "AudioError": "preprocessing.timeline", "MFCC_DIM": "preprocessing.audio", "EGEMAPS_DIM": "preprocessing.audio",
     "VGGISH_DIM": "preprocessing.audio",
     "vggish_status": "preprocessing.vggish", "load_vggish": "preprocessing.vggish",
     "VGGishError": "preprocessing.vggish",

@@ -23,24 +23,18 @@ instead of a crash or silently invented values.
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.errors import HarnessError
 from core.widths import EGEMAPS_DIM, MFCC_DIM, VGGISH_DIM
-from preprocessing.video import MAX_AUDIO_SECONDS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from preprocessing.timeline import AUDIO_SR, AudioError, frame_times, to_mono_16k
 
 if TYPE_CHECKING:  # torch is imported only when VGGish is used
     from preprocessing.vggish import VGGishExtractor
 
-AUDIO_SR = 16000
-"""Sample rate every audio feature here is computed at."""
-HOP_S = 0.01
-"""Hop of the openSMILE feature rows (and of VGGish's log-mel frames)."""
 MIN_AUDIO_S = 0.1
 """Shorter tracks count as missing: eGeMAPS needs 60 ms frames and openSMILE fills too-short input with NaN."""
 MFCC_CONFIG = Path(__file__).resolve().parent / "opensmile_configs" / "mfcc39.conf"
@@ -49,38 +43,6 @@ EGEMAPS_SETS = ("eGeMAPSv01a", "eGeMAPSv01b")
 """eGeMAPS versions with 23 LLD columns (v02 adds two formant bandwidths: 25 columns, not the paper's 23)."""
 DEFAULT_EGEMAPS = "eGeMAPSv01a"
 """The version behind the field's published numbers (FACTS: 'eGeMAPS 23 (v01a LLDs)')."""
-
-
-class AudioError(HarnessError):
-    """Audio input or an openSMILE result that the feature pipeline cannot use."""
-
-
-def frame_times(n_frames: int, fps: float, frame_times_s: np.ndarray | None = None) -> np.ndarray:
-    """The time in seconds of each video frame: i / fps, or the given presentation times (variable frame rate).
-
-    Args:
-        n_frames: number of video frames.
-        fps: video frame rate (the average rate of a variable-rate video).
-        frame_times_s: (n_frames,) presentation times in seconds from the first frame, non-decreasing; None for
-            a constant-rate video.
-
-    Returns:
-        (n_frames,) float64.
-
-    Raises:
-        AudioError: a bad frame count or rate, or frame times of another length, not finite, negative or
-            decreasing.
-    """
-    if n_frames < 0 or not (math.isfinite(fps) and fps > 0):
-        raise AudioError(f"need n_frames >= 0 and fps > 0, got n_frames={n_frames}, fps={fps}")
-    if frame_times_s is None:
-        return np.arange(n_frames, dtype=np.float64) / fps
-    t = np.asarray(frame_times_s, dtype=np.float64)
-    if t.shape != (n_frames,):
-        raise AudioError(f"frame times: expected {n_frames} values (one per frame), got shape {t.shape}")
-    if not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(np.diff(t) < 0):
-        raise AudioError("frame times must be finite, >= 0 and non-decreasing (presentation order)")
-    return t
 
 
 def align_rows_to_frames(
@@ -113,34 +75,6 @@ def align_rows_to_frames(
     # An epsilon keeps the field's half-way rounding stable against float noise in i / fps.
     take_left = (frame_t - times[left_c]) <= (times[right_c] - frame_t) + 1e-9
     return np.where(take_left, left_c, right_c).astype(np.int64)
-
-
-def to_mono_16k(wave: np.ndarray, sr: int) -> np.ndarray:
-    """Validate a mono waveform and resample it to 16 kHz.
-
-    Args:
-        wave: mono samples in [-1, 1].
-        sr: its sample rate in Hz.
-
-    Returns:
-        (n,) float32 at `AUDIO_SR`.
-    """
-    arr = np.asarray(wave)
-    if arr.ndim != 1:
-        raise AudioError(f"expected a mono waveform (1-D array), got shape {arr.shape}; mix channels down first")
-    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-        raise AudioError(f"sample rate {sr} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
-    if arr.size > MAX_AUDIO_SECONDS * sr:
-        raise AudioError(f"a waveform of {arr.size / sr / 3600:.1f} hours, more than {MAX_AUDIO_SECONDS / 3600:.0f}")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise AudioError("waveform holds NaN or inf samples")
-    if sr != AUDIO_SR:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(int(sr), AUDIO_SR)
-        arr = resample_poly(arr, AUDIO_SR // g, int(sr) // g).astype(np.float32)
-    return arr
 
 
 @functools.lru_cache(maxsize=4)

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from core.errors import HarnessError
-from preprocessing.audio import frame_times
+from preprocessing.timeline import frame_times, to_mono_16k
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 400  # 25 ms
@@ -334,8 +334,6 @@ class VGGishExtractor:
         Returns:
             (n_frames, 128) float32.
         """
-        from preprocessing.audio import to_mono_16k
-
         wave16k = torch.from_numpy(np.ascontiguousarray(to_mono_16k(wave, sr))).to(self.device)
         logmel = self.frontend(wave16k)  # (T, 64)
         half = EXAMPLE_FRAMES // 2

@@ -18,7 +18,6 @@ Conventions:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -502,8 +501,3 @@ def read_audio(path: str | Path, sr: int = 16000, stats: DecodeStats | None = No
         stats.messages.append(f"{path}: skipped {stats.errors} undecodable audio packet(s){stats.where()}")
     audio = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
     return audio
-
-
-def expected_audio_samples(info: VideoInfo, sr: int = 16000) -> int:
-    """Samples that `read_audio` should return for a video's duration, for sanity checks (+- codec padding)."""
-    return math.floor(info.duration * sr)

@@ -4,7 +4,8 @@
 Analysis via Bidirectional Dynamic Cross-Modal Attention and Masked Autoencoding"), one row per line with its source.
 `recorded_leaderboard.json` holds the scores of configurations this project runs itself (the quick demo's folds and
 ablations, and a fixed scoring fixture): per guarded key its value, measured spread, floor and ceiling
-(`harness.floors` measures them); `check_recorded` says which keys dropped below their floor or rose above their
+(`harness.reporting.floors` measures them); `check_recorded` says which keys dropped below their floor or rose above
+their
 ceiling, on any machine.
 """
 
@@ -210,7 +211,7 @@ def platform_differences(a: dict | None, b: dict | None) -> list[str]:
     """The `MATCH_FIELDS` in which two platform fingerprints differ, as `field: a != b`.
 
     Args:
-        a: a fingerprint (e.g. the recording's), as `harness.fingerprint.platform_fingerprint` writes it.
+        a: a fingerprint (e.g. the recording's), as `harness.runtime.fingerprint.platform_fingerprint` writes it.
         b: another (e.g. this run's).
 
     Returns:

@@ -73,7 +73,7 @@ def package_submission(
         sample: the organisers' sample file (the frame list of the test set).
         out_zip: the zip to write.
         metadata: more manifest fields, merged last: e.g. what the run says about itself
-            (`harness.runs.RunDir.metadata`) and the command line.
+            (`harness.folders.run.RunDir.metadata`) and the command line.
         force: replace an existing `out_zip` that is not a previous package.
 
     Raises:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.recording import run_quick_demo
+from harness.reporting.recording import run_quick_demo
 from tests._demo import caller_level
 
 

@@ -2,7 +2,8 @@
 the recording platform the run equals the recorded reference run (1e-6); and the recorded floors hold on another
 machine's arithmetic (`ATEN_CPU_CAPABILITY=default`).
 
-Every run here is a fresh `python -m harness.cli demo --quick` process (`harness.recording.run_quick_demo`), so
+Every run here is a fresh `python -m harness.cli demo --quick` process (`harness.reporting.recording.run_quick_demo`),
+so
 nothing of the test process (threads, RNG state, loaded kernels) reaches it.
 """
 
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.commands.leaderboard import check, load_platform, load_scores
-from harness.fingerprint import same_platform
-from harness.recording import flat_scores, run_quick_demo
+from harness.reporting.leaderboard import check, load_platform, load_scores
+from harness.reporting.recording import flat_scores, run_quick_demo
+from harness.runtime.fingerprint import same_platform
 from submissions.leaderboard import exact_differences, load_recorded
 from tests._demo import caller_level
 
@@ -96,7 +97,7 @@ def test_a_cleaned_demo_reruns_without_training_and_gives_the_same_scores(first_
     """`harness clean` drops only what a rerun does not need: the rerun trains nothing and writes the same scores."""
     import shutil
 
-    from harness.clean import clean_checkpoints
+    from harness.ops.clean import clean_checkpoints
 
     copy = tmp_path / "copy"
     shutil.copytree(first_run, copy)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.commands._experiment_args import add_seeds_argument, parse_folds, run_printer, with_seeds
+
 NAME = "ablate"
 HELP = "Run Table IV (audio/visual only, concat, BDCA w/o DW, BDCA) and Table III on the same folds; resumable."
 EXAMPLES = [
@@ -15,7 +17,6 @@ EXAMPLES = [
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from harness.commands.folds import add_seeds_argument
     from harness.config import add_config_arguments
 
     add_config_arguments(p)
@@ -33,11 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.commands.folds import parse_folds, run_printer, with_seeds
     from harness.config import config_from_args
-    from harness.data import open_dataset
-    from harness.distributed import setup_strategy
-    from harness.experiments import run_ablation
+    from harness.data.datasets import open_dataset
+    from harness.experiments.ablation import run_ablation
+    from harness.runtime.distributed import setup_strategy
 
     cfg = with_seeds(config_from_args(args), args.seeds)
     if args.models:

@@ -1,5 +1,5 @@
 """`harness bench`: run the pytest-benchmark suite and write a JSON + Markdown report beside the device's peak;
-`harness bench --gpu-check`: the one-GPU check of `harness.gpucheck` (`--dry-run`: its CPU dry mode)."""
+`harness bench --gpu-check`: the one-GPU check of `harness.bench.gpucheck` (`--dry-run`: its CPU dry mode)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.bench import run_benchmarks
-from harness.tables import print_table
+from harness.bench.suite import run_benchmarks
+from harness.reporting.tables import print_table
 
 NAME = "bench"
 HELP = (
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 def _gpu_check(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     """`--gpu-check [--dry-run]`: 0 when every measurement ran or was left out for a stated reason, 1 when one
     failed (the report still says which and why)."""
-    from harness.gpucheck import GpuCheckError, run_gpu_check
+    from harness.bench.gpu_plan import GpuCheckError
+    from harness.bench.gpucheck import run_gpu_check
 
     if not args.gpu_check:
         raise GpuCheckError("--dry-run is the GPU check's CPU dry mode: use it with --gpu-check")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.clean import clean_checkpoints
+from harness.ops.clean import clean_checkpoints
 
 NAME = "clean"
 HELP = "Remove the DeepSpeed checkpoints of finished runs under a folder (reruns still reuse them); --dry-run lists."

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.commands._experiment_args import add_seeds_argument, parse_folds, run_printer, with_seeds
+
 NAME = "compare"
 HELP = ("Train BDCA and the field's fusion models (lfan, jca, rjca, dca, mult, mamba_va, tcn_transformer) alike and "
         "write Table II (measured): intervals, paired verdicts against BDCA, cost; resumable.")  # fmt: skip
@@ -15,7 +17,6 @@ EXAMPLES = [
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from harness.commands.folds import add_seeds_argument
     from harness.config import add_config_arguments
 
     add_config_arguments(p)
@@ -34,11 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.commands.folds import parse_folds, run_printer, with_seeds
-    from harness.compare import check_models, run_compare
     from harness.config import config_from_args
-    from harness.data import open_dataset
-    from harness.distributed import setup_strategy
+    from harness.data.datasets import open_dataset
+    from harness.experiments.compare import check_models, run_compare
+    from harness.runtime.distributed import setup_strategy
 
     cfg = with_seeds(config_from_args(args), args.seeds)
     models = check_models([m.strip() for m in args.models.split(",") if m.strip()])

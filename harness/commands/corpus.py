@@ -10,7 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from harness.progress import StepProgress
+from harness.runtime.progress import StepProgress
 from preprocessing.corpus import PRESETS, CorpusManifest, make_corpus
 
 NAME = "corpus"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.config import add_override_argument, overrides_from_args
-from harness.demo import run_demo
+from harness.experiments.demo import run_demo
 
 NAME = "demo"
 HELP = "Run the whole pipeline end to end on the generated demo corpus (CPU): tables, plots, submission."

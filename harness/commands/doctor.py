@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness.doctor import check_path
-from harness.findings import findings_json, print_findings
+from harness.ops.doctor import check_path
+from harness.runtime.findings import findings_json, print_findings
 
 NAME = "doctor"
 HELP = "Check a dataset root, a run folder, a submission file or package (.zip) and list every problem found."

@@ -8,8 +8,8 @@ import sys
 import polars as pl
 from rich.console import Console
 
-from harness.ensemble import FOLD_ENSEMBLE, WEIGHT_MODES, EnsembleResult, Estimate, make_ensemble
-from harness.tables import print_table
+from harness.experiments import FOLD_ENSEMBLE, WEIGHT_MODES, EnsembleResult, Estimate, make_ensemble
+from harness.reporting.tables import print_table
 from submissions.bootstrap import Interval
 from submissions.ensemble import STEP
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.ownership import check_plain_name, claim_folder
-from harness.progress import StepProgress
+from harness.runtime.progress import StepProgress
 from preprocessing.crops import CROPS_DIR, extract_crops, lock_crops
 from preprocessing.faces.detectors import DEFAULT_DETECTOR, DETECTORS, get_detector
 

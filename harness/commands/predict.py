@@ -50,7 +50,7 @@ def check_out(out: str, video: bool, force: bool) -> None:
     from core.errors import HarnessError
     from core.ownership import claim_folder
     from core.safe_read import ReadError, open_regular
-    from harness.runs import VIDEO_WORK_DIR
+    from harness.folders.run import VIDEO_WORK_DIR
     from submissions.formats import SUBMISSION_HEADER
     from submissions.limits import MAX_PREDICTION_BYTES
 
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     check_out(args.out, bool(args.video), args.force)
     if args.video:
-        from harness.predict import predict_video_file
+        from harness.stages.predict import predict_video_file
 
         preds, files = predict_video_file(args.run, args.video, args.out, args.encoder, args.vggish,
                                           faces=not args.no_faces)  # fmt: skip
@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise HarnessError("give --data ROOT (a dataset split) or a VIDEO file")
-    from harness.data import open_dataset
-    from harness.predict import predict_videos
+    from harness.data.datasets import open_dataset
+    from harness.stages.predict import predict_videos
     from submissions.formats import write_submission
 
     layout, cache = open_dataset(args.data, args.cache)

@@ -9,11 +9,11 @@ import polars as pl
 from rich.console import Console
 
 from harness.config import field_type
-from harness.findings import Finding, from_message, print_findings
-from harness.preprocess import PreprocessConfig, VideoResult, preprocess
-from harness.progress import StepProgress
-from harness.sharding import Shard, ShardError, parse_shard
-from harness.tables import print_table
+from harness.reporting.tables import print_table
+from harness.runtime.findings import Finding, from_message, print_findings
+from harness.runtime.progress import StepProgress
+from harness.runtime.sharding import Shard, ShardError, parse_shard
+from harness.stages.preprocess import PreprocessConfig, VideoResult, preprocess
 
 NAME = "preprocess"
 HELP = "Decode videos, detect and align faces (224x224), compute MFCC/eGeMAPS(/VGGish) per frame; resumable."
@@ -86,7 +86,7 @@ def _launched() -> bool:
 def run(args: argparse.Namespace) -> int:
     strategy = None
     if _launched():
-        from harness.distributed import setup_strategy
+        from harness.runtime.distributed import setup_strategy
 
         strategy = setup_strategy()
     main = strategy is None or strategy.on_main

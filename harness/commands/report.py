@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from harness.report import write_report
+from harness.reporting.report import write_report
 
 NAME = "report"
 HELP = ("Write one self-contained HTML report (tables with intervals, leaderboard, plots, config, environment) of "

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 from rich.console import Console
 
-from harness.tables import print_table
+from harness.reporting.tables import print_table
 from submissions.bootstrap import RESAMPLES, SEED, BootstrapCI
 from submissions.scoring import ScoreReport, score_files
 

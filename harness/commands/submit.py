@@ -14,10 +14,10 @@ from core.atomic import atomic_write_text
 from core.errors import HarnessError
 from core.ownership import claim_folder
 from harness.data import open_dataset
-from harness.ensemble import MAX_SUBMISSIONS, choose_candidates, plan_markdown, read_candidate
-from harness.findings import finding_lines, from_problems
-from harness.runs import resolve_prediction
-from harness.tables import print_table
+from harness.experiments import MAX_SUBMISSIONS, choose_candidates, plan_markdown, read_candidate
+from harness.folders.run import resolve_prediction
+from harness.reporting.tables import print_table
+from harness.runtime.findings import MAX_ERROR_LINES, finding_lines, from_problems
 from submissions import FormatError
 from submissions.package import check_package_target, package_submission
 
@@ -59,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
 
 def package(source: str, sample: str, out: str, force: bool) -> int:
     """Validate and package one run's, ensemble's or file's predictions; print what was written."""
-    from harness.cli import MAX_ERROR_LINES
-
     try:
         check_package_target(out, force)  # a refused --out first, before any run file is read
         pred, run_dir = resolve_prediction(source)

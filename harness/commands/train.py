@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.runs import RunDir
+from harness.folders.run import RunDir
 
 NAME = "train"
 HELP = "Train stage 1 (MAE + hierarchical fine-tuning + features) and/or stage 2 (BDCA) with DeepSpeed; resumable."
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.data import open_dataset
-    from harness.distributed import setup_strategy
+    from harness.data.datasets import open_dataset
+    from harness.runtime.distributed import setup_strategy
 
     layout, cache = open_dataset(args.data, args.cache)
     progress = False if args.no_progress else None
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     encoder = None
     if args.stage == "1" or (args.stage == "all" and cfg.stage1.enabled):
-        from harness.stage1 import run_stage1
+        from harness.stages.stage1 import run_stage1
 
         r1 = run_stage1(cfg, layout, cache, RunDir(out).stage1.path, resume=args.resume, progress=progress,
                         strategy=strategy)
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             if cfg.stage1.reserve > 0:
                 console.print(r1.reserve_note())
     if args.stage in ("2", "all"):
-        from harness.stage2 import train_stage2
+        from harness.stages.stage2 import train_stage2
 
         if encoder is None:
             cand = RunDir(out).stage1.finetune.best_weights

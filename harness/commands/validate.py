@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import tempfile
 
-from harness.findings import finding_lines, findings_json, from_problems
+from harness.runtime.findings import finding_lines, findings_json, from_problems
 from submissions import Problem
 from submissions.formats import validate_submission
 from submissions.package import PREDICTION_NAME, inspect_package, is_zip_file

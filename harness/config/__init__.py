@@ -1,10 +1,14 @@
 """Run configuration: frozen dataclasses loaded from YAML, with dotted `--set` overrides, checked at load time.
 
 One concern per module, every public name re-exported here (`from harness.config import load_config`):
-- `schema`: the section dataclasses, `Config` and what derives from it (feature widths, model configs, the hash,
-  DeepSpeed's batch size);
+- `limits`: constants (row and section names, field-metadata keys, upper bounds) and the field helpers;
+- `sections`: one frozen dataclass per section;
+- `schema`: `Config` and what derives from it (feature widths, model configs, the hash, DeepSpeed's batch size),
+  and the checks across keys;
+- `dotted`: dotted-path helpers (`set_dotted`);
+- `rows`: the ablation table's rows as typed values (`TableRow`: a model, the baseline, no refinement);
 - `loader`: named configs and YAML files, `base:` inheritance, `--set` overrides, bounded YAML parsing;
-- `checks`: types, ranges and cross-key checks (`ConfigError` naming the dotted key, from `errors`);
+- `checks`: types and ranges of each field (`ConfigError` naming the dotted key, from `errors`);
 - `cli`: the `--config`/`--set` arguments every command that takes a config uses.
 """
 
@@ -18,7 +22,16 @@ from harness.config.cli import (
     field_type,
     overrides_from_args,
 )
+from harness.config.dotted import set_dotted
 from harness.config.errors import ConfigError
+from harness.config.limits import (
+    AUDIO_DIMS,
+    BASELINE_ROW,
+    MAX_SEED,
+    NO_REFINE_ROW,
+    UNHASHED_SECTIONS,
+    ZOO_SECTION,
+)
 from harness.config.loader import (
     CONFIG_DIR,
     MAX_BASE_CHAIN,
@@ -31,16 +44,11 @@ from harness.config.loader import (
     load_yaml_text,
     parse_override,
 )
-from harness.config.schema import (
-    AUDIO_DIMS,
-    BASELINE_ROW,
-    MAX_SEED,
-    NO_REFINE_ROW,
-    UNHASHED_SECTIONS,
-    ZOO_SECTION,
+from harness.config.rows import RowKind, TableRow, table_rows
+from harness.config.schema import Config, check_cross, config_hash, train_batch_size
+from harness.config.sections import (
     AugmentConfig,
     BaselineConfig,
-    Config,
     DataConfig,
     DeepSpeedSection,
     EncoderConfig,
@@ -55,8 +63,6 @@ from harness.config.schema import (
     Stage1Config,
     WindowsConfig,
     ZooSection,
-    config_hash,
-    train_batch_size,
 )
 
 __all__ = [
@@ -85,13 +91,16 @@ __all__ = [
     "MAEStageConfig",
     "ModelConfig",
     "PreprocessConfig",
+    "RowKind",
     "RuntimeConfig",
     "ScheduleConfig",
     "Stage1Config",
+    "TableRow",
     "WindowsConfig",
     "ZooSection",
     "add_config_arguments",
     "add_override_argument",
+    "check_cross",
     "config_from_args",
     "config_hash",
     "config_path",
@@ -101,5 +110,7 @@ __all__ = [
     "load_yaml_text",
     "overrides_from_args",
     "parse_override",
+    "set_dotted",
+    "table_rows",
     "train_batch_size",
 ]

@@ -1,5 +1,5 @@
 """Checking a config: every value against its field's type hint and range, parameter sets against the models
-package's configs, and the checks that involve several keys or the models registry.
+package's configs (the checks across keys are `harness.config.schema.check_cross`, beside `Config`).
 
 Every problem raises `ConfigError` naming the dotted key (`stage2.epochs: -1 out of range (must be >= 0)`).
 """
@@ -15,18 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from harness.config.errors import ConfigError
-from harness.config.schema import (
-    AUDIO_DIMS,
-    BASELINE_ROW,
-    FIXED_PARAMS,
-    MAX_MODEL_INT,
-    NESTED_PARAMS,
-    NO_REFINE_ROW,
-    PARAMS_OF,
-    Config,
-)
-from models.errors import ModelConfigError
-from models.zoo import ZOO
+from harness.config.limits import FIXED_PARAMS, MAX_MODEL_INT, NESTED_PARAMS, PARAMS_OF
 
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -226,77 +215,3 @@ def build_section(cls: type, data: Any, path: str) -> Any:
             continue
         kwargs[name] = check_field(data[name], hints[name], f.metadata, p)
     return cls(**kwargs)
-
-
-def check_cross(cfg: Config) -> None:
-    """Checks that involve several keys or the models registry."""
-    from models.registry import get_config, list_models, stage2_models
-
-    unknown_audio = [a for a in cfg.features.audio if a not in AUDIO_DIMS]
-    if unknown_audio:
-        raise ConfigError(f"features.audio: unknown feature(s) {unknown_audio}; known: {', '.join(AUDIO_DIMS)}")
-    if len(set(cfg.features.audio)) != len(cfg.features.audio):
-        raise ConfigError(f"features.audio: listed twice in {list(cfg.features.audio)}")
-    if not cfg.features.audio:
-        raise ConfigError("features.audio: at least one audio feature is needed")
-    a, b = cfg.stage1.augment.crop_scale
-    if a > b:
-        raise ConfigError(f"stage1.augment.crop_scale: min {a} exceeds max {b}")
-    a, b = cfg.stage1.augment.crop_ratio
-    if a > b:
-        raise ConfigError(f"stage1.augment.crop_ratio: min {a} exceeds max {b}")
-    if cfg.windows.stride > cfg.windows.length:
-        raise ConfigError(
-            f"windows.stride: {cfg.windows.stride} exceeds windows.length {cfg.windows.length}; frames between "
-            "windows would get no prediction"
-        )
-    for key, loop in (("stage1.mae.loop", cfg.stage1.mae.loop), ("stage1.finetune", cfg.stage1.finetune),
-                      ("stage2", cfg.stage2), ("baseline.loop", cfg.baseline.loop)):  # fmt: skip
-        if loop.schedule.warmup_start_lr > loop.schedule.lr:
-            raise ConfigError(f"{key}.schedule.warmup_start_lr: {loop.schedule.warmup_start_lr} exceeds lr")
-        if loop.schedule.min_lr > loop.schedule.lr:
-            raise ConfigError(f"{key}.schedule.min_lr: {loop.schedule.min_lr} exceeds lr")
-    if cfg.encoder.name not in list_models("vit"):
-        vits = ", ".join(list_models("vit"))
-        raise ConfigError(f"encoder.name: {cfg.encoder.name!r} is not a registered ViT ({vits})")
-    temporal = stage2_models()
-    if cfg.model.name not in temporal:
-        raise ConfigError(f"model.name: {cfg.model.name!r} is not a temporal model ({', '.join(temporal)})")
-    if len(set(cfg.experiment.seeds)) != len(cfg.experiment.seeds):
-        raise ConfigError(f"experiment.seeds: a seed listed twice in {list(cfg.experiment.seeds)}")
-    rows = (BASELINE_ROW, NO_REFINE_ROW)
-    bad = [m for m in cfg.experiment.ablation_models if m not in temporal and m not in rows]
-    if bad:
-        raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)}) "
-                          f"nor {BASELINE_ROW!r} or {NO_REFINE_ROW!r}")  # fmt: skip
-    rivals = [m for m in cfg.experiment.compare_models if m not in ZOO]
-    if rivals or len(set(cfg.experiment.compare_models)) != len(cfg.experiment.compare_models):
-        raise ConfigError(f"experiment.compare_models: {rivals or list(cfg.experiment.compare_models)} not distinct "
-                          f"rival models ({', '.join(ZOO)})")  # fmt: skip
-    if NO_REFINE_ROW in cfg.experiment.ablation_models and not cfg.data.refine_labels:
-        raise ConfigError(f"experiment.ablation_models: {NO_REFINE_ROW!r} compares a model with and without label "
-                          "refinement, but data.refine_labels is false (set it true, or drop the row)")  # fmt: skip
-    if cfg.baseline.name not in list_models("resnet"):
-        raise ConfigError(f"baseline.name: {cfg.baseline.name!r} is not a registered per-frame network "
-                          f"({', '.join(list_models('resnet'))})")  # fmt: skip
-    for key in ("folds", "ablation_folds"):
-        folds = getattr(cfg.experiment, key)
-        out = [f for f in folds if not 0 <= f <= cfg.experiment.k]
-        if out:
-            raise ConfigError(f"experiment.{key}: {out} outside 0..k (k = {cfg.experiment.k})")
-    # Let the models package check its own fields (divisibility, ranges) and name the section on failure.
-    for section, build in (
-        ("encoder", lambda: cfg.vit_config()),
-        ("stage1.mae", lambda: cfg.mae_config()),
-        ("model", lambda: cfg.temporal_config()),
-        ("baseline", lambda: cfg.baseline_config()),
-        *((f"experiment.ablation_models ({m})", lambda m=m: cfg.temporal_config(m))
-          for m in cfg.experiment.ablation_models if m not in rows),
-        *((f"zoo.{m}", lambda m=m: cfg.temporal_config(m)) for m in ZOO),
-    ):  # fmt: skip
-        try:
-            build()
-        except (ModelConfigError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{section}: {exc}") from None
-    if cfg.encoder.name in list_models("vit"):
-        get_config(cfg.encoder.mae_name)

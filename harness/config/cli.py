@@ -16,13 +16,16 @@ from harness.config.schema import Config
 
 
 def add_override_argument(parser: argparse.ArgumentParser) -> None:
-    """Repeatable `--set KEY=VALUE` on an argparse parser (read back by `overrides_from_args`).
+    """Repeatable `--set KEY=VALUE` and `--engine NAME` on an argparse parser (read back by `overrides_from_args`).
 
     Args:
         parser: the command's parser.
     """
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set stage2.epochs=3 (repeatable)")  # fmt: skip
+    parser.add_argument("--engine", choices=("deepspeed", "torch"),
+                        help="what trains: deepspeed (ZeRO, the default) or torch (plain torch, one process, fp32); "
+                        "the config's runtime.engine")  # fmt: skip
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default: str = "demo") -> None:
@@ -38,8 +41,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str = "demo")
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
-    """The `--set` values, in the order given (later ones win)."""
-    return list(args.overrides or [])
+    """The `--set` values, in the order given (later ones win), then `--engine` as `runtime.engine`."""
+    engine = getattr(args, "engine", None)
+    return list(args.overrides or []) + ([f"runtime.engine={engine}"] if engine else [])
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

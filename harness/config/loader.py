@@ -17,8 +17,10 @@ from typing import Any
 import yaml
 
 from core.errors import shorten
+from harness.config.dotted import set_dotted
 from harness.config.errors import ConfigError
-from harness.config.schema import ZOO_SECTION, Config
+from harness.config.limits import ZOO_SECTION
+from harness.config.schema import Config
 from models.zoo import ZOO
 
 CONFIG_DIR = Path(__file__).parent.parent / "configs"
@@ -238,27 +240,6 @@ def parse_override(text: str) -> tuple[str, Any]:
     except ConfigError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
     return key, value
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any, origin: str) -> None:
-    """Set `data["a"]["b"]["c"] = value` for the key `"a.b.c"`; every section on the way must exist.
-
-    Args:
-        data: a config as plain dicts (changed in place).
-        key: the dotted key.
-        value: the new value.
-        origin: what set it (`--set`, `replace`), for the message.
-
-    Raises:
-        ConfigError: a section on the way is unknown or not a mapping.
-    """
-    parts = key.split(".")
-    node: Any = data
-    for i, part in enumerate(parts[:-1]):
-        if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
-            raise ConfigError(f"{origin}: unknown key {'.'.join(parts[: i + 1])!r} (in {key!r})")
-        node = node[part]
-    node[parts[-1]] = value
 
 
 def load_config(name_or_path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Config:

@@ -1,482 +1,57 @@
-"""The config's schema: one frozen dataclass per section, `Config` that holds them, and what derives from them.
+"""The whole run configuration: `Config`, which holds the sections (`harness.config.sections`), and what derives
+from it.
 
 Numbers that follow from others are computed here, never typed twice:
 - `Config.audio_dim`: the sum of the enabled audio features' widths (VGGish 128, MFCC 39, eGeMAPS 23);
 - `Config.visual_dim`: the encoder ViT's width (`embed_dim` of its registered config, with overrides);
 - `train_batch_size(loop, world_size)`: DeepSpeed's global batch, micro batch x accumulation x world size.
 
-The encoder, MAE, temporal-model and baseline sections carry parameter sets of the models package's own frozen
-configs (`ViTConfig`, `MAEConfig`, `TemporalConfig`, `ResNetConfig`), declared with `_params`: their keys and types
-are checked against those dataclasses (`harness.config.checks`), so a model field is defined in one place only.
-Range checks ride on the fields' metadata (`_spec`); the checks module reads both.
+A config is built by `harness.config.checks.build_section` (types and ranges of each field) and then checked across
+keys here (`check_cross`: several keys together, and the models registry).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
 from core.hashing import stable_hash
-from core.widths import AUDIO_FEATURE_WIDTHS
+from harness.config.checks import build_section
+from harness.config.dotted import set_dotted
 from harness.config.errors import ConfigError
-from models.configs import MAEConfig, ResNetConfig, TemporalConfig, ViTConfig
-from models.zoo import (
-    ZOO,
-    DCAConfig,
-    JCAConfig,
-    LFANConfig,
-    MambaVAConfig,
-    MulTConfig,
-    RJCAConfig,
-    TCNTransformerConfig,
-    ZooConfig,
+from harness.config.limits import (
+    AUDIO_DIMS,
+    BASELINE_ROW,
+    MAX_SEED,
+    NESTED_PARAMS,
+    NO_REFINE_ROW,
+    PARAMS_OF,
+    UNHASHED_SECTIONS,
+    ZOO_SECTION,
+    spec,
 )
-
-AUDIO_DIMS = AUDIO_FEATURE_WIDTHS
-"""Per-frame width of each audio feature in the cache (paper III.C)."""
-
-MAX_SEED = 2**32 - 1
-"""Largest seed (numpy's and DataLoader's seeds are 32-bit)."""
-
-BASELINE_ROW = "baseline"
-"""The row of `experiment.ablation_models` that trains the challenge baseline (`baseline` section) instead of a
-temporal model; it also gives Table I's "Baseline" row (fold 0)."""
-
-NO_REFINE_ROW = "no_refine"
-"""The row of `experiment.ablation_models` that trains the config's model without label refinement
-(`data.refine_labels=false`): what refinement adds is the paired difference of this row and the model's own."""
-
-UNHASHED_SECTIONS = ("name", "runtime", "experiment", "preprocess")
-"""Parts of a config that do not change a trained model (logging, worker count, which folds to run; preprocessing
-hashes each of its own steps, and the features it writes are identified by those hashes in the cache)."""
-
-PARAMS_OF = "params_of"
-"""Field metadata key: the models config class whose fields a parameter-set field may set."""
-
-FIXED_PARAMS = "fixed_params"
-"""Field metadata key: the fields of `PARAMS_OF` that a parameter set may not set (derived, or set elsewhere)."""
-
-NESTED_PARAMS = "nested_params"
-"""Field metadata key: the parameter set is written as its own mapping under the field's name (the `zoo` section's
-one mapping per model), not flat beside its section's keys."""
-
-ZOO_SECTION = "zoo"
-"""The section of the rival models' parameters: hashed only for a run of one of them, and then only that model's
-mapping, so a config's other runs (BDCA's, the ablations') keep their hashes and their finished run folders."""
-
-
-def _spec(default: Any = MISSING, **meta: Any) -> Any:
-    """A dataclass field carrying range checks (`ge`, `gt`, `le`, `lt`) for the loader; required unless given a
-    `default`."""
-    return field(default=default, metadata=meta)
-
-
-def _params(target: type, fixed: Iterable[str] = (), nested: bool = False) -> Any:
-    """A parameter-set field: sorted (key, value) pairs of `target`'s fields, minus `fixed`.
-
-    In YAML such a section writes its parameters flat beside its own keys (`encoder: {name, checkpoint, depth}`);
-    a nested one is its own mapping under the field's name (`zoo: {lfan: {attn_dim: 16}}`) and may be left out.
-
-    Args:
-        target: the models config class whose fields may be set.
-        fixed: fields of `target` that may not be set here.
-        nested: a mapping of its own, empty by default (else required, flat).
-    """
-    meta = {PARAMS_OF: target, FIXED_PARAMS: frozenset(fixed), NESTED_PARAMS: nested}
-    return field(default=(), metadata=meta) if nested else field(metadata=meta)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Upper bounds: every value that sizes memory, threads or processes has one (a typo of a few digits is refused
-# with its key instead of a fork bomb, a gloo abort or an allocation failure deep in torch).
-# ---------------------------------------------------------------------------------------------------------------
-
-MAX_EPOCHS = 100_000
-"""Epochs of one training phase (the paper's longest is 100)."""
-MAX_BATCH = 65_536
-"""Samples per forward or per optimiser step (`micro_batch`, `grad_accum`, `eval_batch`, `extract_batch`)."""
-MAX_STEPS = 10**9
-"""Optimiser steps of a warm-up."""
-MAX_T_MULT = 1_000
-"""Cosine cycle length multiplier."""
-MAX_FRAMES_PER_VIDEO = 10_000_000
-"""Frames sampled per video (the longest Aff-Wild2 video has about 54,000)."""
-MAX_WINDOW = 16_384
-"""Frames of a stage-2 window and of its stride (the paper's window is 300; attention grows with its square)."""
-MAX_FOLDS = 100
-"""Cross-validation folds."""
-MAX_WORKERS = 128
-"""DataLoader worker processes (each is a process: a typo must not fork thousands)."""
-MAX_THREADS = 512
-"""torch intra-op threads."""
-MAX_DETECT_STRIDE = 10_000
-"""Frames between two face detections."""
-MAX_INPUT_SIZE = 4_096
-"""SCRFD's input side in pixels."""
-MAX_MODEL_INT = 65_536
-"""Any integer parameter of a model (`encoder`, `model`, `baseline` and MAE parameters: widths, depths, heads,
-channels, patch and image sizes): ViT-Large is 1,024 wide and 24 deep, BDCA's TCN 128 channels."""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Sections
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FeaturesConfig:
-    """Which cached per-frame features stage 2 reads.
-
-    Args:
-        visual: cache feature name of the visual stream (`visual`: fine-tuned CLS features; `visual_mae`: the
-            encoder before fine-tuning, Table III's "MAE w/o FT").
-        audio: audio features, concatenated in this order (subset of vggish, mfcc, egemaps).
-    """
-
-    visual: str
-    audio: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Stage-1 frame augmentation (paper IV.C).
-
-    Args:
-        rotation: random rotation range in degrees (+-).
-        hflip: probability of a horizontal flip.
-        crop_scale: (min, max) area share of the random resized crop.
-        crop_ratio: (min, max) aspect ratio of the random resized crop.
-        mean: normalisation mean (all channels).
-        std: normalisation standard deviation (all channels).
-    """
-
-    rotation: float = _spec(ge=0.0, le=180.0)
-    hflip: float = _spec(ge=0.0, le=1.0)
-    crop_scale: tuple[float, float] = _spec(gt=0.0, le=1.0)
-    crop_ratio: tuple[float, float] = _spec(gt=0.0)
-    mean: float
-    std: float = _spec(gt=0.0)
-
-
-@dataclass(frozen=True)
-class ScheduleConfig:
-    """Linear warm-up, then cosine annealing with warm restarts (paper IV.C; see `harness.schedule`).
-
-    Args:
-        warmup_start_lr: learning rate at step 0.
-        lr: peak learning rate, reached at the end of the warm-up.
-        warmup_steps: optimiser steps of the linear warm-up.
-        restart_epochs: length of the first cosine cycle in epochs (T_0, converted to steps at run time).
-        t_mult: cycle length multiplier after each restart (T_mult).
-        min_lr: floor of the cosine (eta_min).
-    """
-
-    warmup_start_lr: float = _spec(ge=0.0)
-    lr: float = _spec(gt=0.0)
-    warmup_steps: int = _spec(ge=0, le=MAX_STEPS)
-    restart_epochs: float = _spec(gt=0.0)
-    t_mult: int = _spec(ge=1, le=MAX_T_MULT)
-    min_lr: float = _spec(ge=0.0)
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """One training phase (MAE pre-training, frame fine-tuning, or stage 2).
-
-    Args:
-        epochs: passes over the training set.
-        micro_batch: samples per process per forward (DeepSpeed `train_micro_batch_size_per_gpu`).
-        grad_accum: micro batches per optimiser step.
-        weight_decay: AdamW weight decay (not applied to biases and norms).
-        betas: AdamW betas.
-        grad_clip: gradient norm clip; 0 disables it.
-        schedule: the learning-rate schedule.
-    """
-
-    epochs: int = _spec(ge=0, le=MAX_EPOCHS)
-    micro_batch: int = _spec(ge=1, le=MAX_BATCH)
-    grad_accum: int = _spec(ge=1, le=MAX_BATCH)
-    weight_decay: float = _spec(ge=0.0)
-    betas: tuple[float, float] = _spec(ge=0.0, lt=1.0)
-    grad_clip: float = _spec(ge=0.0)
-    schedule: ScheduleConfig
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """The stage-1 visual encoder: a registered ViT plus field overrides.
-
-    Args:
-        name: registered ViT name (`vit_tiny_patch16` ... `vit_large_patch16`).
-        checkpoint: an official MAE checkpoint to start from (path); None pre-trains an MAE here first.
-        params: `ViTConfig` fields to override (img_size, depth, frozen_blocks, ...).
-    """
-
-    name: str
-    checkpoint: str | None
-    params: tuple[tuple[str, Any], ...] = _params(ViTConfig)
-
-    @property
-    def vit(self) -> ViTConfig:
-        """The resolved `ViTConfig`."""
-        from models.registry import get_config
-
-        cfg = get_config(self.name, **dict(self.params))
-        assert isinstance(cfg, ViTConfig)
-        return cfg
-
-    @property
-    def mae_name(self) -> str:
-        """The registered MAE twin of the encoder."""
-        return f"mae_{self.name}"
-
-
-@dataclass(frozen=True)
-class MAEStageConfig:
-    """MAE pre-training of the encoder (used when no checkpoint is given).
-
-    Args:
-        loop: the training phase.
-        frames_per_video: pre-training frames per training video (evenly spaced, labels not used); None takes
-            every frame with a crop and a label.
-        params: `MAEConfig` decoder fields to override (decoder_depth, mask_ratio, ...).
-    """
-
-    loop: LoopConfig
-    frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
-    # The encoder's fields come from `encoder`: the MAE section sets only its decoder's.
-    params: tuple[tuple[str, Any], ...] = _params(MAEConfig, (f.name for f in dataclasses.fields(ViTConfig)))
-
-
-@dataclass(frozen=True)
-class Stage1Config:
-    """Stage 1: MAE pre-training, hierarchical fine-tuning on frames, CLS feature extraction.
-
-    Args:
-        enabled: run stage 1; when False the `visual` features must already be in the cache.
-        reserve: share of the Train_Set videos (by raw video) that fine-tuning uses and stage 2 never sees
-            (the paper's fine-tuning frames are "excluded from later model training", III.B); 0 fine-tunes on
-            every training video and stage 2 trains on them all too.
-        frames_per_video: fine-tuning frames per video (evenly spaced); None takes every labelled frame.
-        val_frames_per_video: validation frames per video for the per-epoch CCC; None takes every one.
-        augment: training augmentation.
-        mae: MAE pre-training.
-        finetune: frame-level valence/arousal fine-tuning.
-        extract_batch: frames per forward when extracting features.
-        extract_unfinetuned: also extract `visual_mae` features from the encoder before fine-tuning (Table III).
-    """
-
-    enabled: bool
-    reserve: float = _spec(ge=0.0, lt=1.0)
-    frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
-    val_frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
-    augment: AugmentConfig
-    mae: MAEStageConfig
-    finetune: LoopConfig
-    extract_batch: int = _spec(ge=1, le=MAX_BATCH)
-    extract_unfinetuned: bool
-
-
-@dataclass(frozen=True)
-class WindowsConfig:
-    """Stage-2 temporal windows (paper IV.C: 300 frames, stride 200).
-
-    Args:
-        length: frames per window.
-        stride: frames between window starts (at most `length`, so that every frame is covered).
-    """
-
-    length: int = _spec(ge=1, le=MAX_WINDOW)
-    stride: int = _spec(ge=1, le=MAX_WINDOW)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """How training labels and windows are prepared.
-
-    Args:
-        refine_labels: give training frames whose V/A is -5 but whose expression is annotated a refined target
-            (`harness.refine`, paper IV.A after [29]); validation and test scoring never see refined labels.
-        refine_tau: frames over which a refined target moves from the neighbouring annotated V/A to the
-            expression class's mean V/A (the weight of the neighbours is exp(-distance / refine_tau)).
-        modality_dropout: share of stage-2 training windows that lose one stream (half the visual, half the audio;
-            `models.augment.modality_dropout`), for models that fuse both; not in the paper (0 there).
-    """
-
-    refine_labels: bool
-    refine_tau: float = _spec(gt=0.0, le=1e6)
-    # Last, with a default: configs and run folders written before it existed still load.
-    modality_dropout: float = _spec(0.0, ge=0.0, le=1.0)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The stage-2 temporal model: a registered name plus `TemporalConfig` field overrides.
-
-    Args:
-        name: `bdca`, `bdca_no_dw`, `concat`, `audio_only` or `visual_only` (Table IV's rows), or a rival of
-            `models.zoo` (whose parameters are its `zoo` mapping, not these).
-        params: `TemporalConfig` fields (tcn_channels, num_layers, ...); visual_dim and audio_dim are derived.
-    """
-
-    name: str
-    params: tuple[tuple[str, Any], ...] = _params(TemporalConfig, ("fusion", "visual_dim", "audio_dim"))
-
-
-_DERIVED_DIMS = ("visual_dim", "audio_dim")
-
-
-@dataclass(frozen=True)
-class ZooSection:
-    """The rival fusion models' hyperparameters (Table II measured, `harness compare`): one mapping per model of
-    its config's fields (`models.zoo.configs`); a model left out takes its registered defaults. The input widths
-    are derived, as for `model`.
-
-    Args:
-        lfan: `LFANConfig` fields.
-        jca: `JCAConfig` fields.
-        rjca: `RJCAConfig` fields.
-        dca: `DCAConfig` fields.
-        mult: `MulTConfig` fields.
-        mamba_va: `MambaVAConfig` fields.
-        tcn_transformer: `TCNTransformerConfig` fields.
-    """
-
-    lfan: tuple[tuple[str, Any], ...] = _params(LFANConfig, _DERIVED_DIMS, nested=True)
-    jca: tuple[tuple[str, Any], ...] = _params(JCAConfig, _DERIVED_DIMS, nested=True)
-    rjca: tuple[tuple[str, Any], ...] = _params(RJCAConfig, _DERIVED_DIMS, nested=True)
-    dca: tuple[tuple[str, Any], ...] = _params(DCAConfig, _DERIVED_DIMS, nested=True)
-    mult: tuple[tuple[str, Any], ...] = _params(MulTConfig, _DERIVED_DIMS, nested=True)
-    mamba_va: tuple[tuple[str, Any], ...] = _params(MambaVAConfig, _DERIVED_DIMS, nested=True)
-    tcn_transformer: tuple[tuple[str, Any], ...] = _params(TCNTransformerConfig, _DERIVED_DIMS, nested=True)
-
-    def params(self, name: str) -> dict[str, Any]:
-        """One model's parameters as a dict (a name from `models.zoo.ZOO`)."""
-        return dict(getattr(self, name))
-
-
-@dataclass(frozen=True)
-class BaselineConfig:
-    """The challenge baseline (Tables I and IV's "Baseline" row): a per-frame ResNet on face crops, no audio.
-
-    Args:
-        name: registered per-frame network (`resnet50_va`: ResNet-50 with a linear valence/arousal head).
-        weights: torchvision's ImageNet `resnet50` weights file (`resnet50-11ad3fa6.pth` or `resnet50-0676ba61.pth`:
-            a state dict saved with torch.save), never downloaded; None trains from random initialisation.
-        frames_per_video: training frames per training video (evenly spaced labelled frames with a face); None
-            takes every one.
-        val_frames_per_video: validation frames per video for choosing the best epoch; None takes every one.
-        hflip: probability of a horizontal flip of a training crop.
-        loop: the training phase.
-        params: `ResNetConfig` fields to override (img_size, width, layers, head_dropout).
-    """
-
-    name: str
-    weights: str | None
-    frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
-    val_frames_per_video: int | None = _spec(ge=1, le=MAX_FRAMES_PER_VIDEO)
-    hflip: float = _spec(ge=0.0, le=1.0)
-    loop: LoopConfig
-    params: tuple[tuple[str, Any], ...] = _params(ResNetConfig)
-
-
-@dataclass(frozen=True)
-class DeepSpeedSection:
-    """How DeepSpeed runs the loops.
-
-    Args:
-        zero_stage: ZeRO stage 0-3.
-        precision: `auto` (bf16 on a GPU that has it, else fp32), `fp32`, `bf16` or `fp16`.
-    """
-
-    zero_stage: int = _spec(ge=0, le=3)
-    precision: Literal["auto", "fp32", "bf16", "fp16"]
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """Which folds and ablations the experiment commands run (not part of a model's hash).
-
-    Args:
-        folds: folds `harness folds` trains: 0 is the official split, 1..k the cross-validation folds.
-        k: number of cross-validation folds.
-        fold_seed: seed of the video-to-fold assignment.
-        ablation_models: Table IV's rows: temporal models, and `baseline` for the challenge baseline (which also
-            gives Table I's Baseline row on fold 0).
-        ablation_folds: folds the ablations (Tables III and IV) run on.
-        table3: also run Table III (visual-only on features without vs with fine-tuning).
-        seeds: stage-2 seeds: every (fold, row) is trained once per seed and the tables show the mean over seeds
-            ± their std beside the interval. Empty: the config's `seed` alone (`Config.stage2_seeds`), so that
-            the seed is never typed twice. Stage 1 (the shared encoder) always uses `seed`.
-        compare_models: the rival fusion models (`models.zoo`) the demo trains beside BDCA on the ablation folds
-            for Table II (measured) (`harness compare` takes its own `--models`); empty (the default): none.
-    """
-
-    folds: tuple[int, ...]
-    k: int = _spec(ge=2, le=MAX_FOLDS)
-    fold_seed: int = _spec(ge=0, le=MAX_SEED)
-    ablation_models: tuple[str, ...]
-    ablation_folds: tuple[int, ...]
-    table3: bool
-    seeds: tuple[int, ...] = _spec(ge=0, le=MAX_SEED)
-    # A default, so that the config.yaml of a run folder written before it existed still loads.
-    compare_models: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RuntimeConfig:
-    """Settings that do not change results (not part of the hash).
-
-    Args:
-        num_workers: DataLoader worker processes.
-        progress: show rich progress bars.
-        eval_batch: windows (stage 2) or frames (stage 1) per forward when evaluating and predicting.
-        threads: torch intra-op threads; 0 keeps torch's default (one per core).
-    """
-
-    num_workers: int = _spec(ge=0, le=MAX_WORKERS)
-    progress: bool
-    eval_batch: int = _spec(ge=1, le=MAX_BATCH)
-    threads: int = _spec(ge=0, le=MAX_THREADS)
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """What preprocessing does (hashed per step, so a change redoes only the affected step).
-
-    Every field has a default, so a config file may leave the section out (or name only some of its keys); it is
-    not part of `config_hash`, because each preprocessing step hashes its own settings.
-
-    Args:
-        faces: run face detection + alignment where crops are not already present.
-        detect: detect even for subjects whose crops the dataset ships.
-        detector: detector name ("scrfd", "mtcnn", "retinaface").
-        stride: detect every `stride` frames and interpolate landmarks between (2 keeps the landmarks within
-            0.3 px of per-frame detection on the GRID clips, mean, and halves the detector's work).
-        input_size: SCRFD's input side (320: 13 ms/frame on 2 cores, same detections as 640 on GRID within 1.5 px).
-        audio: compute audio features.
-        vggish: VGGish weights (file or folder); None switches VGGish off.
-        egemaps_set: eGeMAPS version with 23 LLDs.
-        encoder: encoder checkpoint for visual features (a stage-1 `best.safetensors`, the official MAE release
-            `mae_pretrain_vit_large.pth`, or timm's `vit_large_patch16_224.mae` state dict); None: no visual features.
-        encoder_config: the config (name or YAML) whose `encoder` section describes that checkpoint's ViT and
-            whose `stage1.augment` gives the normalisation.
-    """
-
-    faces: bool = True
-    detect: bool = False
-    detector: str = "scrfd"
-    stride: int = _spec(2, ge=1, le=MAX_DETECT_STRIDE)
-    input_size: int = _spec(320, ge=32, le=MAX_INPUT_SIZE)
-    audio: bool = True
-    vggish: str | None = None
-    egemaps_set: str = "eGeMAPSv01a"
-    encoder: str | None = None
-    encoder_config: str = "demo"
+from harness.config.sections import (
+    BaselineConfig,
+    DataConfig,
+    DeepSpeedSection,
+    EncoderConfig,
+    ExperimentConfig,
+    FeaturesConfig,
+    LoopConfig,
+    ModelConfig,
+    PreprocessConfig,
+    RuntimeConfig,
+    Stage1Config,
+    WindowsConfig,
+    ZooSection,
+)
+from models.configs import MAEConfig, ResNetConfig, TemporalConfig, ViTConfig
+from models.errors import ModelConfigError
+from models.zoo import ZOO, ZooConfig
 
 
 @dataclass(frozen=True)
@@ -503,7 +78,7 @@ class Config:
     """
 
     name: str
-    seed: int = _spec(ge=0, le=MAX_SEED)
+    seed: int = spec(ge=0, le=MAX_SEED)
     features: FeaturesConfig
     encoder: EncoderConfig
     stage1: Stage1Config
@@ -587,18 +162,12 @@ class Config:
         Raises:
             ConfigError: naming the dotted key of the first problem.
         """
-        # Imported here: the checks module reads this module's sections and constants.
-        from harness.config.checks import build_section, check_cross
-
         cfg = build_section(cls, data, "")
         check_cross(cfg)
         return cfg
 
     def replace(self, **changes: Any) -> Config:
         """A copy with dotted keys changed, checked like a loaded file: `cfg.replace(**{"stage2.epochs": 3})`."""
-        # Imported here: the loader builds configs with this module's `Config`.
-        from harness.config.loader import set_dotted
-
         data = self.to_dict()
         for key, value in changes.items():
             set_dotted(data, key, value, "replace")
@@ -648,3 +217,77 @@ def _to_plain(obj: Any) -> Any:
     if isinstance(obj, tuple | list):
         return [_to_plain(v) for v in obj]
     return obj
+
+
+def check_cross(cfg: Config) -> None:
+    """Checks that involve several keys or the models registry."""
+    from models.registry import get_config, list_models, stage2_models
+
+    unknown_audio = [a for a in cfg.features.audio if a not in AUDIO_DIMS]
+    if unknown_audio:
+        raise ConfigError(f"features.audio: unknown feature(s) {unknown_audio}; known: {', '.join(AUDIO_DIMS)}")
+    if len(set(cfg.features.audio)) != len(cfg.features.audio):
+        raise ConfigError(f"features.audio: listed twice in {list(cfg.features.audio)}")
+    if not cfg.features.audio:
+        raise ConfigError("features.audio: at least one audio feature is needed")
+    a, b = cfg.stage1.augment.crop_scale
+    if a > b:
+        raise ConfigError(f"stage1.augment.crop_scale: min {a} exceeds max {b}")
+    a, b = cfg.stage1.augment.crop_ratio
+    if a > b:
+        raise ConfigError(f"stage1.augment.crop_ratio: min {a} exceeds max {b}")
+    if cfg.windows.stride > cfg.windows.length:
+        raise ConfigError(
+            f"windows.stride: {cfg.windows.stride} exceeds windows.length {cfg.windows.length}; frames between "
+            "windows would get no prediction"
+        )
+    for key, loop in (("stage1.mae.loop", cfg.stage1.mae.loop), ("stage1.finetune", cfg.stage1.finetune),
+                      ("stage2", cfg.stage2), ("baseline.loop", cfg.baseline.loop)):  # fmt: skip
+        if loop.schedule.warmup_start_lr > loop.schedule.lr:
+            raise ConfigError(f"{key}.schedule.warmup_start_lr: {loop.schedule.warmup_start_lr} exceeds lr")
+        if loop.schedule.min_lr > loop.schedule.lr:
+            raise ConfigError(f"{key}.schedule.min_lr: {loop.schedule.min_lr} exceeds lr")
+    if cfg.encoder.name not in list_models("vit"):
+        vits = ", ".join(list_models("vit"))
+        raise ConfigError(f"encoder.name: {cfg.encoder.name!r} is not a registered ViT ({vits})")
+    temporal = stage2_models()
+    if cfg.model.name not in temporal:
+        raise ConfigError(f"model.name: {cfg.model.name!r} is not a temporal model ({', '.join(temporal)})")
+    if len(set(cfg.experiment.seeds)) != len(cfg.experiment.seeds):
+        raise ConfigError(f"experiment.seeds: a seed listed twice in {list(cfg.experiment.seeds)}")
+    rows = cfg.experiment.rows
+    bad = [r.name for r in rows if r.kind == "model" and r.name not in temporal]
+    if bad:
+        raise ConfigError(f"experiment.ablation_models: {bad} not temporal models ({', '.join(temporal)}) "
+                          f"nor {BASELINE_ROW!r} or {NO_REFINE_ROW!r}")  # fmt: skip
+    rivals = [m for m in cfg.experiment.compare_models if m not in ZOO]
+    if rivals or len(set(cfg.experiment.compare_models)) != len(cfg.experiment.compare_models):
+        raise ConfigError(f"experiment.compare_models: {rivals or list(cfg.experiment.compare_models)} not distinct "
+                          f"rival models ({', '.join(ZOO)})")  # fmt: skip
+    if any(r.kind == "no_refine" for r in rows) and not cfg.data.refine_labels:
+        raise ConfigError(f"experiment.ablation_models: {NO_REFINE_ROW!r} compares a model with and without label "
+                          "refinement, but data.refine_labels is false (set it true, or drop the row)")  # fmt: skip
+    if cfg.baseline.name not in list_models("resnet"):
+        raise ConfigError(f"baseline.name: {cfg.baseline.name!r} is not a registered per-frame network "
+                          f"({', '.join(list_models('resnet'))})")  # fmt: skip
+    for key in ("folds", "ablation_folds"):
+        folds = getattr(cfg.experiment, key)
+        out = [f for f in folds if not 0 <= f <= cfg.experiment.k]
+        if out:
+            raise ConfigError(f"experiment.{key}: {out} outside 0..k (k = {cfg.experiment.k})")
+    # Let the models package check its own fields (divisibility, ranges) and name the section on failure.
+    for section, build in (
+        ("encoder", lambda: cfg.vit_config()),
+        ("stage1.mae", lambda: cfg.mae_config()),
+        ("model", lambda: cfg.temporal_config()),
+        ("baseline", lambda: cfg.baseline_config()),
+        *((f"experiment.ablation_models ({r.name})", lambda m=r.name: cfg.temporal_config(m))
+          for r in rows if r.kind == "model"),
+        *((f"zoo.{m}", lambda m=m: cfg.temporal_config(m)) for m in ZOO),
+    ):  # fmt: skip
+        try:
+            build()
+        except (ModelConfigError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{section}: {exc}") from None
+    if cfg.encoder.name in list_models("vit"):
+        get_config(cfg.encoder.mae_name)

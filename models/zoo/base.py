@@ -2,7 +2,8 @@
 
 Every rival is called like BDCA's `AVTemporalModel`: `model(visual (B, T, Dv), audio (B, T, Da), pad_mask (B, T))`
 -> (B, T, 2) in [-1, 1]; padded frames (True in the mask) are never attended to and their outputs are meaningless.
-The harness pads a window at its end only (`harness.data.WindowDataset`, `harness.predict.predict_arrays`).
+The harness pads a window at its end only (`harness.data.datasets.WindowDataset`,
+`harness.stages.predict.predict_arrays`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def fp32_peak() -> float:
-    from harness.bench import matmul_peak_flops
+    from harness.bench.suite import matmul_peak_flops
 
     return matmul_peak_flops("float32", seconds=0.5)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preprocessing.audio import AUDIO_SR, extract_opensmile
+from preprocessing.audio import extract_opensmile
+from preprocessing.timeline import AUDIO_SR
 
 
 def _audio(seconds: float, seed: int = 0) -> np.ndarray:

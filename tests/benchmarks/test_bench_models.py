@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from core.atomic import atomic_write_text
-from harness.bench import profile_table
-from harness.engine import adamw_name, build_adamw
-from harness.predict import module_forward, predict_arrays
-from harness.windows import window_starts
+from harness.bench.suite import profile_table
+from harness.data.windows import window_starts
+from harness.stages.predict import module_forward, predict_arrays
+from harness.train.loop import adamw_name, build_adamw
 from models import ccc_loss, count_flops, count_train_flops, create_model
 from models.zoo import ZOO
 
@@ -95,14 +95,14 @@ def _temporal(device: str = "cpu") -> torch.nn.Module:
 def _train_step(model: torch.nn.Module, B: int, device: str, autocast: bool,
                 optimizer: str = "engine") -> tuple[Callable[[], torch.Tensor], str]:  # fmt: skip
     """A closure running one stage-2 step (forward, CCC loss, backward, AdamW) on fixed random windows, and the
-    name of the AdamW implementation it steps (`harness.engine.adamw_name`).
+    name of the AdamW implementation it steps (`harness.train.loop.adamw_name`).
 
     Args:
         model: the temporal model.
         B: windows per step.
         device: torch device.
         autocast: run the forward under bf16 autocast.
-        optimizer: `engine`: the AdamW the harness's engine builds (`harness.engine.build_adamw`: fused where
+        optimizer: `engine`: the AdamW the harness's engine builds (`harness.train.loop.build_adamw`: fused where
             torch has the kernel); `adamw`: torch's default (a per-parameter loop on a CPU), which the engine
             built before, kept as the reference.
     """
@@ -154,8 +154,9 @@ def test_bench_stage2_peak_rss(benchmark, tmp_path: Path, scale: int) -> None:
     """Stage 2 (training, per-epoch validation, predictions) in a fresh process on N videos for 4 epochs or on 4N
     videos for 1 epoch: the same batch and the same number of steps on 4x the data. Stage 2 streams from the
     feature cache's memory maps; the resident set also counts the mapped pages it touched (file-backed, reclaimable),
-    so the row reports the process's peak (`VmHWM`, see `harness.resources`) and, apart, its anonymous memory's
-    (`RssAnon`, sampled every 2 ms: what stage 2 allocates); `tests/harness/test_stage2_memory.py` asserts both at
+    so the row reports the process's peak (`VmHWM`, see `harness.runtime.resources`) and, apart, its anonymous memory's
+    (`RssAnon`, sampled every 2 ms: what stage 2 allocates); `tests/harness/stages/test_stage2_memory.py` asserts both
+    at
     smaller shapes. (The same steps, because the peak creeps up with the steps taken.)
 
     The time is the child's whole run (start-up and imports included), so the row has no throughput; the memory
@@ -349,7 +350,7 @@ def test_bench_stage2_predict_long_video_gpu(benchmark) -> None:
 
 
 def test_report_rows_divide_by_the_peak_of_their_device_precision_and_threads() -> None:
-    from harness.bench import peak_key, report_from_pytest_json
+    from harness.bench.suite import peak_key, report_from_pytest_json
 
     def bench(name: str, **extra: object) -> dict:
         info = {"precision": "float32", "flops": 2e9, "items": 100, "unit": "frames/s", **extra}

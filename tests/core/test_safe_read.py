@@ -119,6 +119,7 @@ def test_line_blocks_give_back_every_line_and_only_overlong_ones_as_lengths(tmp_
     p = tmp_path_factory.mktemp("blocks") / "f.txt"
     p.write_text(text, newline="")
     got: list[tuple[int, str | None]] = []
+    assert list(iter_line_blocks(p, "file", 10**6, max_line, block=block)) or not text, "a file gave no block"
     for first, chunk, nbytes in iter_line_blocks(p, "file", 10**6, max_line, block=block):
         if chunk is None:
             got.append((first, None))

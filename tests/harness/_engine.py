@@ -1,4 +1,5 @@
-"""A tiny learnable problem for the tests of the training loop (`harness.engine.fit`): data, model, loss, validation,
+"""A tiny learnable problem for the tests of the training loop (`harness.train.loop.fit`): data, model, loss,
+validation,
 loop settings, and a loss that stands in for a process killed mid-epoch.
 
 Shared by the loop's own tests, exact resume, TensorBoard events and the limits of the security tests.

@@ -15,7 +15,7 @@ EVIL = "BDCA <w/o DW> & \"co\""
 
 def _row(name: str, scores: tuple[float, float, float], bounds: tuple[float, float] | None,
          paper: tuple[float, float, float] | None = None, on: str = "validation") -> dict:  # fmt: skip
-    """A results row with the columns `harness.experiments.TABLE_SCHEMA` names (one interval for every score)."""
+    """A results row with the columns `harness.experiments.folds.TABLE_SCHEMA` names (one interval for every score)."""
     nan = float("nan")
     row: dict = {"row": name, "valence": scores[0], "arousal": scores[1], "average": scores[2], "on": on,
                  "runs": f"runs/{name}", "clusters": 10 if bounds else 1, "seeds": "0"}  # fmt: skip
@@ -27,7 +27,8 @@ def _row(name: str, scores: tuple[float, float, float], bounds: tuple[float, flo
 
 
 def _paired(row: str, against: str, d: float, low: float, high: float) -> dict:
-    """A paired-differences row with the columns `harness.experiments.PAIRED_SCHEMA` names (the same for each score)."""
+    """A paired-differences row with the columns `harness.experiments.folds.PAIRED_SCHEMA` names (the same for each
+    score)."""
     out: dict = {"comparison": f"{row} - {against}", "row": row, "against": against}
     for col in ("valence", "arousal", "average"):
         out.update({f"d_{col}": d, f"d_{col}_low": low, f"d_{col}_high": high,
@@ -47,7 +48,8 @@ PAIRED_III = [_paired("MAE w/o FT", "MAE", -0.122, -0.341, 0.162)]
 
 def make_demo_folder(root: Path) -> Path:
     """A demo folder as `harness demo` lays it out, made in seconds by the real writers: the tables by
-    `harness.experiments._write_table`, the plots by `harness.plots`, the fingerprint by `harness.fingerprint`.
+    `harness.experiments.folds._write_table`, the plots by `harness.reporting.plots`, the fingerprint by
+    `harness.runtime.fingerprint`.
 
     Holds Tables I, III and IV (with paired differences), scores.json, timings.json, a submission.zip, the four
     plots under plots/, fold 0's run files (config, git hash, metrics) and a fold 1 whose curves are drawn from its
@@ -56,9 +58,10 @@ def make_demo_folder(root: Path) -> Path:
     Args:
         root: the folder to make.
     """
-    from harness.experiments import PAIRED_SCHEMA, _write_table
-    from harness.fingerprint import platform_fingerprint
-    from harness.plots import plot_curves, plot_gates, plot_histograms, plot_traces
+    from harness.experiments.folds import _write_table
+    from harness.experiments.table_files import PAIRED_SCHEMA
+    from harness.reporting.plots import plot_curves, plot_gates, plot_histograms, plot_traces
+    from harness.runtime.fingerprint import platform_fingerprint
 
     exp = root / "experiments"
     exp.mkdir(parents=True)

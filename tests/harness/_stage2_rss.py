@@ -2,10 +2,11 @@
 
 `measure(root, ...)` writes a corpus of `videos` training videos (`tests.harness._corpus`, `visual_dim`-wide visual
 features) and runs `python -m tests.harness._stage2_rss` on it: a new process that imports everything, notes its
-resident set, resets its peak (`harness.resources.reset_peak_rss`), runs `harness.stage2.train_stage2` on fold 0
+resident set, resets its peak (`harness.runtime.resources.reset_peak_rss`), runs `harness.stages.stage2.train_stage2`
+on fold 0
 (norm statistics, the DeepSpeed loop with the config's DataLoader workers, per-epoch validation, the final
 predictions) and prints its figures as JSON. A fresh process per size keeps one size's allocations out of the
-other's peak. Used by `tests/harness/test_stage2_memory.py` (an assertion) and `tests/benchmarks` (a report).
+other's peak. Used by `tests/harness/stages/test_stage2_memory.py` (an assertion) and `tests/benchmarks` (a report).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.childenv import child_env
+from harness.runtime.childenv import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER_MODEL = (
@@ -60,9 +61,9 @@ def _hold_in_memory() -> None:
     """Make stage 2 keep every video's features in memory once read (the control the measurement must catch)."""
     import numpy as np
 
-    import harness.data
+    import harness.data.datasets
 
-    stream = harness.data._load
+    stream = harness.data.datasets._load
     held: dict[str, dict[str, np.ndarray]] = {}
 
     def load(cache: Any, video: str, features: Any) -> dict[str, np.ndarray]:
@@ -70,7 +71,7 @@ def _hold_in_memory() -> None:
             held[video] = {k: np.array(v) for k, v in stream(cache, video, features).items()}
         return held[video]
 
-    harness.data._load = load  # type: ignore[assignment]
+    harness.data.datasets._load = load  # type: ignore[assignment]
 
 
 class StatusPeaks:
@@ -133,10 +134,10 @@ def _train(root: Path, out: Path, overrides: list[str], hold: bool = False) -> d
     import torch
 
     from harness.config import load_config
-    from harness.data import VISUAL_MASK
-    from harness.distributed import setup_strategy
-    from harness.resources import current_rss_mib, peak_rss, reset_peak_rss
-    from harness.stage2 import train_stage2
+    from harness.data.datasets import VISUAL_MASK
+    from harness.runtime.distributed import setup_strategy
+    from harness.runtime.resources import current_rss_mib, peak_rss, reset_peak_rss
+    from harness.stages.stage2 import train_stage2
     from preprocessing.affwild2 import AffWild2Layout
     from preprocessing.cache import FeatureCache
 

@@ -59,6 +59,7 @@ def test_gradients_reach_every_trainable_parameter(name: str) -> None:
     m = create_model(name, **SMALL)
     v, a = _inputs(3, 20)
     m(v, a).square().sum().backward()
+    assert list(m.named_parameters()), "the loop below checks nothing"
     for pname, p in m.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
 
@@ -212,7 +213,8 @@ def test_tap_sum_gradients() -> None:
 
 
 def _starts(n: int, length: int, stride: int) -> list[int]:
-    """Windows every `stride` frames plus one aligned to the end (`harness.windows.window_starts` for n >= length)."""
+    """Windows every `stride` frames plus one aligned to the end (`harness.data.windows.window_starts` for n >=
+    length)."""
     return sorted(set(range(0, n - length + 1, stride)) | {n - length})
 
 

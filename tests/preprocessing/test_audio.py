@@ -14,9 +14,7 @@ from hypothesis import strategies as st
 
 from core.errors import HarnessError
 from preprocessing.audio import (
-    AUDIO_SR,
     VGGISH_DIM,
-    AudioError,
     align_rows_to_frames,
     audio_feature_config,
     compute_audio_features,
@@ -24,6 +22,7 @@ from preprocessing.audio import (
     frame_audio_mask,
     load_wave,
 )
+from preprocessing.timeline import AUDIO_SR, AudioError
 
 REPO = Path(__file__).resolve().parents[2]
 # The GRID sample clips (real speech): $BDCA_GRID_DIR, else the two embedded in the package (always there).

@@ -1,4 +1,4 @@
-"""A table-driven corpus of bad and awkward videos, generated here with PyAV, through `harness.preprocess`.
+"""A table-driven corpus of bad and awkward videos, generated here with PyAV, through `harness.stages.preprocess`.
 
 Every case is one file in one dataset-wide run (faces at SCRFD 160 px with stride 2, audio on): the run must not
 stop at any of them. A case either processes, with the facts it must have (frames, crops, audio mask, notes), or
@@ -23,7 +23,9 @@ from PIL import Image
 
 from core.errors import HarnessError
 from harness.cli import main
-from harness.preprocess import SUMMARY, PreprocessConfig, VideoResult, preprocess, safe_name
+from harness.folders.cache import SUMMARY
+from harness.stages.preprocess import PreprocessConfig, VideoResult, preprocess
+from harness.stages.preprocess_jobs import safe_name
 from preprocessing.cache import FeatureCache
 from preprocessing.crops import CROPS_DIR
 from preprocessing.video import probe
@@ -295,6 +297,7 @@ def _hash_of(out: Path, video: str) -> str:
 def test_rerun_redoes_nothing_and_keeps_the_errors(corpus: Path, run: tuple[dict[str, VideoResult], Path]) -> None:
     results, out = run
     again = {r.video: r for r in preprocess(corpus, out, CFG)}
+    assert again, "the loop below checks nothing"
     for name, res in again.items():
         if results[name].error:
             assert res.error == results[name].error
@@ -363,7 +366,7 @@ def test_decoded_frames_are_not_kept(corpus: Path, tmp_path: Path, monkeypatch: 
 
 def test_an_unexpected_failure_stays_with_its_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug or an odd file that raises something other than a HarnessError: reported, and the run goes on."""
-    import harness.preprocess as pre
+    import harness.stages.preprocess_video as pre
 
     src = tmp_path / "src"
     src.mkdir()

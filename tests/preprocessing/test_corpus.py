@@ -100,6 +100,7 @@ def test_layout_is_affwild2s(corpus: tuple[Path, CorpusManifest]) -> None:
 
 def test_counts_agree_everywhere(corpus: tuple[Path, CorpusManifest], decoded) -> None:
     root, m = corpus
+    assert m.videos, "the loop below checks nothing"
     for v in m.videos:
         frames, _ = decoded[v.name]
         assert len(frames) == v.frames
@@ -124,6 +125,7 @@ def test_counts_agree_everywhere(corpus: tuple[Path, CorpusManifest], decoded) -
 def test_every_hard_case_is_there(corpus: tuple[Path, CorpusManifest], decoded) -> None:
     root, m = corpus
     by_split = {s: [v for v in m.videos if v.split == s] for s in SPLIT_DIRS}
+    assert by_split, "the loop below checks nothing"
     for split, vids in by_split.items():
         labels = [_labels(root, split, p.name) for v in vids for p in v.persons]
         assert any((lab == -5).all(axis=1).any() for lab in labels), f"{split}: no -5 stretch"
@@ -173,6 +175,7 @@ def test_manifest_oracle_is_what_it_claims(corpus: tuple[Path, CorpusManifest]) 
     labels, clean = {s: [] for s in SPLIT_DIRS}, {s: [] for s in SPLIT_DIRS}
     per_video = []
     plan = plan_corpus(m.seed, m.size, len(clips))
+    assert plan, "the loop below checks nothing"
     for spec in plan:
         script = script_video(spec, clips)
         per_video.append(

@@ -73,6 +73,7 @@ def test_visual_reader_sees_the_smile_and_the_eyes(scripts: list[VideoScript]) -
 
 def test_audio_reader_hears_only_its_own_voice(scripts: list[VideoScript]) -> None:
     saw_mute = saw_two = False
+    assert scripts, "the loop below checks nothing"
     for script in scripts:
         views = modality_views(script)["audio"]
         if script.audio is None:

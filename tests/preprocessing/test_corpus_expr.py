@@ -45,6 +45,7 @@ def test_small_corpus_writes_expression_files_consistent_with_va(tmp_path):
 
     manifest = make_corpus(tmp_path / "c", seed=0, size="small")
     layout = AffWild2Layout.discover(tmp_path / "c")
+    assert layout.train + layout.validation, "the loop below checks nothing"
     for e in layout.train + layout.validation:
         assert e.expr_annotation is not None, e.name
     assert all(e.expr_annotation is None for e in layout.test)

@@ -8,7 +8,7 @@ import wave
 import numpy as np
 import pytest
 
-from preprocessing.audio import AudioError, to_mono_16k
+from preprocessing.timeline import AudioError, to_mono_16k
 from preprocessing.video import MAX_AUDIO_SECONDS, VideoError, image_size, probe, read_audio
 from tests.security._reads import huge_png
 

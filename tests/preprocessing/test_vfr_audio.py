@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 
 from core.hashing import stable_hash
-from harness.preprocess import PreprocessConfig, preprocess
+from harness.stages.preprocess import PreprocessConfig, preprocess
 from preprocessing.audio import (
-    AUDIO_SR,
-    AudioError,
     _run_smile,
     align_rows_to_frames,
     audio_feature_config,
@@ -24,6 +22,7 @@ from preprocessing.audio import (
     frame_audio_mask,
 )
 from preprocessing.cache import FeatureCache
+from preprocessing.timeline import AUDIO_SR, AudioError
 from preprocessing.vggish import example_centres
 from preprocessing.video import read_audio, scan_packets
 from tests._video import write_video

@@ -24,16 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from core.widths import AUDIO_FEATURE_WIDTHS
-from harness.childenv import child_env
-from harness.commands.leaderboard import check
 from harness.config import Config
-from harness.demo import _scores_from_tables, demo_config
-from harness.experiments import run_ablation, run_dir_for, run_folds
-from harness.fingerprint import platform_fingerprint
-from harness.preprocess import PreprocessConfig, preprocess
-from harness.recording import flat_scores
-from harness.runs import STAGE1_DIR, RunDir
-from harness.stage1 import run_stage1
+from harness.experiments.ablation import run_ablation
+from harness.experiments.demo import _scores_from_tables, demo_config
+from harness.experiments.folds import run_folds
+from harness.folders.experiment import run_dir_for
+from harness.folders.run import STAGE1_DIR, RunDir
+from harness.reporting.leaderboard import check
+from harness.reporting.recording import flat_scores
+from harness.runtime.childenv import child_env
+from harness.runtime.fingerprint import platform_fingerprint
+from harness.stages.preprocess import PreprocessConfig, preprocess
+from harness.stages.stage1 import run_stage1
 from preprocessing.affwild2 import AffWild2Layout
 from preprocessing.audio import audio_feature_config
 from preprocessing.cache import FeatureCache
@@ -49,7 +51,8 @@ AUDIO_STEP = frozenset(audio_feature_config()) | frozenset(AUDIO_FEATURE_WIDTHS)
 """The cached features preprocessing's audio step writes; stage 1 writes the others (visual, its mask, ...)."""
 
 DEMO_PREPROCESS = PreprocessConfig(faces=True, detect=False)
-"""The quick demo's preprocessing (`harness.demo.run_demo`): the corpus ships its crops, audio features are made."""
+"""The quick demo's preprocessing (`harness.experiments.demo.run_demo`): the corpus ships its crops, audio features
+are made."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,10 @@ class GuardedRun:
 
     Args:
         out: the demo folder.
-        cfg: the quick demo's config (`harness.demo.demo_config(quick=True)`).
+        cfg: the quick demo's config (`harness.experiments.demo.demo_config(quick=True)`).
         layout: its corpus.
         cache: its feature cache (audio and stage-1 visual features).
-        scores: its flat scores (`harness.recording.flat_scores` of scores.json).
+        scores: its flat scores (`harness.reporting.recording.flat_scores` of scores.json).
     """
 
     out: Path

@@ -112,7 +112,7 @@ def _gate_columns_swapped(mp: pytest.MonkeyPatch) -> None:
 
 
 def _labels_unmasked(mp: pytest.MonkeyPatch) -> None:
-    import harness.stage2 as stage2
+    import harness.stages.stage2 as stage2
 
     orig = stage2.stage2_loss
 
@@ -124,7 +124,7 @@ def _labels_unmasked(mp: pytest.MonkeyPatch) -> None:
 
 
 def _windows_overwritten(mp: pytest.MonkeyPatch) -> None:
-    import harness.predict as predict
+    import harness.stages.predict as predict
 
     def overwrite(n: int, starts: Any, length: int, window_preds: np.ndarray) -> np.ndarray:
         out = np.zeros((n, 2), dtype=np.float64)
@@ -137,8 +137,8 @@ def _windows_overwritten(mp: pytest.MonkeyPatch) -> None:
 
 
 def _prediction_unnormalised(mp: pytest.MonkeyPatch) -> None:
-    import harness.predict as predict
-    from harness.data import NormStats
+    import harness.stages.predict as predict
+    from harness.data.datasets import NormStats
 
     orig = predict.load_norm_stats
 
@@ -175,7 +175,7 @@ def _stage1_frozen_whole(mp: pytest.MonkeyPatch) -> None:
 
 
 def _mse_loss(mp: pytest.MonkeyPatch) -> None:
-    import harness.stage2 as stage2
+    import harness.stages.stage2 as stage2
 
     def mse(model: Any, batch: dict[str, torch.Tensor], modality_dropout: float = 0.0) -> torch.Tensor:
         visual, audio = batch["visual"], batch["audio"]
@@ -208,13 +208,13 @@ def _validation_in_train_mode(mp: pytest.MonkeyPatch) -> None:
 
 
 def _lr_stuck(mp: pytest.MonkeyPatch) -> None:
-    import harness.schedule as schedule
+    import harness.train.schedule as schedule
 
     plant(mp, schedule, "lr_at", lambda step, s: s.start_lr)
 
 
 def _last_epoch_kept(mp: pytest.MonkeyPatch) -> None:
-    import harness.engine as engine
+    import harness.train.loop as engine
 
     orig = engine._evaluate_and_keep_best
 
@@ -226,7 +226,7 @@ def _last_epoch_kept(mp: pytest.MonkeyPatch) -> None:
 
 
 def _test_video_in_training(mp: pytest.MonkeyPatch) -> None:
-    import harness.folds as folds
+    import harness.data.splits as folds
 
     orig = folds.fold_split
 
@@ -286,17 +286,20 @@ MUTATIONS: tuple[Mutation, ...] = (
              _gate_columns_swapped,
              ("tests/models/test_bdca.py::test_forced_gates_select_original_or_attended",
               "tests/models/test_bdca.py::test_dynamic_weight_module_follows_eqs_3_to_5"), BDCA_PART),
-    Mutation("labels_unmasked", "masking", "-5 labels not masked in the stage-2 loss (harness.stage2.stage2_loss)",
+    Mutation("labels_unmasked", "masking",
+             "-5 labels not masked in the stage-2 loss (harness.stages.stage2.stage2_loss)",
              _labels_unmasked,
-             ("tests/harness/test_stage2.py::test_loss_leaves_out_unannotated_frames_inside_the_windows",),
+             ("tests/harness/stages/test_stage2.py::test_loss_leaves_out_unannotated_frames_inside_the_windows",),
              BDCA_PART),
     Mutation("windows_overwritten", "windowing and averaging",
-             "overlapping windows overwritten instead of averaged (harness.predict.average_windows)",
+             "overlapping windows overwritten instead of averaged (harness.stages.predict.average_windows)",
              _windows_overwritten,
-             ("tests/harness/test_predict.py::test_average_windows_is_the_mean_over_covering_windows",), BDCA_PART),
+             ("tests/harness/stages/test_predict.py::test_average_windows_is_the_mean_over_covering_windows",),
+             BDCA_PART),
     Mutation("prediction_unnormalised", "normalisation",
-             "prediction normalised with identity statistics, not the run's (harness.predict.load_norm_stats)",
-             _prediction_unnormalised, ("tests/harness/test_stage2.py::test_train_stage2_end_to_end",), BDCA_PART),
+             "prediction normalised with identity statistics, not the run's (harness.stages.predict.load_norm_stats)",
+             _prediction_unnormalised, ("tests/harness/stages/test_stage2.py::test_train_stage2_end_to_end",),
+             BDCA_PART),
     Mutation("writer_one_frame_off", "submission writer",
              "the submission writer one frame off (submissions.formats.build_submission_rows)",
              _writer_one_frame_off,
@@ -305,24 +308,26 @@ MUTATIONS: tuple[Mutation, ...] = (
              "stage 1 frozen whole: every ViT block and the embedding (models.vit.VAViT.apply_freezing)",
              _stage1_frozen_whole, ("tests/models/test_vit.py::test_trainable_count_formula",
                                     "tests/models/test_vit.py::test_paper_freezing_of_vit_large"), STAGE1_PART),
-    Mutation("mse_loss", "loss", "MSE instead of 1 - CCC as the stage-2 loss (harness.stage2.stage2_loss)",
-             _mse_loss, ("tests/harness/test_stage2.py::test_loss_is_one_minus_ccc_on_an_imperfect_predictor",),
+    Mutation("mse_loss", "loss", "MSE instead of 1 - CCC as the stage-2 loss (harness.stages.stage2.stage2_loss)",
+             _mse_loss, ("tests/harness/stages/test_stage2.py::test_loss_is_one_minus_ccc_on_an_imperfect_predictor",),
              BDCA_PART),
     Mutation("ccc_loss_is_mse", "loss", "models.losses.ccc_loss computes MSE (every stage's CCC loss)",
              _ccc_loss_is_mse, ("tests/models/test_losses.py::test_loss_on_an_imperfect_predictor_by_hand",),
              BDCA_PART),
     Mutation("validation_in_train_mode", "train/eval mode",
-             "validation in train mode: engine.eval() a no-op (harness.engine._evaluate_and_keep_best)",
-             _validation_in_train_mode, ("tests/harness/test_engine.py::test_validation_runs_in_eval_mode",),
+             "validation in train mode: engine.eval() a no-op (harness.train.loop._evaluate_and_keep_best)",
+             _validation_in_train_mode, ("tests/harness/train/test_engine.py::test_validation_runs_in_eval_mode",),
              BDCA_PART),
-    Mutation("lr_stuck", "schedule", "learning rate stuck at the warm-up start (harness.schedule.lr_at)", _lr_stuck,
-             ("tests/harness/test_schedule.py::test_warmup_boundaries",), BDCA_PART),
+    Mutation("lr_stuck", "schedule", "learning rate stuck at the warm-up start (harness.train.schedule.lr_at)",
+             _lr_stuck,
+             ("tests/harness/train/test_schedule.py::test_warmup_boundaries",), BDCA_PART),
     Mutation("last_epoch_kept", "best-epoch selection",
-             "the last epoch kept instead of the best (harness.engine._evaluate_and_keep_best)", _last_epoch_kept,
-             ("tests/harness/test_engine.py::test_the_best_epoch_is_kept_not_the_last",), BDCA_PART),
+             "the last epoch kept instead of the best (harness.train.loop._evaluate_and_keep_best)", _last_epoch_kept,
+             ("tests/harness/train/test_engine.py::test_the_best_epoch_is_kept_not_the_last",), BDCA_PART),
     Mutation("test_video_in_training", "fold assignment",
-             "a test video (a validation video off fold 0) leaks into training (harness.folds.fold_split)",
-             _test_video_in_training, ("tests/harness/test_folds.py::test_fold_zero_is_the_official_split",),
+             "a test video (a validation video off fold 0) leaks into training (harness.data.splits.fold_split)",
+             _test_video_in_training,
+             ("tests/harness/experiments/test_folds.py::test_fold_zero_is_the_official_split",),
              BDCA_PART),
     Mutation("ensemble_weights_see_held_out", "ensemble weights",
              "nested ensemble weights searched on all parts, the held-out one too (submissions.ensemble.nested_search)",

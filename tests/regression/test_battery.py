@@ -45,6 +45,7 @@ def named_unmutated() -> NamedRun:
 
 @pytest.mark.slow
 def test_unmutated_parts_pass_the_check(guarded, unmutated):
+    assert unmutated, "the loop below checks nothing"
     for part, (v, scores) in unmutated.items():
         assert v.compared, f"{part}: the check compared none of its keys ({sorted(scores)})"
         moved = {k: (guarded.scores.get(k), scores[k]) for k in v.dropped + v.rose}

@@ -57,8 +57,8 @@ class World:
 def make_world(tmp: Path) -> World:
     """Build the corpus, train the tiny run, predict and package it (about 10 s)."""
     from harness.config import load_config
-    from harness.predict import predict_videos
-    from harness.stage2 import train_stage2
+    from harness.stages.predict import predict_videos
+    from harness.stages.stage2 import train_stage2
     from submissions.formats import write_submission
     from submissions.package import package_submission
     from tests.harness._corpus import make_corpus

@@ -43,6 +43,7 @@ def test_messages_name_the_users_path_never_a_temporary_one(results):
     assert "!predictions.csv:3:" in out.stdout + out.stderr
     _, out = results["score_package_names_member"]
     assert "submission.zip!predictions.csv: error: no predictions" in out.stderr
+    assert results, "the loop below checks nothing"
     for name, (_, o) in results.items():
         assert "/harness-" not in o.stdout + o.stderr, name  # harness-validate-XXXX, harness-score-XXXX ...
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from core.isolation import ChildCrashedError, IsolatedWorker
-from harness.preprocess import CRASH_TEST_ENV
+from harness.stages.preprocess_video import CRASH_TEST_ENV
 from preprocessing.video import read_audio
 from tests._video import grid_frames, write_multichannel_video, write_video
 from tests.security.hostile import REPO, run_case

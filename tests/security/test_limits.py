@@ -11,7 +11,7 @@ import torch
 
 from core.errors import HarnessError
 from harness.config import MAX_YAML_DEPTH, ConfigError, load_config, load_yaml_text
-from harness.safe_io import (
+from harness.runtime.safe_io import (
     DEEPSPEED_SAFE_GLOBALS,
     CheckpointRefusedError,
     deepspeed_safe_globals,
@@ -141,11 +141,12 @@ def test_guarded_load_refuses_a_payload_and_names_its_type(tmp_path):
 
 
 def test_the_allow_list_is_exactly_what_deepspeed_checkpoints_need(tmp_path):
-    """Genuine checkpoints of ZeRO 1 and 3 load under the guard (0 and 2 are resumed by tests/harness/test_resume.py),
+    """Genuine checkpoints of ZeRO 1 and 3 load under the guard (0 and 2 are resumed by
+    tests/harness/train/test_resume.py),
     and every allow-listed name resolves in the installed DeepSpeed."""
     from harness.config import DeepSpeedSection
-    from harness.engine import fit
-    from harness.runs import RunDir
+    from harness.folders.run import RunDir
+    from harness.train.loop import fit
     from tests.harness._engine import Pairs, loop_cfg, loss_fn, tiny_model
 
     assert len(deepspeed_safe_globals()) == len(DEEPSPEED_SAFE_GLOBALS)

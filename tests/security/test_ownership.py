@@ -140,7 +140,7 @@ def test_a_killed_submit_temp_file_is_removed_by_a_rerun_and_others_are_kept(tmp
 
 
 def test_latest_outside_the_checkpoints_folder_is_refused(tmp_path: Path) -> None:
-    from harness.engine import _resume_tag
+    from harness.train.loop import _resume_tag
 
     ck = tmp_path / "checkpoints"
     (ck / "epoch3").mkdir(parents=True)

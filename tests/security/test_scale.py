@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from core.locking import LOCKS_DIR, FolderLock, lock_file_name
-from harness.childenv import child_env
+from harness.runtime.childenv import child_env
 from tests._video import grid_frames, write_video
 from tests.security.hostile import LAUNCHER, REPO
 

@@ -117,7 +117,9 @@ def test_search_beats_every_member_and_every_point(seed: int, m: int, per: bool)
     s = score_va(truth, combine(members, found.weights))
     assert found.score == pytest.approx((s.ccc_v, s.ccc_a, s.p_va), abs=1e-9)
     check_weights(found.weights, m)
-    for p in search_space(m, 0.25):
+    space = search_space(m, 0.25)
+    assert len(space) > 0 and len(members) == m
+    for p in space:
         assert score_va(truth, combine(members, p)).p_va <= found.score[2] + 1e-9
     for single in members:
         assert score_va(truth, single).p_va <= found.score[2] + 1e-9

@@ -84,7 +84,8 @@ def test_package_unzips_and_revalidates(abaw, tmp_path):
 
 
 def test_package_takes_a_prediction_file_not_a_folder(abaw):
-    """A run folder's layout is the harness's (`harness.runs.resolve_prediction`): a folder is refused by name."""
+    """A run folder's layout is the harness's (`harness.folders.run.resolve_prediction`): a folder is refused by
+    name."""
     root, _, sample, _, _ = abaw
     with pytest.raises(HarnessError, match="is a folder; give the prediction file"):
         package_submission(root, sample, root / "never.zip")
