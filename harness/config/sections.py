@@ -330,6 +330,8 @@ class ExperimentConfig:
             the seed is never typed twice. Stage 1 (the shared encoder) always uses `seed`.
         compare_models: the rival fusion models (`models.zoo`) the demo trains beside BDCA on the ablation folds
             for Table II (measured) (`harness compare` takes its own `--models`); empty (the default): none.
+        ensembles: the demo also builds the fold ensemble (the folds' models averaged) and a late fusion of the
+            ablation fold's Table IV rows (weights searched per dimension on validation), `harness ensemble`'s.
     """
 
     folds: tuple[int, ...]
@@ -341,6 +343,8 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = spec(ge=0, le=MAX_SEED)
     # A default, so that the config.yaml of a run folder written before it existed still loads.
     compare_models: tuple[str, ...] = ()
+    # Last, with a default: configs written before it existed still load.
+    ensembles: bool = False
 
     @property
     def rows(self) -> tuple[TableRow, ...]:

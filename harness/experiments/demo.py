@@ -30,6 +30,7 @@ from harness.data.datasets import load_labels, load_video_streams
 from harness.data.windows import window_starts
 from harness.experiments.ablation import run_ablation
 from harness.experiments.compare import run_compare
+from harness.experiments.ensemble import EnsembleResult, Estimate, make_ensemble
 from harness.experiments.folds import run_folds
 from harness.folders.cache import OUTPUT_LAYOUT, PreprocessDir
 from harness.folders.demo import DEMO_FILES, DemoDir
@@ -272,6 +273,49 @@ def _compare(cfg: Config, layout, cache, exp: Path, console: Console, res: DemoR
                            on_result=_run_done(bar)).files
 
 
+def _estimate_scores(est: Estimate) -> dict[str, float | None]:
+    """An ensemble's test estimate as scores.json keeps a score (`_with_ci`), with the paired difference against
+    its best single member (`minus_best_*`: the estimate and bounds of the paired interval)."""
+    out = _with_ci(dict(zip(("ccc_v", "ccc_a", "p_va"), est.score, strict=True)), est.ci)
+    if est.paired is not None:
+        p = est.paired.p_va
+        out.update({"minus_best_p_va": p.estimate, "minus_best_p_va_ci_low": p.low,
+                    "minus_best_p_va_ci_high": p.high})  # fmt: skip
+    return out
+
+
+def _ensembles(cfg: Config, corpus: Path, cache_root: Path, exp: Path, out: Path, console: Console,
+               res: DemoResult) -> list[EnsembleResult]:  # fmt: skip
+    """With `experiment.ensembles`: the fold ensemble (the folds' BDCA models averaged; the cross-validation folds
+    predict the test videos first) and a late fusion of the first ablation fold's Table IV model rows (weights
+    searched per dimension on validation, estimated by nested cross-validation over its videos), as `harness
+    ensemble` builds them; each one's test estimate and its difference from the best single member into the scores.
+    """
+    if not cfg.experiment.ensembles:
+        return []
+    plans: list[tuple[str, list[Path], str]] = []
+    if len(cfg.experiment.folds) >= 2:
+        plans.append(("folds", [run_dir_for(exp, cfg, k) for k in cfg.experiment.folds], "mean"))
+    fold = cfg.experiment.ablation_folds[0] if cfg.experiment.ablation_folds else None
+    rows = [r.name for r in cfg.experiment.rows if r.kind == "model"]
+    if fold is not None and len(rows) >= 2:
+        plans.append(("models", [run_dir_for(exp, cfg, fold, model=m) for m in rows], "search"))
+    results = []
+    for name, runs, mode in plans:
+        result, _ = make_ensemble(runs, corpus, DemoDir(out).ensemble(name), cache=cache_root, mode=mode,
+                                  per_dimension=mode == "search", predict=True)  # fmt: skip
+        results.append(result)
+        for est in result.estimates:
+            line = (f"{result.kind} of {len(result.members)} runs ({mode}), {est.on}: P_VA {est.ci.p_va.cell()}; "
+                    f"best single {est.best_member} {est.best_score[2]:.3f}")
+            if est.paired is not None:
+                line += f"; difference {est.paired.p_va.cell()} ({est.paired.p_va.verdict})"
+            console.print(line, highlight=False, soft_wrap=True)
+            if est.split == "test" and est.of == "ensemble":
+                res.scores[f"{cfg.name}/ensemble/{name}"] = _estimate_scores(est)
+    return results
+
+
 def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
              overrides: list[str] | tuple[str, ...] = (), console: Console | None = None) -> DemoResult:
     """Run every stage of the demo; return where everything is (see the module docstring)."""
@@ -332,6 +376,9 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
           StepProgress("ablation runs", n_ablation, console=console, unit="runs") as bar):
         ablation_reports = run_ablation(cfg, layout, cache, exp, console=console, on_result=_run_done(bar))
     compare_files = _compare(cfg, layout, cache, exp, console, res, shares)
+    if cfg.experiment.ensembles:
+        with _stage(console, res, "4/5 ensembles (the folds averaged; Table IV's rows fused)", None):
+            _ensembles(cfg, corpus, PreprocessDir(out).features, exp, out, console, res)
     res.scores.update(_scores_from_tables(cfg, folds_report, ablation_reports))
     if any(r.kind == "baseline" for r in cfg.experiment.rows):
         # What the trained baseline row must beat to show that it learnt: the same network, never trained.

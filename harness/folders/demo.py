@@ -4,6 +4,7 @@
     <out>/face_check/          crops of the face check       <out>/plots/         the demo's figures
     <out>/scores.json          the guarded scores            <out>/timings.json   stage times, peak memory
     <out>/submission.zip       the packaged test submission  <out>/report.html    the HTML report
+    <out>/ensembles/<name>/    ensemble folders (the fold ensemble, a late fusion of Table IV's rows)
 
 `DemoDir` is the only code that spells these names.
 """
@@ -22,9 +23,10 @@ SUBMISSION_ZIP = "submission.zip"
 SCORES_FILE = "scores.json"
 TIMINGS_FILE = "timings.json"
 REPORT_FILE = "report.html"
+ENSEMBLES_DIR = "ensembles"
 
 DEMO_FILES = (CORPUS_DIR, FACE_CHECK_DIR, PLOTS_DIR, EXPERIMENTS_DIR, SUBMISSION_ZIP, SCORES_FILE, TIMINGS_FILE,
-              REPORT_FILE)  # fmt: skip
+              REPORT_FILE, ENSEMBLES_DIR)  # fmt: skip
 """What the demo writes in its folder beside the preprocessed cache."""
 
 
@@ -66,6 +68,15 @@ class DemoDir:
     def experiments(self) -> ExperimentDir:
         """The demo's experiment folder."""
         return ExperimentDir(self.path / EXPERIMENTS_DIR)
+
+    @property
+    def ensembles(self) -> Path:
+        """The demo's ensemble folders (each laid out like a run folder: `RunDir`)."""
+        return self.path / ENSEMBLES_DIR
+
+    def ensemble(self, name: str) -> Path:
+        """One ensemble folder: `ensembles/<name>`."""
+        return self.ensembles / name
 
     @property
     def submission_zip(self) -> Path:

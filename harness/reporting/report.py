@@ -179,6 +179,52 @@ def read_score_tables(folder: Path) -> list[Table]:
     return out
 
 
+def _cell(d: Any, digits: int = 3) -> str:
+    """`0.517 [0.36, 0.53]` from an interval's dict (`Interval.as_dict`); the estimate alone without bounds."""
+    if not isinstance(d, dict) or not isinstance(d.get("estimate"), int | float):
+        return "-"
+    lo, hi = d.get("low"), d.get("high")
+    if isinstance(lo, int | float) and isinstance(hi, int | float):
+        return f"{d['estimate']:.{digits}f} [{lo:.2f}, {hi:.2f}]"
+    return f"{d['estimate']:.{digits}f}"
+
+
+def ensemble_table(folders: Sequence[Path]) -> Table | None:
+    """The ensembles of a demo (`harness ensemble`'s folders): one row per estimate, with the members, the weights,
+    the estimate's interval, the best single member on the same frames and the paired difference with its verdict.
+    None when no folder holds an ensemble summary."""
+    rows = []
+    for folder in folders:
+        summary = RunDir(folder).summary_file
+        if not summary.is_file():
+            continue
+        doc = _read_object(summary, "ensemble summary")
+        members = [m.get("name", "?") for m in doc.get("members", []) if isinstance(m, dict)]
+        weights = doc.get("weights") if isinstance(doc.get("weights"), dict) else {}
+        mode = str(weights.get("mode", "?")) + (" per dimension" if weights.get("per_dimension") else "")
+        for est in doc.get("estimates", []):
+            if not isinstance(est, dict):
+                continue
+            ci = est.get("ci") if isinstance(est.get("ci"), dict) else {}
+            paired = est.get("paired") if isinstance(est.get("paired"), dict) else None
+            verdicts = est.get("verdicts") if isinstance(est.get("verdicts"), dict) else {}
+            best = est.get("best_score") if isinstance(est.get("best_score"), dict) else {}
+            best_p = best.get("p_va")
+            score = _cell(ci.get("p_va")) + ("" if est.get("of") == "ensemble" else " (folds)")
+            best_num = f"{best_p:.3f}" if isinstance(best_p, int | float) else "-"
+            best_cell = f"{est.get('best_member', '?')}: {best_num}"
+            diff = "-" if paired is None else f"{_cell(paired.get('p_va'))} {verdicts.get('p_va', '')}"
+            rows.append((folder.name, str(doc.get("ensemble", "?")), ", ".join(members), mode, str(est.get("on", "?")),
+                         score, best_cell, diff))  # fmt: skip
+    if not rows:
+        return None
+    return Table("Ensembles: P_VA on frames their weights never saw", ("ensemble", "kind", "members", "weights",
+                 "estimated on", "P_VA", "best single member", "minus best single"), tuple(rows),
+                 note="`harness ensemble`'s folders under ensembles/. [low, high]: 95% percentile bootstrap over video "
+                      "clusters; the difference is paired (the same frames), resolved when its interval excludes 0. "
+                      "(folds): a fold ensemble's validation row is its folds' own mean, no ensemble is scored there.")
+
+
 def _leaderboard_source(src: Sources) -> Path | None:
     """The file or folder `harness leaderboard` reads for this report: a run folder, a demo's scores.json, else an
     experiment folder holding a finished run; None where it would find nothing finished."""
@@ -293,6 +339,10 @@ def collect_report(path: str | Path) -> Report:
         rep.notes.append(f"no leaderboard: no scores.json in {root} and no finished run (folds/fold*/summary.json)")
     scores: dict = {}
     demo = DemoDir(root)
+    if demo.ensembles.is_dir():
+        ens = ensemble_table(sorted(p for p in demo.ensembles.iterdir() if p.is_dir()))
+        if ens is not None:
+            rep.tables.append(ens)
     if demo.scores_file.is_file():
         scores = _read_object(demo.scores_file, "scores file")
         gates = gates_table(scores)
