@@ -27,6 +27,10 @@ UNHASHED_SECTIONS = ("name", "runtime", "experiment", "preprocess")
 """Parts of a config that do not change a trained model (logging, worker count, which folds to run; preprocessing
 hashes each of its own steps, and the features it writes are identified by those hashes in the cache)."""
 
+LATER_FIELDS = {("data", "modality_dropout"): 0.0}
+"""Hashed fields added after run folders existed, with the value that leaves a hash as it was: at that value the
+field stays out of `config_hash`, so a finished run of a config that does not use it keeps its hash (and is reused)."""
+
 PARAMS_OF = "params_of"
 """Field metadata key: the models config class whose fields a parameter-set field may set."""
 

@@ -26,6 +26,7 @@ from harness.config.errors import ConfigError
 from harness.config.limits import (
     AUDIO_DIMS,
     BASELINE_ROW,
+    LATER_FIELDS,
     MAX_SEED,
     NESTED_PARAMS,
     NO_REFINE_ROW,
@@ -182,6 +183,9 @@ def config_hash(cfg: Config, extra: Mapping[str, Any] | None = None) -> str:
         extra: more values that identify the result (e.g. the fold), hashed along.
     """
     data = {k: v for k, v in cfg.to_dict().items() if k not in (*UNHASHED_SECTIONS, ZOO_SECTION)}
+    for (section, key), neutral in LATER_FIELDS.items():
+        if data.get(section, {}).get(key) == neutral:
+            del data[section][key]
     if cfg.model.name in ZOO:
         data[ZOO_SECTION] = {cfg.model.name: cfg.zoo.params(cfg.model.name)}
     if extra:
