@@ -173,10 +173,11 @@ the rounding of its printed digits."""
 
 BAND_CAP = 0.25
 """The widest band, in score units (CCC): a quarter of the span between chance (0) and a perfect score (1). A key
-whose measured k x spread exceeds it is recorded with `capped: true` and is not guarded: a guard that let a CCC fall
-by more than 0.25 would guard nothing (issue 24 measured bands of 0.46 and 0.75 that passed planted regressions),
-and one held at the cap would fail unchanged runs (two of the eight recorded runs of df13593 left the capped band of
-the baseline's CCC_A). The check lists such a key as `noisy`, with its value, and never fails on it."""
+whose measured k x spread exceeds it is recorded with `capped: true` and this band: a guard that let a CCC fall by
+more than 0.25 would guard nothing (issue 24 measured bands of 0.46 and 0.75 that passed planted regressions). A
+capped key stays guarded (`guarded: true`) only while the cap keeps its own false-alarm rate within the recording's
+alpha; one that varies more (two of the eight recorded runs of df13593 left the capped band of the baseline's CCC_A)
+is `guarded: false`: the check lists it as `noisy`, with its value, and never fails on it."""
 
 BAND_FACTOR = 5.0
 """Format 1 only (recordings before quality floors): its band was this many times the key's range over the
@@ -306,7 +307,8 @@ def band_status(current: float | None, floor: float, ceiling: float) -> str:
 
 
 def _status(current: float | None, floor: float, ceiling: float, guarded: bool) -> str:
-    """`band_status`, except that a finite value of an unguarded (capped) key is `noisy`, never a failure."""
+    """`band_status`, except that a finite value of an unguarded key (too noisy to guard) is `noisy`, never a
+    failure."""
     if not guarded and current is not None and math.isfinite(current):
         return "noisy"
     return band_status(current, floor, ceiling)
@@ -432,7 +434,7 @@ def check_recorded(current: dict[str, float], recorded: dict, platform: dict | N
         if k not in current:
             absent.append(k)
         rows.append(Comparison(k, float(e["value"]), current.get(k), float(e["floor"]), float(e["ceiling"]),
-                               "floors", guarded=not e.get("capped", False)))  # fmt: skip
+                               "floors", guarded=bool(e.get("guarded", True))))  # fmt: skip
     if len(absent) == len(quick["keys"]):
         reason += "; none of the recorded run keys is in these scores"
     return CheckResult("floors", reason, rows, absent)
@@ -463,13 +465,13 @@ def floor_drops(old_quick: dict | None, new_keys: Mapping[str, Mapping[str, floa
         return {}
     out = {}
     for k, e in sorted(old_quick.get("keys", {}).items()):
-        if e.get("capped", False):
+        if not e.get("guarded", True):
             continue  # it guarded nothing: no recording can weaken it
         new = new_keys.get(k)
         if new is None:
             out[k] = f"no longer recorded (floor was {float(e['floor']):.6g})"
-        elif new.get("capped", False):
-            out[k] = f"no longer guarded: its band is now wider than the cap (floor was {float(e['floor']):.6g})"
+        elif not new.get("guarded", True):
+            out[k] = f"no longer guarded: it now varies too much for the cap (floor was {float(e['floor']):.6g})"
         elif float(new["floor"]) < float(e["floor"]):
             out[k] = f"floor {float(e['floor']):.6g} -> {float(new['floor']):.6g}"
     return out

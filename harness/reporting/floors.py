@@ -76,7 +76,10 @@ class KeyFloor:
         spread: their standard deviation (ddof 1).
         runs: how many runs.
         band: the half-width, k x spread within [`MIN_BAND`, cap].
-        capped: whether k x spread was wider than the cap (the key varies more than a check can guard).
+        capped: whether k x spread was wider than the cap.
+        guarded: whether the check fails on it: every key that is not capped, and a capped key whose band at the
+            cap still keeps its own false-alarm rate within `ALPHA` (cap >= `prediction_k(runs, 1)` x spread); the
+            others vary too much to guard and are listed as noisy.
     """
 
     value: float
@@ -84,6 +87,7 @@ class KeyFloor:
     runs: int
     band: float
     capped: bool
+    guarded: bool = True
 
     @property
     def floor(self) -> float:
@@ -95,7 +99,7 @@ class KeyFloor:
 
     def to_json(self) -> dict:
         return {"value": self.value, "spread": self.spread, "runs": self.runs, "band": self.band,
-                "floor": self.floor, "ceiling": self.ceiling, "capped": self.capped}
+                "floor": self.floor, "ceiling": self.ceiling, "capped": self.capped, "guarded": self.guarded}
 
 
 def prediction_k(n: int, keys: int, alpha: float = ALPHA) -> float:
@@ -176,7 +180,10 @@ def key_floor(values: Sequence[float], k: float, cap: float = BAND_CAP) -> KeyFl
         raise HarnessError(f"the band cap {cap:g} is below the smallest band, {MIN_BAND:g}")
     spread = float(x.std(ddof=1))
     raw = k * spread
-    return KeyFloor(float(x.mean()), spread, int(x.size), min(cap, max(MIN_BAND, raw)), raw > cap)
+    # At the cap, a capped key's own chance of a false alarm is within ALPHA when the cap is at least the one-key
+    # prediction factor times its spread; the recording's k shares ALPHA among all keys, so it is wider.
+    guarded = raw <= cap or cap >= prediction_k(int(x.size), 1) * spread
+    return KeyFloor(float(x.mean()), spread, int(x.size), min(cap, max(MIN_BAND, raw)), raw > cap, guarded)
 
 
 def measure_floors(runs: Sequence[Run], cap: float = BAND_CAP,

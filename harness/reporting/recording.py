@@ -189,10 +189,14 @@ def record_quick(work: Path, recorded: Path, seeds: Sequence[int] = (0, 1, 2, 3,
     out = record_scores({**fixture_scores(), **a}, platform, recorded, floors={key: f.to_json() for key, f in
                         floors.items()}, samples=[r.to_json() for r in runs], k=k, k_reason=reason, cap=cap,
                         accept_drop=accept_drop)  # fmt: skip
-    capped = sorted(key for key, f in floors.items() if f.capped)
+    capped = sorted(key for key, f in floors.items() if f.capped and f.guarded)
+    noisy = sorted(key for key, f in floors.items() if not f.guarded)
     console.print(f"recorded floors of {len(floors)} keys from {len(runs)} runs into {recorded}; {reason}",
                   highlight=False, soft_wrap=True)
     if capped:
-        console.print(f"[yellow]{len(capped)} key(s) vary by more than the cap {cap:g}[/] (not guarded: the check "
-                      f"lists them as noisy and never fails on them): {', '.join(capped)}", soft_wrap=True)
+        console.print(f"{len(capped)} key(s) guarded at the cap {cap:g} (k x spread is wider; at the cap each one's own "
+                      f"false-alarm rate stays within alpha): {', '.join(capped)}", soft_wrap=True, highlight=False)
+    if noisy:
+        console.print(f"[yellow]{len(noisy)} key(s) vary too much to guard[/] (the check lists them as noisy and "
+                      f"never fails on them): {', '.join(noisy)}", soft_wrap=True)
     return out

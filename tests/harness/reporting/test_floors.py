@@ -94,6 +94,7 @@ def test_key_floor_band_is_k_times_spread_within_bounds(values, k, cap):
     assert MIN_BAND <= f.band <= cap
     assert f.band == pytest.approx(min(cap, max(MIN_BAND, k * sd)))
     assert f.capped == (k * sd > cap)
+    assert f.guarded == (not f.capped or cap >= prediction_k(len(values), 1) * sd)
     assert f.floor == pytest.approx(f.value - f.band) and f.ceiling == pytest.approx(f.value + f.band)
 
 
@@ -153,6 +154,7 @@ def test_recording_keeps_value_spread_band_floor_and_every_sample(tmp_path):
     assert a["band"] == pytest.approx(q["k"] * a["spread"]) and a["floor"] == pytest.approx(a["value"] - a["band"])
     assert b["band"] == MIN_BAND and b["spread"] == 0  # a key no run moved: the narrowest band
     assert c["band"] == BAND_CAP and c["capped"]  # a key that varies by more than the cap: the cap
+    assert not c["guarded"] and a["guarded"] and b["guarded"]  # c varies too much even for the cap
     # Every run is kept, so the spread can be recomputed from the file alone.
     assert [s["seed"] for s in q["samples"]] == list(range(6))
     recomputed = np.std([s["scores"]["quick/a/p_va"] for s in q["samples"]], ddof=1)
@@ -227,9 +229,9 @@ def test_a_lower_floor_is_refused_without_a_reason_and_recorded_with_one(tmp_pat
     # So is a key whose band grows past the cap (it would no longer be guarded); a key that was capped guarded
     # nothing, so no recording weakens it.
     old = load_recorded(path)["quick"]
-    widened = floor_drops(old, {**old["keys"], "quick/a/p_va": {"floor": 1.0, "capped": True}})
+    widened = floor_drops(old, {**old["keys"], "quick/a/p_va": {"floor": 1.0, "capped": True, "guarded": False}})
     assert list(widened) == ["quick/a/p_va"] and "no longer guarded" in widened["quick/a/p_va"]
-    assert "quick/c/p_va" not in floor_drops(old, {**old["keys"], "quick/c/p_va": {"floor": -9.0, "capped": True}})
+    assert "quick/c/p_va" not in floor_drops(old, {**old["keys"], "quick/c/p_va": {"floor": -9.0, "guarded": False}})
 
 
 def test_format_1_is_read_with_its_level_bands(tmp_path):
@@ -266,3 +268,15 @@ def test_load_recorded_names_a_bad_keys_entry(tmp_path):
     with pytest.raises(HarnessError, match=r"rec\.json: error: 'quick.keys' entries need value, floor and ceiling: "
                                            r"quick/a/p_va"):
         load_recorded(path)
+
+
+def test_a_capped_key_stays_guarded_while_the_cap_keeps_its_own_false_alarms_rare():
+    """k shares alpha among every key, so it can exceed the cap for a key the cap still guards well: BDCA's P_VA
+    in the recording of issue 24 (spread 0.058, k 6.69: 0.39 > 0.25, but the one-key factor x spread is 0.22)."""
+    steady = [0.45, 0.40, 0.50, 0.42, 0.48, 0.38, 0.52, 0.44]  # sd 0.049
+    f = key_floor(steady, 6.69)
+    assert f.capped and f.guarded and f.band == BAND_CAP
+    assert prediction_k(8, 1) * f.spread <= BAND_CAP < 6.69 * f.spread
+    wild = [0.45, -0.10, 0.60, 0.05, 0.50, -0.20, 0.70, 0.10]
+    g = key_floor(wild, 6.69)
+    assert g.capped and not g.guarded and prediction_k(8, 1) * g.spread > BAND_CAP
