@@ -194,8 +194,8 @@ def record_quick(work: Path, recorded: Path, seeds: Sequence[int] = (0, 1, 2, 3,
     console.print(f"recorded floors of {len(floors)} keys from {len(runs)} runs into {recorded}; {reason}",
                   highlight=False, soft_wrap=True)
     if capped:
-        console.print(f"{len(capped)} key(s) guarded at the cap {cap:g} (k x spread is wider; at the cap each one's own "
-                      f"false-alarm rate stays within alpha): {', '.join(capped)}", soft_wrap=True, highlight=False)
+        console.print(f"{len(capped)} key(s) guarded at the cap {cap:g} (k x spread is wider; at the cap each one's "
+                      f"own false-alarm rate stays within alpha): {', '.join(capped)}", soft_wrap=True, highlight=False)
     if noisy:
         console.print(f"[yellow]{len(noisy)} key(s) vary too much to guard[/] (the check lists them as noisy and "
                       f"never fails on them): {', '.join(noisy)}", soft_wrap=True)
