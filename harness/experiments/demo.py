@@ -52,7 +52,7 @@ DEMO_LAYOUT = (*DEMO_FILES, *OUTPUT_LAYOUT)
 
 STAGE_SHARES = {
     "quick": (49.2, 79.1, 87.8, 134.6, 4.2),  # seconds of a quick demo (ci corpus) on the 2-core CPU (load 5)
-    "demo": (122.0, 41.0, 491.0, 142.0, 12.0),  # the full demo's seconds from the README (13 min 28 s in all)
+    "demo": (88.0, 40.1, 319.8, 100.7, 1.4),  # a full demo's seconds, fresh clone of c54bf88 (docs/numbers.md)
 }
 """Expected seconds of the five stages (corpus, preprocess, stage 1 + folds, ablations, report) per config: only
 their shares matter, for the overall ETA (`overall_eta`), which scales them to the measured pace."""
@@ -263,7 +263,8 @@ def _compare(cfg: Config, layout, cache, exp: Path, console: Console, res: DemoR
              shares: tuple[float, ...] | None) -> list[Path]:
     """Table II (measured): the rivals of `experiment.compare_models` beside BDCA on the ablation folds (BDCA's runs
     are the folds' own, reused); nothing when the list is empty. Its seconds are a stage of their own in timings.json
-    (outside the ETA's shares: the README's timing predates it). Returns the files written."""
+    (outside the ETA's shares, as are the ensembles': 189 s and 1.5 s of the 752 s measured). Returns the files
+    written."""
     if not cfg.experiment.compare_models:
         return []
     n = len(cfg.experiment.ablation_folds) * (1 + len(cfg.experiment.compare_models))

@@ -3,7 +3,7 @@
 Each `Case` is one `harness ...` command line run as a subprocess (`python -m harness.cli`), with the exit codes
 it may end with and a text its error lines must contain. `run_case` measures its peak RSS (`os.wait4`'s rusage of
 that one child) and wall time. `python -m tests.security.hostile` runs the whole corpus and prints a table (the
-figures the README's reliability paragraph quotes).
+figures docs/guarantees.md quotes).
 """
 
 from __future__ import annotations
