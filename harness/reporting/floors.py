@@ -5,9 +5,9 @@ the recording machine, and the same configuration under every ATen kernel level 
 threads. Per key:
 
 - `value`: the mean over all runs. A run on an unseen machine is one more draw of the same kind: a rounding
-  difference in stage 1 grows through training much as a change of seed does (docs/numbers.md, "What moves with the thread count"), so
-  the mean is the unbiased centre. The seed-0 run would be one draw itself, and the distance between two draws has
-  sqrt(2) times the spread of a draw around the mean.
+  difference in stage 1 grows through training much as a change of seed does (docs/numbers.md, "What moves with
+  the thread count"), so the mean is the unbiased centre. The seed-0 run would be one draw itself, and the
+  distance between two draws has sqrt(2) times the spread of a draw around the mean.
 - `spread`: the sample standard deviation over the runs (ddof 1).
 - `band`: k x spread, never narrower than `MIN_BAND` nor wider than the cap; floor = value - band, ceiling =
   value + band.
