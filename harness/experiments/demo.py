@@ -313,7 +313,7 @@ def _ensembles(cfg: Config, corpus: Path, cache_root: Path, exp: Path, out: Path
                 line += f"; difference {est.paired.p_va.cell()} ({est.paired.p_va.verdict})"
             console.print(line, highlight=False, soft_wrap=True)
             if est.split == "test" and est.of == "ensemble":
-                res.scores[f"{cfg.name}/ensemble/{name}"] = _estimate_scores(est)
+                res.scores[f"{cfg.name}/test/ensemble/{name}"] = _estimate_scores(est)
     return results
 
 

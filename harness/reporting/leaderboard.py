@@ -96,6 +96,20 @@ def _bounds(path: Path, key: str, val: dict) -> dict[str, tuple[float, float]] |
     return out or None
 
 
+def _source_of(scores: Path, key: str) -> str:
+    """Where a scores.json row comes from: "this run", or for a demo's ensemble (`<config>/test/ensemble/<name>`)
+    its kind and members, read from the ensemble folder beside the scores (`DemoDir.ensemble`)."""
+    parts = key.split("/")
+    demo = DemoDir.of_scores(scores)
+    if len(parts) == 4 and parts[2] == "ensemble" and demo is not None:
+        summary = RunDir(demo.ensemble(parts[3])).summary_file
+        if summary.is_file():
+            rec = _read_json(summary)
+            members = [str(m.get("name", "?")) for m in rec.get("members", []) if isinstance(m, dict)]
+            return f"{rec.get('ensemble', 'ensemble')} of {', '.join(members)}"
+    return "this run"
+
+
 def _run_entries(run: Path, name: str, group: str | None = None) -> list[Entry]:
     """A finished run's rows: its validation score and, when it has one, its test score (with its interval)."""
     folder = RunDir(run)
@@ -127,7 +141,7 @@ def load_entries(path: str | Path) -> list[Entry]:
     kind, where = resolve_source(path)
     if kind == "scores":
         data = _read_json(where)
-        return [Entry(k, *(_num(where, f"{k}/{m}", v.get(m)) for m in METRICS), "this run", group_of(k),
+        return [Entry(k, *(_num(where, f"{k}/{m}", v.get(m)) for m in METRICS), _source_of(where, k), group_of(k),
                       _bounds(where, k, v))
                 for k, v in sorted(data.items()) if isinstance(v, dict) and "p_va" in v]  # fmt: skip
     if kind == "run":

@@ -3,6 +3,7 @@ paired difference against the best single member, and shown in the report."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from harness.experiments.demo import DemoResult, _ensembles
 from harness.folders.cache import PreprocessDir
 from harness.folders.demo import DemoDir
 from harness.folders.run import RunDir
+from harness.reporting.leaderboard import load_entries
 from harness.reporting.report import ensemble_table
 from harness.stages.predict import load_predictions
 
@@ -35,7 +37,7 @@ def test_the_quick_demo_gets_a_late_fusion_of_its_table_iv_rows_and_no_fold_ense
     assert len(results[0].members) == len(rows) == 5
     w = results[0].weights
     assert w.shape == (5, 2) and (w >= 0).all() and abs(w.sum(axis=0) - 1).max() < 1e-9
-    key = f"{cfg.name}/ensemble/models"
+    key = f"{cfg.name}/test/ensemble/models"
     assert set(res.scores) == {key}
     s = res.scores[key]
     test = next(e for e in results[0].estimates if e.split == "test")
@@ -61,3 +63,16 @@ def test_no_ensemble_unless_the_config_asks(quick_demo: Path, tmp_path: Path):
 
 def test_no_summary_no_table(tmp_path: Path):
     assert ensemble_table([tmp_path]) is None
+
+
+def test_the_leaderboard_shows_an_ensemble_row_with_its_members(built):
+    cfg, out, res, results = built
+    scores = DemoDir(out).scores_file
+    scores.write_text(json.dumps(res.scores))
+    entries = [e for e in load_entries(scores) if "ensemble" in e.name]
+    assert len(entries) == 1
+    e = entries[0]
+    assert e.name == f"{cfg.name}/test/ensemble/models" and e.group == "test"
+    members = ", ".join(m.name for m in results[0].members)
+    assert e.source == f"late fusion of {members}" and "bdca fold0" in e.source
+    assert e.p_va == pytest.approx(res.scores[e.name]["p_va"])
