@@ -51,7 +51,7 @@ DEMO_LAYOUT = (*DEMO_FILES, *OUTPUT_LAYOUT)
 """What the demo writes in its folder (claimed in the folder's ownership record, `core.ownership`)."""
 
 STAGE_SHARES = {
-    "quick": (49.2, 79.1, 87.8, 134.6, 4.2),  # seconds of a quick demo (ci corpus) on the 2-core CPU (load 5)
+    "quick": (20.8, 18.3, 39.2, 66.2, 1.3),  # a quick demo's seconds, fresh clone of c54bf88 (docs/numbers.md)
     "demo": (88.0, 40.1, 319.8, 100.7, 1.4),  # a full demo's seconds, fresh clone of c54bf88 (docs/numbers.md)
 }
 """Expected seconds of the five stages (corpus, preprocess, stage 1 + folds, ablations, report) per config: only
