@@ -333,7 +333,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              "nested ensemble weights searched on all parts, the held-out one too (submissions.ensemble.nested_search)",
              _ensemble_weights_see_held_out,
              ("tests/submissions/test_ensemble.py::test_nested_weights_never_see_their_own_part",
-              "tests/harness/test_ensemble.py::test_leak_detector_weights_never_see_the_reported_frames")),
+              "tests/harness/experiments/test_ensemble.py::test_leak_detector_weights_never_see_the_reported_frames")),
 )  # fmt: skip
 """Every planted regression, one area at least each."""
 
