@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,11 @@ def test_summary_counts_catches_and_names_a_miss():
     assert lines[1] == "  by the leaderboard check: 1 of the 2 rerun on the guarded run; by named unit tests: 1 of 1"
     assert "  caught: bug_a (loss)" in lines and "  MISSED: bug_b (schedule)" in lines
     assert "      by check (band): dropped k (+0.5000 -> +0.1000)" in lines
+
+
+def test_every_named_test_file_exists():
+    """A named test whose file moved makes every catch through named tests fail unmutated (a moved module once did)."""
+    root = Path(__file__).resolve().parents[2]
+    named = sorted({t for m in MUTATIONS for t in m.tests})
+    assert named, "no named tests to look for"
+    assert [t for t in named if not (root / t.split("::")[0]).is_file()] == []
