@@ -54,6 +54,7 @@ from harness.reporting.page import (
     timings_table,
 )
 from harness.reporting.plots import curve_keys, curves_figure
+from submissions.bootstrap import Interval
 from submissions.limits import InputRefusedError, read_bounded, read_text_bounded
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
@@ -179,14 +180,12 @@ def read_score_tables(folder: Path) -> list[Table]:
     return out
 
 
-def _cell(d: Any, digits: int = 3) -> str:
-    """`0.517 [0.36, 0.53]` from an interval's dict (`Interval.as_dict`); the estimate alone without bounds."""
-    if not isinstance(d, dict) or not isinstance(d.get("estimate"), int | float):
+def _cell(d: Any) -> str:
+    """`Interval.cell` of an interval's dict as `Interval.as_dict` writes it (None for a missing bound)."""
+    if not isinstance(d, dict):
         return "-"
-    lo, hi = d.get("low"), d.get("high")
-    if isinstance(lo, int | float) and isinstance(hi, int | float):
-        return f"{d['estimate']:.{digits}f} [{lo:.2f}, {hi:.2f}]"
-    return f"{d['estimate']:.{digits}f}"
+    num = [d.get(k) if isinstance(d.get(k), int | float) else math.nan for k in ("estimate", "low", "high")]
+    return Interval(*map(float, num)).cell()
 
 
 def ensemble_table(folders: Sequence[Path]) -> Table | None:
