@@ -97,6 +97,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     force_weights_only()
+    code = 1  # an exception the handlers below let through (a bug) leaves with Python's own traceback
+    try:
+        code = _dispatch(args)
+    finally:
+        left_world = False
+        if "torch" in sys.modules:  # only a command that imported torch can have joined a group; others skip it
+            from harness.runtime.distributed import end_strategy, exit_now  # heavy: torch (test_layers, HEAVY)
+
+            left_world = end_strategy()
+    if left_world:
+        exit_now(code)
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; a user's error becomes its printed lines and exit code 2 (130 when interrupted)."""
     try:
         return int(args._run(args) or 0)
     except HarnessError as exc:
@@ -113,11 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    finally:
-        if "torch" in sys.modules:  # only a command that imported torch can have joined a group; others skip it
-            from harness.runtime.distributed import end_strategy  # heavy: torch (tests/test_layers.py, HEAVY)
-
-            end_strategy()
 
 
 if __name__ == "__main__":

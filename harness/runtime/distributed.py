@@ -16,9 +16,10 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -137,14 +138,17 @@ def setup_strategy() -> Strategy:
     return _CURRENT
 
 
-def end_strategy() -> None:
-    """Tear down the process group this process joined, if it joined one (every command ends with it).
+def end_strategy() -> bool:
+    """Tear down the process group this process joined, if it joined one of several processes (every command ends
+    with it); returns whether it did, and then the process should leave with `exit_now`.
 
     A gloo process group left for the interpreter's exit can abort the process ("terminate called without an
-    active exception", measured: 2 of 8 two-rank runs on this machine, and a rank of a finished preprocess job
-    in CI), and torchrun then fails the whole job; destroyed first, 0 of 24 runs. No barrier: a rank that failed
-    never reaches one, and the teardown needs none. A world of one stays up for the next command of the same
-    process (library callers and the tests run several): it has no peers, and no such abort was ever seen.
+    active exception", measured: 2 of 8 two-rank runs on this machine); destroyed first, 0 of 24 runs, yet one
+    rank of a finished two-rank preprocess job still aborted so in a CI run, after the command's last output line.
+    So a rank of several also skips the interpreter's teardown (`exit_now`), where gloo's C++ threads and the
+    objects they hold are otherwise destroyed while Python shuts down. No barrier: a rank that failed never
+    reaches one, and the teardown needs none. A world of one stays up for the next command of the same process
+    (library callers and the tests run several): it has no peers, and no such abort was ever seen.
     """
     global _CURRENT
     import torch.distributed as dist
@@ -152,6 +156,22 @@ def end_strategy() -> None:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.destroy_process_group()
         _CURRENT = None
+        return True
+    return False
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a rank of a finished multi-process command with `code`, skipping the interpreter's teardown.
+
+    Every output the command wrote is closed by then (the harness writes files atomically); what is left are the
+    console streams and the log handlers, flushed here. Skipping the teardown is what keeps gloo's threads from
+    being destroyed while the interpreter shuts down (see `end_strategy`).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken pipe must not turn success into a traceback
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def current_strategy(strategy: Strategy | None = None) -> Strategy:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from harness.config import Config, ConfigError, PreprocessConfig, load_config, parse_override
+from harness.config.limits import LATER_FIELDS
 from models.zoo import ZOO
 
 BASE = load_config("quick")
@@ -131,6 +132,9 @@ def _check_loaded(cfg: Config, key: str, value: Any) -> None:
                                                               and key.startswith("zoo.")):  # fmt: skip
         # A rival left out (or given as an empty `lfan:`) takes its registered defaults: no parameters.
         assert _get(plain, key) == ({} if "." in key else {name: {} for name in ZOO}), key
+    elif value is DELETE and tuple(key.split(".")) in LATER_FIELDS:
+        # A field added after run folders existed: their config.yaml loads without it, at its neutral value.
+        assert _get(plain, key) == LATER_FIELDS[tuple(key.split("."))], key
     elif value is DELETE and key == "experiment.compare_models":
         assert _get(plain, key) == [], key  # a run folder's config.yaml from before the key loads without it
     elif value is DELETE:
@@ -151,6 +155,7 @@ def _check_loaded(cfg: Config, key: str, value: Any) -> None:
 @given(one_change())
 @example(("stage2.epochs", 3))  # valid
 @example(("preprocess.stride", DELETE))  # valid: the default comes back
+@example(("data.modality_dropout", DELETE))  # valid: a field added later takes its neutral value
 @example(("windows.length", 8))  # invalid: shorter than windows.stride (a check of two keys)
 @example(("model.num_heads", 5))  # invalid: the models package refuses it, named by its section
 def test_from_dict_one_key(change):

@@ -80,15 +80,40 @@ def test_the_cli_ends_a_world_of_two_whatever_the_command_did(monkeypatch: pytes
             raise RuntimeError("a bug")
         return 0
 
+    exits: list[int] = []
+
+    def exit_now(code: int) -> None:  # the real one ends the process (the test's own, here)
+        exits.append(code)
+        raise _ExitedError
+
+    monkeypatch.setattr(distributed, "exit_now", exit_now)
     parser = cli.build_parser(None)
     monkeypatch.setattr(cli, "build_parser", lambda _first: parser)
     monkeypatch.setattr(parser, "parse_args", lambda _argv: type("A", (), {"_run": staticmethod(command)})())
     if outcome == "crash":
         with pytest.raises(RuntimeError, match="a bug"):
             cli.main(["x"])
+        assert exits == []  # a bug leaves through Python's own traceback, not a silent exit
     else:
-        assert cli.main(["x"]) == (0 if outcome == "ok" else 2)
+        with pytest.raises(_ExitedError):
+            cli.main(["x"])
+        assert exits == [0 if outcome == "ok" else 2]  # a rank of several leaves with the command's code
     assert group.destroyed == 1
+
+
+class _ExitedError(Exception):
+    """Raised by the test's stand-in for `exit_now`."""
+
+
+def test_exit_now_flushes_what_the_command_printed_and_skips_the_teardown(tmp_path: Path) -> None:
+    # An atexit handler stands for the interpreter's teardown: it must not run; the unflushed print must arrive.
+    job = (
+        "import atexit, sys\nfrom harness.runtime.distributed import exit_now\n"
+        "atexit.register(lambda: print('teardown ran'))\nsys.stdout.write('last line')\nexit_now(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", job], cwd=ROOT, env=child_env({}), capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (3, "last line"), proc.stderr
 
 
 def test_a_world_of_one_stays_up_for_the_next_command(monkeypatch: pytest.MonkeyPatch) -> None:
