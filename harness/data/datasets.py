@@ -257,6 +257,25 @@ def load_video_streams(
     return normalised_streams(_load(cache, video, features), features, stats)
 
 
+@dataclass(frozen=True)
+class StreamReader:
+    """Whole-video streams of one feature set, normalised with one run's training statistics.
+
+    Args:
+        cache: the feature cache.
+        features: which features.
+        stats: the training videos' normalisation statistics.
+    """
+
+    cache: CacheLike
+    features: FeaturesConfig
+    stats: NormStats
+
+    def __call__(self, video: str) -> tuple[np.ndarray, np.ndarray]:
+        """(visual (N, Dv), audio (N, Da)) of `video`, normalised."""
+        return load_video_streams(self.cache, video, self.features, self.stats)
+
+
 class WindowDataset(Dataset):
     """Fixed-length windows over cached videos, padded and masked at the end of short videos.
 

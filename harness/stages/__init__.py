@@ -71,7 +71,6 @@ _EXPORTS: dict[str, str] = {
     "stage2_loss": "harness.stages.stage2",
     "train_baseline": "harness.stages.baseline",
     "train_stage2": "harness.stages.stage2",
-    "training_labels": "harness.stages.stage2",
     "untrained_baseline": "harness.stages.baseline",
     "write_video_outputs": "harness.stages.predict",
 }

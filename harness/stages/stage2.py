@@ -12,7 +12,7 @@ A run folder with a final record of the same config hash and fold is not trained
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,17 +21,8 @@ import numpy as np
 import torch
 
 from harness.config import Config, config_hash
-from harness.data.datasets import (
-    VISUAL_MASK,
-    CacheLike,
-    NormStats,
-    WindowDataset,
-    compute_norm_stats,
-    load_labels,
-    load_video_streams,
-    video_frames,
-)
-from harness.data.refine import class_va_means, refine_labels, refined_frames
+from harness.data.datasets import CacheLike, load_labels
+from harness.data.fold_data import FoldData, read_fold_data
 from harness.data.splits import Fold, fold_split, stage1_reserved
 from harness.folders.run import ENCODER_KEY, RunDir
 from harness.runtime.distributed import Strategy, current_strategy
@@ -81,65 +72,22 @@ def score_record(preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarra
     return {"ccc_v": s.ccc_v, "ccc_a": s.ccc_a, "p_va": s.p_va, "frames": float(s.frames)}
 
 
-def make_evaluator(cache: CacheLike, cfg: Config, stats: NormStats, labels: Mapping[str, np.ndarray]):
-    """The per-epoch validation: predict each video whole, score all frames together.
+def make_evaluator(data: FoldData, batch: int) -> Callable[[Forward], dict[str, float]]:
+    """The per-epoch validation: predict each validation video whole, score all frames together.
 
     Args:
-        cache: the feature cache.
-        cfg: the run config.
-        stats: training normalisation statistics.
-        labels: validation video -> (N, 2) labels.
+        data: the fold's data (its validation labels and streams).
+        batch: windows per forward.
     """
 
     def evaluate(forward: Forward) -> dict[str, float]:
         preds = {}
-        for v in sorted(labels):
-            visual, audio = load_video_streams(cache, v, cfg.features, stats)
-            preds[v] = predict_arrays(forward, visual, audio, cfg.windows.length, cfg.windows.stride,
-                                      cfg.runtime.eval_batch)  # fmt: skip
-        return score_record(preds, labels)
+        for v in sorted(data.val_labels):
+            visual, audio = data.streams(v)
+            preds[v] = predict_arrays(forward, visual, audio, data.length, data.stride, batch)
+        return score_record(preds, data.val_labels)
 
     return evaluate
-
-
-def _labels_for(layout: AffWild2Layout, cache: CacheLike, names: Sequence[str], feature: str) -> dict[str, np.ndarray]:
-    out = {}
-    for name in names:
-        entry = layout.entry(name)
-        out[name] = load_labels(entry.annotation, video_frames(cache, name, feature))
-    return out
-
-
-def training_labels(cfg: Config, layout: AffWild2Layout,
-                    labels: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:  # fmt: skip
-    """The training targets of a fold: the files' labels, refined where `data.refine_labels` is on.
-
-    Only the fold's training videos are read (their expression files and their labels give the class means), so
-    nothing of a validation or test video reaches the targets.
-
-    Args:
-        cfg: the config.
-        layout: the dataset layout (`AffWild2Layout.expressions` reads each video's expression file).
-        labels: training video -> (N, 2) labels as read from the files.
-
-    Returns:
-        (video -> (N, 2) targets, label values refinement filled in).
-    """
-    if not cfg.data.refine_labels:
-        return dict(labels), 0
-    classes = {v: layout.expressions(layout.entry(v), lab.shape[0]) for v, lab in labels.items()}
-    means = class_va_means((labels[v], classes[v]) for v in sorted(labels))
-    out, filled = {}, 0
-    for v in sorted(labels):
-        out[v] = refine_labels(labels[v], classes[v], means, cfg.data.refine_tau)
-        filled += refined_frames(labels[v], out[v])
-    return out, filled
-
-
-def _has_features(cache: CacheLike, video: str, cfg: Config) -> bool:
-    names = [cfg.features.visual, VISUAL_MASK, *cfg.features.audio]
-    have = cache.manifest(video).get("features", {})
-    return all(n in have for n in names)
 
 
 def train_stage2(
@@ -192,7 +140,7 @@ class Stage2(TrainedStage):
         super().__init__(inputs)
         self.encoder = encoder
         self.facts: dict[str, Any] = {}
-        self.val_labels: dict[str, np.ndarray] = {}
+        self.data: FoldData | None = None
 
     def key(self) -> RunKey:
         return RunKey(extra=self.inputs.fold.identity())
@@ -200,39 +148,30 @@ class Stage2(TrainedStage):
     def fit(self) -> FitResult:
         from models.registry import build_model
 
-        cfg, layout, cache, fold, run, strategy = (self.inputs.cfg, self.inputs.layout, self.inputs.cache,
-                                                   self.inputs.fold, self.inputs.run, self.inputs.strategy)  # fmt: skip
-        feature = cfg.features.visual
+        cfg, fold, run, strategy = self.inputs.cfg, self.inputs.fold, self.inputs.run, self.inputs.strategy
+        dropout = stream_dropout(cfg)
         # Refined targets are for training only: validation (best epoch) and test are scored on the files' labels.
-        train_labels, refined = training_labels(cfg, layout, _labels_for(layout, cache, fold.train, feature))
-        self.val_labels = _labels_for(layout, cache, fold.val, feature)
-        stats_file = run.norm_stats_file
-        if strategy.on_main:
-            stats = compute_norm_stats(cache, list(fold.train), cfg.features)
-            stats.save(stats_file)
-        strategy.barrier()
-        stats = NormStats.load(stats_file)
-
-        train_set = WindowDataset(cache, train_labels, cfg.features, stats, cfg.windows.length, cfg.windows.stride)
+        data = self.data = read_fold_data(cfg, self.inputs.layout, self.inputs.cache, fold, run.norm_stats_file,
+                                          strategy)  # fmt: skip
         torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run of this config
         model = build_model(cfg.temporal_config())
-        loss_fn = partial(stage2_loss, modality_dropout=stream_dropout(cfg))
         result = fit(
-            model, train_set, loss_fn, cfg.stage2, cfg.deepspeed, run,
-            seed=cfg.seed, evaluate=make_evaluator(cache, cfg, stats, self.val_labels), resume=self.inputs.resume,
+            model, data.windows, partial(stage2_loss, modality_dropout=dropout), cfg.stage2, cfg.deepspeed, run,
+            seed=cfg.seed, evaluate=make_evaluator(data, cfg.runtime.eval_batch), resume=self.inputs.resume,
             num_workers=cfg.runtime.num_workers, progress=self.inputs.progress,
             label=f"{cfg.model.name} fold {fold.index}", strategy=strategy, engine=cfg.runtime.engine,
         )  # fmt: skip
-        self.facts = {"windows": len(train_set), "refined_labels": refined, **_backend_of(model)}
+        self.facts = {"windows": len(data.windows), "refined_labels": data.refined, **_backend_of(model)}
         return result
 
     def finish(self, result: FitResult) -> dict[str, Any]:
         s = self.inputs
+        assert self.data is not None, "the skeleton finishes a stage it has fitted"
         timing = {"init_s": round(result.init_s, 3), "step_s": round(result.step_s, 5),
                   "steps_per_epoch": result.steps_per_epoch, "windows": self.facts["windows"],
                   "optimizer": result.extra.get("optimizer"), "refined_labels": self.facts["refined_labels"],
                   **{k: v for k, v in self.facts.items() if k not in ("windows", "refined_labels")}}  # fmt: skip
-        return _finish(s.cfg, s.layout, s.cache, s.fold, s.run, self.val_labels, result.best_epoch,
+        return _finish(s.cfg, s.layout, s.cache, s.fold, s.run, self.data, result.best_epoch,
                        self.key().extra or {}, timing, self.encoder)  # fmt: skip
 
 
@@ -256,30 +195,28 @@ def _backend_of(model: Any) -> dict[str, str]:
     return {"ssm_backend": backend} if backend else {}
 
 
-def _finish(cfg: Config, layout: AffWild2Layout, cache: CacheLike, fold: Fold, run: RunDir,
-            val_labels: Mapping[str, np.ndarray],
+def _finish(cfg: Config, layout: AffWild2Layout, cache: CacheLike, fold: Fold, run: RunDir, data: FoldData,
             best_epoch: int, extra: Mapping[str, Any], timing: Mapping[str, Any],
             encoder: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Predict with the best weights, score, write predictions and the final record (rank 0); the record keeps
     the encoder path so that `harness predict` finds the encoder (`harness.stages.predict.find_encoder_weights`)."""
     from submissions.formats import write_submission
 
-    val_preds = predict_videos(run.path, cache, sorted(val_labels))
+    val_preds = predict_videos(run.path, cache, sorted(data.val_labels))
     save_predictions(run.validation_predictions, val_preds)
-    val = score_record(val_preds, val_labels)
+    val = score_record(val_preds, data.val_labels)
     test_score = None
     notes = []
-    test = [v for v in fold.test if _has_features(cache, v, cfg)]
-    if len(test) < len(fold.test):
-        notes.append(f"{len(fold.test) - len(test)} test video(s) have no cached features and were not predicted")
-    if test:
-        test_preds = predict_videos(run.path, cache, test)
+    if data.missing_test:
+        notes.append(f"{data.missing_test} test video(s) have no cached features and were not predicted")
+    if data.test:
+        test_preds = predict_videos(run.path, cache, data.test)
         save_predictions(run.test_predictions, test_preds)
-        entries = [layout.entry(v) for v in test]
+        entries = [layout.entry(v) for v in data.test]
         if all(e.annotation is not None for e in entries):
             labels = {e.name: load_labels(e.annotation, test_preds[e.name].shape[0]) for e in entries}
             test_score = score_record(test_preds, labels)
-        if len(test) == len(fold.test) and getattr(layout, "sample_file", None) is not None:
+        if not data.missing_test and getattr(layout, "sample_file", None) is not None:
             log: list[str] = []
             write_submission(run.submission_file, test_preds, layout.sample_file, pad=True, log=log)
             notes.extend(log)

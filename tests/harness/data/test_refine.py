@@ -12,8 +12,9 @@ from hypothesis.extra.numpy import arrays
 
 from harness.config import ConfigError, load_config
 from harness.data.datasets import load_labels
+from harness.data.fold_data import training_labels
 from harness.data.refine import class_va_means, refine_labels, refined_frames
-from harness.stages.stage2 import train_stage2, training_labels
+from harness.stages.stage2 import train_stage2
 from preprocessing.affwild2 import load_expressions
 from tests.harness._corpus import make_corpus
 from tests.harness._stage2 import settings as stage2_settings
@@ -122,18 +123,15 @@ def test_stage2_scores_on_the_files_labels_whatever_the_refinement(expr_corpus, 
 
     layout, cache = expr_corpus
     seen: dict[str, dict] = {}
-    real_eval, real_dataset = stage2.make_evaluator, stage2.WindowDataset
+    real_read = stage2.read_fold_data
 
-    def spy_eval(cache_, cfg_, stats_, labels):
-        seen["val"] = {k: v.copy() for k, v in labels.items()}
-        return real_eval(cache_, cfg_, stats_, labels)
+    def spy_read(*args, **kwargs):
+        data = real_read(*args, **kwargs)
+        seen["val"] = {k: v.copy() for k, v in data.val_labels.items()}
+        seen["train"] = {k: v.copy() for k, v in data.windows.labels.items()}  # what the windows train on
+        return data
 
-    def spy_dataset(cache_, labels, *args, **kwargs):
-        seen["train"] = {k: v.copy() for k, v in labels.items()}
-        return real_dataset(cache_, labels, *args, **kwargs)
-
-    monkeypatch.setattr(stage2, "make_evaluator", spy_eval)
-    monkeypatch.setattr(stage2, "WindowDataset", spy_dataset)
+    monkeypatch.setattr(stage2, "read_fold_data", spy_read)
     cfg = load_config("quick", stage2_settings("data.refine_labels=true", "stage2.epochs=1"))
     res = train_stage2(cfg, layout, cache, 0, tmp_path / "run")
     for v, lab in seen["val"].items():
