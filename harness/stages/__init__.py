@@ -68,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "safe_name": "harness.stages.preprocess_jobs",
     "save_predictions": "harness.stages.predict",
     "score_record": "harness.stages.stage2",
+    "stage2_forward": "harness.stages.stage2",
     "stage2_loss": "harness.stages.stage2",
     "train_baseline": "harness.stages.baseline",
     "train_stage2": "harness.stages.stage2",

@@ -47,15 +47,27 @@ def stage2_loss(model: Any, batch: Mapping[str, torch.Tensor], modality_dropout:
     """
     from models.losses import ccc_loss
 
-    visual, audio = batch["visual"], batch["audio"]
-    if modality_dropout > 0 and model.training:
-        visual, audio = augment.modality_dropout(visual, audio, modality_dropout)
-    pred = model(visual, audio, batch["pad_mask"]).float()  # (B, T, 2)
+    pred = stage2_forward(model, batch, modality_dropout)  # (B, T, 2)
     mask = batch["label_mask"]
     if int(mask.sum()) < 2:
         # No annotated frames in this batch: a zero loss that keeps the graph (every process must step).
         return pred.sum() * 0.0
     return ccc_loss(pred, batch["labels"].float(), mask)
+
+
+def stage2_forward(model: Any, batch: Mapping[str, torch.Tensor], modality_dropout: float = 0.0) -> torch.Tensor:
+    """The model's (B, T, 2) float32 prediction for a training batch, one stream dropped from a share of the windows
+    while the model trains (`models.augment.modality_dropout`).
+
+    Args:
+        model: the engine (or module): `(visual, audio, pad_mask) -> (B, T, 2)`.
+        batch: a `WindowDataset` batch on the device.
+        modality_dropout: share of the windows that lose one stream.
+    """
+    visual, audio = batch["visual"], batch["audio"]
+    if modality_dropout > 0 and model.training:
+        visual, audio = augment.modality_dropout(visual, audio, modality_dropout)
+    return model(visual, audio, batch["pad_mask"]).float()  # (B, T, 2)
 
 
 def score_record(preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict[str, float]:

@@ -26,8 +26,6 @@ import numpy as np
 import pytest
 import torch
 
-from models import augment
-
 ENV = "HARNESS_MUTATION"
 """The environment variable naming the mutation the plugin plants."""
 
@@ -178,10 +176,7 @@ def _mse_loss(mp: pytest.MonkeyPatch) -> None:
     import harness.stages.stage2 as stage2
 
     def mse(model: Any, batch: dict[str, torch.Tensor], modality_dropout: float = 0.0) -> torch.Tensor:
-        visual, audio = batch["visual"], batch["audio"]
-        if modality_dropout > 0 and model.training:
-            visual, audio = augment.modality_dropout(visual, audio, modality_dropout)
-        pred = model(visual, audio, batch["pad_mask"]).float()
+        pred = stage2.stage2_forward(model, batch, modality_dropout)
         mask = batch["label_mask"]
         if int(mask.sum()) < 2:
             return pred.sum() * 0.0
