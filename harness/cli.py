@@ -97,8 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     force_weights_only()
-    code = 1  # an exception the handlers below let through (a bug) leaves with Python's own traceback
-    try:
+    try:  # an exception `_dispatch` lets through (a bug) leaves with Python's own traceback, never by `exit_now`
         code = _dispatch(args)
     finally:
         left_world = False

@@ -212,9 +212,19 @@ def compute_norm_stats(
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def stream_arrays(features: FeaturesConfig) -> tuple[str, ...]:
+    """The cached arrays a video's two streams are read from: the visual feature, its mask, the audio features."""
+    return (features.visual, VISUAL_MASK, *features.audio)
+
+
+def has_features(cache: CacheLike, video: str, features: FeaturesConfig) -> bool:
+    """Whether the cache holds every feature of `features` (and the visual mask) for `video`."""
+    have = cache.manifest(video).get("features", {})
+    return all(n in have for n in stream_arrays(features))
+
+
 def _load(cache: CacheLike, video: str, features: FeaturesConfig) -> dict[str, np.ndarray]:
-    names = [features.visual, VISUAL_MASK, *features.audio]
-    arrays = cache.load(video, names, mmap=True)
+    arrays = cache.load(video, stream_arrays(features), mmap=True)
     n = {k: int(v.shape[0]) for k, v in arrays.items()}
     if len(set(n.values())) != 1:
         raise DataError(f"{video}: cached features differ in length: {n}")

@@ -1,5 +1,5 @@
-"""One fold's stage-2 data, read once: training targets, validation labels, normalisation statistics, windows, the
-test videos with features, and a reader of whole-video streams.
+"""One fold's stage-2 data, read once: the training windows over their targets, validation labels, normalisation
+statistics, the test videos with features, and a reader of whole-video streams.
 
 The config is consumed here, in one call (`read_fold_data`); the stage, its per-epoch validation and its final
 predictions work from the returned `FoldData` and never pass the config back down to the data layer.
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import Config, FeaturesConfig
+from harness.config import Config
 from harness.data.datasets import (
-    VISUAL_MASK,
     CacheLike,
     NormStats,
     StreamReader,
     WindowDataset,
     compute_norm_stats,
+    has_features,
     load_labels,
     video_frames,
 )
@@ -35,11 +35,11 @@ class FoldData:
     """What stage 2 reads of one fold.
 
     Args:
-        targets: training video -> (N, 2) targets (refined where `data.refine_labels` is on).
         refined: label values the refinement filled in (0 without it).
         val_labels: validation video -> (N, 2) labels as the files give them (-5 kept): the best epoch is chosen,
             and the run scored, on the files' labels whatever the refinement.
-        windows: the training windows.
+        windows: the training windows over the fold's targets (`windows.labels`: the training videos' labels,
+            refined where `data.refine_labels` is on).
         streams: whole-video streams for validation and prediction.
         length: window length of whole-video prediction (the training windows' length).
         stride: window stride of whole-video prediction.
@@ -47,7 +47,6 @@ class FoldData:
         missing_test: test videos without cached features (not predicted).
     """
 
-    targets: dict[str, np.ndarray]
     refined: int
     val_labels: dict[str, np.ndarray]
     windows: WindowDataset
@@ -96,12 +95,6 @@ def training_labels(cfg: Config, layout: AffWild2Layout,
     return out, filled
 
 
-def has_features(cache: CacheLike, video: str, features: FeaturesConfig) -> bool:
-    """Whether the cache holds every feature of `features` (and the visual mask) for `video`."""
-    have = cache.manifest(video).get("features", {})
-    return all(n in have for n in (features.visual, VISUAL_MASK, *features.audio))
-
-
 def read_fold_data(cfg: Config, layout: AffWild2Layout, cache: CacheLike, fold: Fold, stats_file: Path,
                    strategy: Strategy) -> FoldData:  # fmt: skip
     """Read one fold's stage-2 data.
@@ -127,5 +120,5 @@ def read_fold_data(cfg: Config, layout: AffWild2Layout, cache: CacheLike, fold: 
     stats = NormStats.load(stats_file)
     length, stride = cfg.windows.length, cfg.windows.stride
     windows = WindowDataset(cache, targets, cfg.features, stats, length, stride)
-    return FoldData(targets, refined, val_labels, windows, StreamReader(cache, cfg.features, stats), length, stride,
+    return FoldData(refined, val_labels, windows, StreamReader(cache, cfg.features, stats), length, stride,
                     test, len(fold.test) - len(test))  # fmt: skip

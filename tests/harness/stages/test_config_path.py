@@ -3,11 +3,13 @@ module it had left only where the stage skeleton hands control back (fit, finish
 validation; the data layer reads the config once (`harness.data.fold_data.read_fold_data`).
 
 Counted: every call into a harness module (outside the config package) that receives a config object as an
-argument, consecutive calls in one module merged; a return is a visit to a module already left.
+argument (generator resumptions are not calls), consecutive calls in one module merged; a return is a visit to a
+module already left.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from types import FrameType
@@ -26,8 +28,8 @@ def config_path(call: Any) -> list[str]:
     seq: list[str] = []
 
     def profile(frame: FrameType, event: str, _arg: Any) -> None:
-        if event != "call":
-            return
+        if event != "call" or frame.f_code.co_flags & inspect.CO_GENERATOR:
+            return  # a generator's frame is entered again at every item: a resumption, not a call
         mod = frame.f_globals.get("__name__", "")
         if not mod.startswith("harness.") or mod.startswith("harness.config"):
             return
