@@ -84,16 +84,17 @@ def run(args: argparse.Namespace) -> int:
                         strategy=strategy)
         encoder = r1.encoder_weights
         if main:
-            state = "cached, skipped" if r1.skipped else f"fine-tune CCC {json.dumps(r1.finetune)}"
+            state = "cached, skipped" if r1.skipped else \
+                f"fine-tune CCC {json.dumps(r1.finetune)}" if r1.finetune else "no fine-tuning"  # fmt: skip
             console.print(f"stage 1: features of {len(r1.videos)} video(s) ({state})")
             if cfg.stage1.reserve > 0:
                 console.print(r1.reserve_note())
     if args.stage in ("2", "all"):
+        from harness.stages.predict import find_encoder_weights
         from harness.stages.stage2 import train_stage2
 
         if encoder is None:
-            cand = RunDir(out).stage1.finetune.best_weights
-            encoder = cand if cand.is_file() else None
+            encoder = find_encoder_weights(out, cfg.features.visual)
         r2 = train_stage2(cfg, layout, cache, args.fold, out, resume=args.resume, force=args.force,
                           progress=progress, encoder_weights=encoder, strategy=strategy)  # fmt: skip
         if main:

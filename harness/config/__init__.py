@@ -47,6 +47,8 @@ from harness.config.loader import (
 from harness.config.rows import RowKind, TableRow, table_rows
 from harness.config.schema import Config, check_cross, config_hash, train_batch_size
 from harness.config.sections import (
+    FINETUNED_VISUAL,
+    UNFINETUNED_VISUAL,
     AugmentConfig,
     BaselineConfig,
     DataConfig,
@@ -69,6 +71,7 @@ __all__ = [
     "AUDIO_DIMS",
     "BASELINE_ROW",
     "CONFIG_DIR",
+    "FINETUNED_VISUAL",
     "MAX_BASE_CHAIN",
     "MAX_CONFIG_BYTES",
     "MAX_CONFIG_INT",
@@ -76,6 +79,7 @@ __all__ = [
     "MAX_YAML_DEPTH",
     "MAX_YAML_NODES",
     "NO_REFINE_ROW",
+    "UNFINETUNED_VISUAL",
     "UNHASHED_SECTIONS",
     "ZOO_SECTION",
     "AugmentConfig",

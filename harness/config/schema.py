@@ -36,6 +36,7 @@ from harness.config.limits import (
     spec,
 )
 from harness.config.sections import (
+    UNFINETUNED_VISUAL,
     BaselineConfig,
     DataConfig,
     DeepSpeedSection,
@@ -223,6 +224,29 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
+def _check_stage1_features(cfg: Config) -> None:
+    """The visual features stage 2 reads are ones stage 1 makes (with stage 1 on)."""
+    if not cfg.stage1.enabled:
+        return
+    s1, visual = cfg.stage1, cfg.features.visual
+    if s1.finetune.epochs > 0:
+        if visual == UNFINETUNED_VISUAL and not s1.extract_unfinetuned:
+            raise ConfigError(f"features.visual: {visual!r} (the encoder before fine-tuning) is extracted only "
+                              "with stage1.extract_unfinetuned=true, or without fine-tuning "
+                              "(stage1.finetune.epochs=0)")  # fmt: skip
+        return
+    if visual != UNFINETUNED_VISUAL:
+        raise ConfigError(f"features.visual: {visual!r}, but stage1.finetune.epochs is 0 (no fine-tuning): stage 1 "
+                          f"then extracts only the encoder's features before fine-tuning; set "
+                          f"features.visual={UNFINETUNED_VISUAL}")  # fmt: skip
+    if s1.reserve > 0:
+        raise ConfigError(f"stage1.reserve: {s1.reserve} keeps training videos from stage 2 for fine-tuning, but "
+                          "stage1.finetune.epochs is 0 (no fine-tuning); set stage1.reserve=0")  # fmt: skip
+    if cfg.experiment.table3:
+        raise ConfigError("experiment.table3: Table III compares the features before and after fine-tuning, but "
+                          "stage1.finetune.epochs is 0 (no fine-tuning); set experiment.table3=false")  # fmt: skip
+
+
 def check_cross(cfg: Config) -> None:
     """Checks that involve several keys or the models registry."""
     from models.registry import get_config, list_models, stage2_models
@@ -251,6 +275,7 @@ def check_cross(cfg: Config) -> None:
             raise ConfigError(f"{key}.schedule.warmup_start_lr: {loop.schedule.warmup_start_lr} exceeds lr")
         if loop.schedule.min_lr > loop.schedule.lr:
             raise ConfigError(f"{key}.schedule.min_lr: {loop.schedule.min_lr} exceeds lr")
+    _check_stage1_features(cfg)
     if cfg.encoder.name not in list_models("vit"):
         vits = ", ".join(list_models("vit"))
         raise ConfigError(f"encoder.name: {cfg.encoder.name!r} is not a registered ViT ({vits})")

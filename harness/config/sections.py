@@ -43,6 +43,12 @@ from models.zoo import (
 # ---------------------------------------------------------------------------------------------------------------
 
 
+FINETUNED_VISUAL = "visual"
+"""Cache name of the visual features of the fine-tuned stage-1 encoder."""
+UNFINETUNED_VISUAL = "visual_mae"
+"""Cache name of the visual features of the stage-1 encoder before fine-tuning (Table III's "MAE w/o FT")."""
+
+
 @dataclass(frozen=True)
 class FeaturesConfig:
     """Which cached per-frame features stage 2 reads.
@@ -181,7 +187,9 @@ class Stage1Config:
         val_frames_per_video: validation frames per video for the per-epoch CCC; None takes every one.
         augment: training augmentation.
         mae: MAE pre-training.
-        finetune: frame-level valence/arousal fine-tuning.
+        finetune: frame-level valence/arousal fine-tuning; `epochs: 0` skips it, and stage 1 then extracts only the
+            encoder's features before fine-tuning (`visual_mae`, which `features.visual` must name; nothing is
+            reserved).
         extract_batch: frames per forward when extracting features.
         extract_unfinetuned: also extract `visual_mae` features from the encoder before fine-tuning (Table III).
     """

@@ -14,12 +14,12 @@ import numpy as np
 import polars as pl
 from rich.console import Console
 
-from harness.config import Config, ConfigError, TableRow
+from harness.config import UNFINETUNED_VISUAL, Config, ConfigError, TableRow
 from harness.data.datasets import CacheLike
 from harness.experiments.intervals import _mean_std, _save_interval, run_stats, seed_mean_ci
 from harness.experiments.table_files import _row
 from harness.folders.experiment import run_dir_for
-from harness.folders.run import STAGE1_DIR
+from harness.folders.run import STAGE1_DIR, RunDir
 from harness.runtime.distributed import Strategy
 from harness.stages.baseline import train_baseline
 from harness.stages.skeleton import StageResult
@@ -193,6 +193,15 @@ def _scores(res: StageResult) -> tuple[float, float, float]:
     return s["ccc_v"], s["ccc_a"], s["p_va"]
 
 
+def _row_encoder(setup: ExperimentSetup, visual: str) -> Path | None:
+    """The stage-1 encoder that made a row's visual features (Table III's rows read another one than the config)."""
+    if visual == setup.cfg.features.visual:
+        return setup.encoder
+    stage1 = RunDir(setup.out / STAGE1_DIR)
+    p = stage1.encoder_weights if visual == UNFINETUNED_VISUAL else stage1.finetune.best_weights
+    return p if p.is_file() else None
+
+
 def train_row(setup: ExperimentSetup, folds: Sequence[int], row: TableRow, visual: str) -> list[list[ExperimentRun]]:
     """Train (or reuse) one row's runs, seed by seed and within a seed fold by fold; `runs[k][j]` is fold k's run of
     seed j. Seed by seed: a command stopped after its first seed has left a complete experiment of that seed.
@@ -215,7 +224,7 @@ def train_row(setup: ExperimentSetup, folds: Sequence[int], row: TableRow, visua
                 v = without_refinement(variant(cfg, None, visual, seed=s)) if row.kind == "no_refine" else \
                     variant(cfg, row.name, visual, seed=s)  # fmt: skip
                 r = train_stage2(v, setup.layout, setup.cache, f, where, resume=setup.resume, progress=setup.progress,
-                                 encoder_weights=setup.encoder, strategy=setup.strategy)  # fmt: skip
+                                 encoder_weights=_row_encoder(setup, visual), strategy=setup.strategy)  # fmt: skip
             run = ExperimentRun.of(r, s, len(seeds), setup.layout)
             runs[k].append(run)
             if setup.on_result:

@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "DEMO_FILES": "harness.folders.demo",
     "DS_CONFIG_FILE": "harness.folders.run",
     "DemoDir": "harness.folders.demo",
+    "ENCODER_FILE": "harness.folders.run",
     "ENCODER_KEY": "harness.folders.run",
     "EXPERIMENTS_DIR": "harness.folders.demo",
     "EXPERIMENT_LAYOUT": "harness.folders.experiment",

@@ -59,6 +59,9 @@ PREDICTION_SPLITS = ("validation", "test")
 """The splits whose predictions a run keeps as `PREDICTIONS_DIR/<split>.npz`."""
 SUMMARY_FILE = "summary.json"
 BOOTSTRAP_FILE = "bootstrap.json"
+ENCODER_FILE = "encoder.safetensors"
+"""Stage 1's encoder before fine-tuning (the ViT's layout, head seeded), in the stage-1 folder when its `visual_mae`
+features were extracted: what `harness predict` encodes with for a run that reads them."""
 STAGE1_DIR = "stage1"
 """The stage-1 run folder inside a `harness train` output folder or an experiment folder."""
 MAE_DIR = "mae"
@@ -67,7 +70,7 @@ FINETUNE_DIR = "finetune"
 
 RUN_LAYOUT = (CONFIG_FILE, GIT_FILE, RUN_FILE, LOCK_FILE, DS_CONFIG_FILE, METRICS_FILE, TB_DIR, CHECKPOINTS_DIR,
               BEST_WEIGHTS_FILE, NORM_STATS_FILE, PREDICTIONS_DIR, SUMMARY_FILE, BOOTSTRAP_FILE, STAGE1_DIR, MAE_DIR,
-              FINETUNE_DIR)  # fmt: skip
+              FINETUNE_DIR, ENCODER_FILE)  # fmt: skip
 """Every entry a run folder may hold: what `RunDir` claims in the folder's ownership record (`core.ownership`)."""
 RESET_ENTRIES = (CHECKPOINTS_DIR, PREDICTIONS_DIR, METRICS_FILE, BEST_WEIGHTS_FILE, SUMMARY_FILE, NORM_STATS_FILE,
                  DS_CONFIG_FILE)  # fmt: skip
@@ -209,6 +212,11 @@ class RunDir:
     def mae(self) -> RunDir:
         """Stage 1's MAE pre-training phase (of a stage-1 run folder)."""
         return self.sub(MAE_DIR)
+
+    @property
+    def encoder_weights(self) -> Path:
+        """Stage 1's encoder before fine-tuning (of a stage-1 run folder; `ENCODER_FILE`)."""
+        return self.path / ENCODER_FILE
 
     @property
     def finetune(self) -> RunDir:

@@ -19,7 +19,7 @@ from core.atomic import atomic_open, atomic_write_text
 from core.errors import HarnessError, printable
 from core.ownership import claim_folder
 from core.safe_read import read_json, read_npz
-from harness.config import Config, load_config
+from harness.config import FINETUNED_VISUAL, UNFINETUNED_VISUAL, Config, load_config
 from harness.data.datasets import CacheLike, NormStats, load_video_streams, normalised_streams
 from harness.data.features import encode_videos, feature_hash
 from harness.data.windows import window_starts
@@ -303,11 +303,13 @@ def write_video_outputs(out_dir: str | Path, video: str, preds: np.ndarray, fps:
     return [csv, png]
 
 
-def find_encoder_weights(run_dir: str | Path) -> Path | None:
+def find_encoder_weights(run_dir: str | Path, visual: str = FINETUNED_VISUAL) -> Path | None:
     """The stage-1 ViT weights behind a stage-2 run: recorded in its summary, else a `stage1/` folder beside it.
 
     Args:
         run_dir: the stage-2 run folder.
+        visual: the visual features the run reads (its `features.visual`): the fine-tuned encoder made `visual`,
+            the encoder before fine-tuning (`encoder.safetensors`) made `visual_mae`.
     """
     run = Path(run_dir)
     summary = RunDir(run).summary_file
@@ -316,7 +318,8 @@ def find_encoder_weights(run_dir: str | Path) -> Path | None:
         if isinstance(recorded, str) and recorded and Path(recorded).is_file():
             return Path(recorded)
     for up in (run, *run.parents[:3]):
-        p = RunDir(up).stage1.finetune.best_weights
+        stage1 = RunDir(up).stage1
+        p = stage1.encoder_weights if visual == UNFINETUNED_VISUAL else stage1.finetune.best_weights
         if p.is_file():
             return p
     return None
@@ -351,10 +354,11 @@ def predict_video_file(run_dir: str | Path, video: str | Path, out_dir: str | Pa
         raise PredictError(f"{run_dir}: not a run folder (config.yaml is missing)")
     if "vggish" in cfg.features.audio and not vggish:
         raise PredictError(f"{run_dir}: the run uses VGGish features; pass the VGGish weights (--vggish PATH)")
-    weights = Path(encoder_weights) if encoder_weights else find_encoder_weights(run_dir)
+    weights = Path(encoder_weights) if encoder_weights else find_encoder_weights(run_dir, cfg.features.visual)
     if weights is None or not weights.is_file():
         raise PredictError(f"{run_dir}: cannot find the stage-1 encoder weights; pass --encoder PATH "
-                           "(stage1/finetune/best.safetensors of the run that made its features)")  # fmt: skip
+                           "(stage1/finetune/best.safetensors, or stage1/encoder.safetensors for visual_mae "
+                           "features, of the run that made its features)")  # fmt: skip
     from models.registry import build_model
 
     vit = build_model(cfg.vit_config())

@@ -3,11 +3,13 @@
 1. Encoder weights: the official MAE checkpoint when `encoder.checkpoint` is set (the paper's path), otherwise an
    MAE pre-trained here on the training videos' face crops (`stage1.mae`; no MAE weights are reachable offline).
 2. Optionally (`stage1.extract_unfinetuned`, Table III's "MAE w/o FT"), CLS features of that encoder without
-   fine-tuning, cached as `visual_mae`.
+   fine-tuning, cached as `visual_mae`; that encoder goes to the stage-1 folder's `encoder.safetensors`, so that
+   `harness predict` can encode new videos for a run that reads them.
 3. Hierarchical fine-tuning on labelled frames of the TRAINING videos only: patch embedding and the first
    `frozen_blocks` blocks frozen, the rest and a tanh V/A head trained with the CCC loss; frames labelled -5 are
    skipped; augmentation: random resized crop, horizontal flip, rotation, normalisation (mean 0.389, std 0.198).
-   The best epoch by CCC on validation frames is kept.
+   The best epoch by CCC on validation frames is kept. `stage1.finetune.epochs: 0` skips steps 3 and 4: stage 1
+   then caches only `visual_mae`, which stage 2 reads (`features.visual`, checked when the config loads).
 4. CLS features of every frame of every video (train, validation, test) with the fine-tuned encoder, cached as
    `visual` (N, D) float32 with `visual_mask` (N,) bool (the `visual_mae` features of step 2 come from the same
    decoding pass). A frame without a face crop gets a zero row and
@@ -31,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from core.errors import HarnessError
-from harness.config import Config
+from harness.config import FINETUNED_VISUAL, UNFINETUNED_VISUAL, Config
 from harness.data.datasets import (
     FrameDataset,
     frame_transform,
@@ -46,7 +48,7 @@ from harness.runtime.sharding import Shard, shard_items
 from harness.stages.skeleton import Phase, RunKey, run_stage
 from harness.train.loop import FitResult, Forward, fit
 from harness.train.precision import set_threads
-from harness.train.weights import load_weights
+from harness.train.weights import load_weights, save_weights
 from preprocessing.affwild2 import AffWild2Layout
 from preprocessing.cache import FeatureCache
 
@@ -60,8 +62,10 @@ class Stage1Result:
     """What stage 1 produced.
 
     Args:
-        feature_hash: the cache config hash of the `visual` features it wrote.
-        encoder_weights: the fine-tuned ViT's weights (None when skipped and not on disk).
+        feature_hash: the cache config hash of the visual features stage 2 reads (`features.visual`: the
+            fine-tuned `visual`, or `visual_mae` where stage 1 does not fine-tune).
+        encoder_weights: the ViT that made those features (the fine-tuned one, or the encoder before fine-tuning
+            in the stage-1 folder's `encoder.safetensors`); None when skipped and not on disk.
         videos: videos whose features are in the cache.
         skipped: True when every feature was already cached with this hash.
         finetune_videos: the training videos fine-tuning learnt from (`stage1.reserve`: stage 2 leaves them out).
@@ -326,21 +330,27 @@ def run_stage1(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, run_dir
     """
     progress = cfg.runtime.progress if progress is None else progress
     set_threads(cfg.runtime.threads)
-    tuned = [e.name for e in finetune_entries(cfg, layout)]
+    tune = cfg.stage1.finetune.epochs > 0  # 0: no fine-tuning, the encoder's own features only (`visual_mae`)
+    tuned = [e.name for e in finetune_entries(cfg, layout)] if tune else []
     h_ft = feature_hash(cfg, train_videos=tuned)
     h_mae = feature_hash(cfg, train_videos=[e.name for e in layout.train], unfinetuned=True)
     entries = [e for e in _all_entries(layout) if frame_count(e, cache) is not None]
-    need_mae = cfg.stage1.extract_unfinetuned
-
-    def cached(name: str, h: str) -> bool:
-        return all(cache.has(e.name, name, h) for e in entries)
-
-    ft_weights = RunDir(run_dir).finetune.best_weights
-    if cached("visual", h_ft) and (not need_mae or cached("visual_mae", h_mae)):
-        return Stage1Result(h_ft, ft_weights if ft_weights.is_file() else None, [e.name for e in entries], True,
-                            tuned)
-    strategy = current_strategy(strategy)
+    # name -> hash of every feature this stage writes; the first is the one its result names.
+    wanted = {FINETUNED_VISUAL: h_ft} if tune else {}
+    if not tune or cfg.stage1.extract_unfinetuned:
+        wanted[UNFINETUNED_VISUAL] = h_mae
     run = RunDir(run_dir)
+
+    def encoder_file(name: str) -> Path:
+        return run.finetune.best_weights if name == FINETUNED_VISUAL else run.encoder_weights
+
+    # The encoder recorded for stage 2 (and `harness predict`) is the one that made the features it reads.
+    reads = cfg.features.visual if cfg.features.visual in wanted else next(iter(wanted))
+    if all(cache.has(e.name, name, h) for name, h in wanted.items() for e in entries):
+        weights = encoder_file(reads)
+        return Stage1Result(wanted[reads], weights if weights.is_file() else None, [e.name for e in entries], True,
+                            tuned)  # fmt: skip
+    strategy = current_strategy(strategy)
     run.path.mkdir(parents=True, exist_ok=True)
     if strategy.on_main:
         run.lock()
@@ -350,15 +360,21 @@ def run_stage1(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, run_dir
         state = initial_encoder_state(cfg, layout, run, resume, progress, strategy)
         timings["encoder_s"] = time.perf_counter() - t
         device = strategy.device
+        encoders: dict[str, tuple[nn.Module, str]] = {}
+        best: dict[str, float] = {}
+        if tune:
+            t = time.perf_counter()
+            weights, _result, best = finetune_encoder(cfg, layout, state, run, resume, progress, strategy)
+            timings["finetune_s"] = time.perf_counter() - t
+            vit = _vit(cfg)
+            vit.load_state_dict(load_weights(weights))
+            encoders[FINETUNED_VISUAL] = (vit.to(device), h_ft)
         t = time.perf_counter()
-        weights, _result, best = finetune_encoder(cfg, layout, state, run, resume, progress, strategy)
-        timings["finetune_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        vit = _vit(cfg)
-        vit.load_state_dict(load_weights(weights))
-        encoders = {"visual": (vit.to(device), h_ft)}
-        if need_mae:
-            encoders["visual_mae"] = (encoder_from_state(cfg, state).to(device), h_mae)
+        if UNFINETUNED_VISUAL in wanted:
+            vit_mae = encoder_from_state(cfg, state)
+            if strategy.on_main:
+                save_weights(run.encoder_weights, vit_mae.state_dict())
+            encoders[UNFINETUNED_VISUAL] = (vit_mae.to(device), h_mae)
         # Every process encodes its share of the videos (balanced by frames) on its own device.
         shard = Shard(strategy.rank, strategy.world_size)
         mine = shard_items(entries, [frame_count(e, cache) or 0 for e in entries], shard)
@@ -366,12 +382,12 @@ def run_stage1(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, run_dir
         cache.close()  # this process's video locks: the others may read (and later runs write) them now
         strategy.barrier()
         timings["extract_s"] = time.perf_counter() - t
-        videos = [e.name for e in entries if cache.has(e.name, "visual", h_ft)]
+        videos = [e.name for e in entries if cache.has(e.name, reads, wanted[reads])]
         if strategy.on_main:
-            run.write_json(SUMMARY_FILE, {"feature_hash": h_ft, "feature_hash_mae": h_mae, "finetune": best,
-                                          "finetune_videos": tuned, "videos": len(videos),
+            run.write_json(SUMMARY_FILE, {"feature_hash": h_ft if tune else None, "feature_hash_mae": h_mae,
+                                          "finetune": best, "finetune_videos": tuned, "videos": len(videos),
                                           "timings": timings, "platform": platform_fingerprint()})  # fmt: skip
-        return Stage1Result(h_ft, weights, videos, False, tuned, best, timings)
+        return Stage1Result(wanted[reads], encoder_file(reads), videos, False, tuned, best, timings)
     finally:
         if strategy.on_main:
             run.unlock()

@@ -9,6 +9,8 @@ import pytest
 from harness.config import (
     AUDIO_DIMS,
     CONFIG_DIR,
+    FINETUNED_VISUAL,
+    UNFINETUNED_VISUAL,
     UNHASHED_SECTIONS,
     Config,
     ConfigError,
@@ -65,7 +67,12 @@ def test_open_hyperparameters_are_marked_our_choice():
 
 def test_quick_inherits_demo_and_changes_only_sizes():
     demo, quick = load_config("demo"), load_config("quick")
-    assert quick.model == demo.model and quick.encoder == demo.encoder and quick.features == demo.features
+    assert quick.model == demo.model and quick.encoder == demo.encoder
+    assert quick.features.audio == demo.features.audio
+    # The quick run reads the encoder's features before fine-tuning and does not fine-tune (quick.yaml measures
+    # why); the demo fine-tunes on reserved videos and reads the fine-tuned features.
+    assert (quick.features.visual, quick.stage1.finetune.epochs, quick.stage1.reserve) == (UNFINETUNED_VISUAL, 0, 0.0)
+    assert demo.features.visual == FINETUNED_VISUAL and demo.stage1.finetune.epochs > 0 and demo.stage1.reserve > 0
     assert quick.windows.length < demo.windows.length  # the quick corpus has shorter clips
     # More epochs than the demo over fewer, shorter videos: the quick demo's models must learn (CI guards them).
     assert quick.stage2.epochs > demo.stage2.epochs
@@ -73,6 +80,28 @@ def test_quick_inherits_demo_and_changes_only_sizes():
     assert quick.stage2.weight_decay == demo.stage2.weight_decay  # untouched keys come from the base
     assert quick.stage2.schedule.lr == demo.stage2.schedule.lr
     assert quick.experiment.folds == (0,)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["stage1.finetune.epochs=0"], "set features.visual=visual_mae"),
+        (["stage1.finetune.epochs=0", "features.visual=visual_mae"], "set stage1.reserve=0"),
+        (["stage1.finetune.epochs=0", "features.visual=visual_mae", "stage1.reserve=0.0"], "experiment.table3"),
+        (["features.visual=visual_mae", "stage1.extract_unfinetuned=false"], "extract_unfinetuned=true"),
+    ],
+)
+def test_visual_features_must_be_ones_stage1_makes(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("demo", overrides)
+
+
+def test_visual_features_stage1_makes_load():
+    no_ft = ["stage1.finetune.epochs=0", "features.visual=visual_mae", "stage1.reserve=0.0", "experiment.table3=false"]
+    assert load_config("demo", no_ft).features.visual == UNFINETUNED_VISUAL
+    assert load_config("demo", ["features.visual=visual_mae"]).stage1.extract_unfinetuned  # the demo extracts both
+    # Without stage 1 the features come from elsewhere (`harness preprocess --encoder`): any name.
+    assert load_config("demo", ["stage1.enabled=false", "features.visual=mine"]).features.visual == "mine"
 
 
 def test_derived_dims_follow_the_features():
@@ -170,9 +199,9 @@ def test_base_loops_and_missing_files_are_errors(tmp_path):
 
 
 # Today's run folders and the recorded quick-demo scores are keyed by these: demo's computed before the config
-# package split, quick's when its fusion rows took modality dropout 0.4 (the ci corpus, 40 stage-2 epochs).
+# package split, quick's when it stopped fine-tuning (the 40-video ci corpus, 30 stage-2 epochs of 8 windows).
 RECORDED_HASHES = {
-    "quick": "304e78391659d67731742943e6e32017e77527e7e97276fd086a00c6bf7a764a",
+    "quick": "7ef4c3e718faec03401a0362f527455002002bc1215bccb914de55ba3204e3a1",
     "demo": "b1b2be99702ed7d67bb4be20a11327a072c41486d69e81b57bc6dd293d546acf",
 }
 

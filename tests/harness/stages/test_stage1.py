@@ -24,7 +24,12 @@ SETTINGS = [
     "stage1.finetune.micro_batch=8", "stage1.finetune.epochs=2", "stage1.extract_batch=16",
     "runtime.progress=false", "runtime.eval_batch=16",
     "stage1.extract_unfinetuned=true",  # the quick config leaves it off; these tests read both encoders' features
+    # The quick config does not fine-tune; these tests do, on reserved videos, as the demo does.
+    "features.visual=visual", "stage1.reserve=0.35",
 ]  # fmt: skip
+# The quick config's own stage 1: no fine-tuning, the encoder's features before it (`visual_mae`) only.
+NO_FINETUNE = [s for s in SETTINGS if not s.startswith(("stage1.finetune.", "stage1.extract_unf", "features.",
+                                                          "stage1.reserve"))]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +136,45 @@ def test_checkpoint_replaces_pretraining(done, tmp_path):
     missing = cfg.replace(**{"encoder.checkpoint": str(tmp_path / "nope.pth")})
     with pytest.raises(Stage1Error, match="not found"):
         initial_encoder_state(missing, layout, RunDir(tmp_path / "s2"), False, False)
+
+
+def test_without_fine_tuning_only_the_encoders_own_features(tmp_path):
+    # A corpus of its own: the module's cache already holds these `visual_mae` features.
+    layout, cache = make_corpus(tmp_path / "corpus", train=3, val=2, test=1, frames=(20, 30), crops=True, crop_size=32)
+    cfg = load_config("quick", NO_FINETUNE)
+    assert (cfg.stage1.finetune.epochs, cfg.features.visual, cfg.stage1.reserve) == (0, "visual_mae", 0.0)
+    out = tmp_path / "stage1"
+    res = run_stage1(cfg, layout, cache, out)
+    names = [e.name for e in layout.train]
+    assert res.finetune_videos == [] and res.finetune == {} and not (out / "finetune").exists()
+    assert res.feature_hash == feature_hash(cfg, train_videos=names, unfinetuned=True)
+    assert res.encoder_weights == RunDir(out).encoder_weights and res.encoder_weights.is_file()
+    # The written encoder is the pre-trained MAE's encoder, and the cached features are its CLS tokens.
+    from models.registry import build_model
+
+    mae = load_weights(out / "mae" / "best.safetensors")
+    enc = load_weights(res.encoder_weights)
+    for k in ("patch_embed.proj.weight", "cls_token", "blocks.2.attn.qkv.weight"):
+        torch.testing.assert_close(enc[k], mae[k], rtol=0, atol=0, msg=k)
+    vit = build_model(cfg.vit_config())
+    vit.load_state_dict(enc)
+    vit.eval()
+    e = layout.test[0]
+    mask = cache.load(e.name, [VISUAL_MASK])[VISUAL_MASK]
+    i = int(np.flatnonzero(mask)[0])
+    img = frame_transform(cfg.stage1.augment, 32, train=False)(read_crop(e.crops_dir / f"{i + 1:05d}.jpg"))
+    with torch.no_grad():
+        want = vit.forward_features(img[None])[0].numpy()
+    got = cache.load(e.name, ["visual_mae"])["visual_mae"]
+    np.testing.assert_allclose(got[i], want, rtol=1e-4, atol=1e-5)
+    assert cache.has(e.name, "visual_mae", res.feature_hash)
+    again = run_stage1(cfg, layout, cache, out)
+    assert again.skipped and again.encoder_weights == res.encoder_weights
+    # `harness predict` finds that encoder for a run reading `visual_mae`, the fine-tuned one for `visual`.
+    from harness.stages.predict import find_encoder_weights
+
+    run2 = tmp_path / "fold0"
+    run2.mkdir()
+    assert find_encoder_weights(tmp_path / "fold0", "visual_mae") == res.encoder_weights
+    assert find_encoder_weights(tmp_path / "fold0", "visual") is None  # nothing fine-tuned here
+
