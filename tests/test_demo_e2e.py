@@ -58,7 +58,7 @@ def test_demo_quick_end_to_end_and_leaderboard(quick_demo, tmp_path):
                                              for r in result.rows if not r.ok]  # fmt: skip
     data = json.loads(files["scores"].read_text())
     assert set(data) >= {"quick/fold0/bdca", "quick/test/bdca", "quick/fold0/baseline_untrained", "platform"}
-    # Every CCC of the guarded run carries its video-bootstrap interval (6 test videos: defined). A percentile
+    # Every CCC of the guarded run carries its video-bootstrap interval (8 test videos: defined). A percentile
     # interval of a CCC need not contain the point estimate, so only its order is asserted.
     cccs = {k: v for k, v in data.items() if k.startswith("quick/") and isinstance(v, dict) and "p_va" in v
             and "oracle_fraction" not in k}  # fmt: skip

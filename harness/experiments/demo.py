@@ -51,7 +51,7 @@ DEMO_LAYOUT = (*DEMO_FILES, *OUTPUT_LAYOUT)
 """What the demo writes in its folder (claimed in the folder's ownership record, `core.ownership`)."""
 
 STAGE_SHARES = {
-    "quick": (20.8, 18.3, 39.2, 66.2, 1.3),  # a quick demo's seconds, fresh clone of c54bf88 (docs/numbers.md)
+    "quick": (27.9, 16.3, 35.6, 60.9, 1.6),  # a quick demo's seconds, ece7e75 on a quiet machine
     "demo": (88.0, 40.1, 319.8, 100.7, 1.4),  # a full demo's seconds, fresh clone of c54bf88 (docs/numbers.md)
 }
 """Expected seconds of the five stages (corpus, preprocess, stage 1 + folds, ablations, report) per config: only
@@ -368,8 +368,12 @@ def run_demo(quick: bool = False, out: str | Path | None = None, seed: int = 0,
 
     cache = FeatureCache(PreprocessDir(out).features)
     exp = DemoDir(out).experiments.path
-    with (_stage(console, res, "3-4/5 stage 1 (MAE pre-train, fine-tune, features) and stage 2 folds", shares),
-          StepProgress("stage-2 folds", len(cfg.experiment.folds), console=console, unit="runs") as bar):
+    # Every fold once per seed, and the baseline on fold 0 where Table IV has its row (as `run_folds` trains them).
+    with_baseline = any(r.kind == "baseline" for r in cfg.experiment.rows) and 0 in cfg.experiment.folds
+    n_folds = (len(cfg.experiment.folds) + int(with_baseline)) * len(cfg.stage2_seeds)
+    stage1 = "MAE pre-train, fine-tune, features" if cfg.stage1.finetune.epochs > 0 else "MAE pre-train, features"
+    with (_stage(console, res, f"3-4/5 stage 1 ({stage1}) and stage 2 folds", shares),
+          StepProgress("stage-2 folds", n_folds, console=console, unit="runs") as bar):
         folds_report = run_folds(cfg, layout, cache, exp, console=console, on_result=_run_done(bar))
     n_ablation = len(cfg.experiment.ablation_folds) * (
         len(cfg.experiment.ablation_models) + (2 if cfg.experiment.table3 else 0))  # Table III: 2 visual features

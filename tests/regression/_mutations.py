@@ -199,7 +199,11 @@ def _ccc_loss_is_mse(mp: pytest.MonkeyPatch) -> None:
 def _validation_in_train_mode(mp: pytest.MonkeyPatch) -> None:
     from deepspeed.runtime.engine import DeepSpeedEngine
 
-    plant(mp, DeepSpeedEngine, "eval", lambda self: self)  # `engine.eval()` before validation does nothing
+    import harness.train.strategy as strategy
+
+    # `eval()` before validation does nothing, whichever trainer runs (the quick demo's is the torch one).
+    plant(mp, DeepSpeedEngine, "eval", lambda self: self)
+    plant(mp, strategy.TorchStrategy, "eval", lambda self: None)
 
 
 def _lr_stuck(mp: pytest.MonkeyPatch) -> None:

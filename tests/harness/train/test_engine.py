@@ -114,7 +114,8 @@ def test_fit_learns_and_writes_the_run_folder(tmp_path):
     assert len(list(run.checkpoints.glob("epoch*"))) == 1  # only the latest epoch's checkpoint is kept
 
 
-def test_validation_runs_in_eval_mode(tmp_path):
+@pytest.mark.parametrize("engine", ["deepspeed", "torch"])
+def test_validation_runs_in_eval_mode(tmp_path, engine):
     # Dropout off while validating (the scores choose the best epoch), back on for the next epoch's training.
     train, val = Pairs(32), Pairs(16, seed=1)
     model = tiny_model()
@@ -128,7 +129,8 @@ def test_validation_runs_in_eval_mode(tmp_path):
         seen["train"].append(model.training)
         return loss_fn(engine, batch)
 
-    fit(model, train, training_loss, loop_cfg(epochs=2), ZERO0, prepared(tmp_path), seed=0, evaluate=evaluate)
+    fit(model, train, training_loss, loop_cfg(epochs=2), ZERO0, prepared(tmp_path), seed=0, evaluate=evaluate,
+        engine=engine)
     assert seen["eval"] == [False, False]
     assert seen["train"] and all(seen["train"])
 
