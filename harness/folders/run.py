@@ -14,7 +14,8 @@
                              submission.csv
     <run>/summary.json       the final record, for packaging
     <run>/bootstrap.json     the video-bootstrap interval of the reported split (`harness.experiments.folds`)
-    <run>/stage1/            `harness train`: the stage-1 run folder, with its phases mae/ and finetune/
+    <run>/stage1/            `harness train`: the stage-1 run folder, with its phases mae/ and finetune/, and
+                             encoder.safetensors (the encoder before fine-tuning) where `visual_mae` was extracted
 
 `RunDir` names each of these (a property per file and folder); the module-level constants it builds them from
 serve code that holds a folder path and no `RunDir`.
