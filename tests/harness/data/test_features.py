@@ -20,7 +20,8 @@ from preprocessing.cache import FeatureCache
 from tests.harness._corpus import make_corpus
 
 SETTINGS = ["encoder.embed_dim=32", "encoder.num_heads=2", "encoder.depth=2", "encoder.img_size=32",
-            "stage1.extract_batch=7", "runtime.progress=false"]  # fmt: skip
+            "stage1.extract_batch=7", "runtime.progress=false",
+            "features.visual=visual", "stage1.finetune.epochs=2"]  # fmt: skip  # the demo's stage 1
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_shards_encode_what_one_pass_encodes(corpus, tmp_path: Path) -> None:
 
 
 def test_feature_hash_of_a_file_follows_the_file_and_what_feeds_it(tmp_path: Path) -> None:
-    cfg = load_config("quick")
+    cfg = load_config("demo")  # a config that fine-tunes
     w = tmp_path / "enc.safetensors"
     w.write_bytes(b"x" * 10)
     h = feature_hash(cfg, weights=w)

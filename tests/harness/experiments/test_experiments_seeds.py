@@ -134,7 +134,7 @@ def test_score_cell():
 
 
 def test_run_folders_keep_todays_path_for_the_config_seed(tmp_path):
-    cfg = load_config("quick", ["seed=3"])
+    cfg = load_config("demo", ["seed=3"])  # the demo reads the fine-tuned `visual` features, Table III also the others
     assert run_dir_for(tmp_path, cfg, 2) == run_dir_for(tmp_path, cfg, 2, seed=3) == tmp_path / "folds" / "fold2"
     assert run_dir_for(tmp_path, cfg, 2, seed=0) == tmp_path / "folds" / "fold2" / "seed0"
     assert run_dir_for(tmp_path, cfg, 1, "concat", seed=4) == tmp_path / "ablation" / "concat" / "fold1" / "seed4"

@@ -45,16 +45,16 @@ def test_preprocess_grid_clip_end_to_end(clips, tmp_path, capsys):
     # A rerun finds everything cached and redoes nothing.
     again = {r.video: r for r in preprocess(clips, out, PreprocessConfig(stride=3))}
     assert again["bbaf2n"].faces == "cached" and again["bbaf2n"].audio == "cached"
-    # Visual features from an encoder checkpoint (a ViT of the quick config saved with random weights).
+    # Visual features from an encoder checkpoint (a ViT of the demo config saved with random weights).
     from safetensors.torch import save_file
 
     from harness.config import load_config
     from models.registry import build_model
 
-    cfg = load_config("quick")
+    cfg = load_config("demo")
     save_file(build_model(cfg.vit_config()).state_dict(), tmp_path / "enc.safetensors")
     preprocess(clips, out, PreprocessConfig(stride=3, encoder=str(tmp_path / "enc.safetensors"),
-                                            encoder_config="quick"))
+                                            encoder_config="demo"))
     vis = FeatureCache(out / "features").load("bbaf2n", ["visual", "visual_mask"])
     assert vis["visual"].shape == (75, cfg.visual_dim) and vis["visual_mask"].all()
     assert np.isfinite(vis["visual"]).all() and vis["visual"].std(axis=0).mean() > 0

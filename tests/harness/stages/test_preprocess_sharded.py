@@ -80,7 +80,7 @@ def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ViT of the quick config with random weights, saved as stage 1 saves its encoder."""
+    """A ViT of the demo config with random weights, saved as stage 1 saves its encoder."""
     import torch
 
     from harness.config import load_config
@@ -89,13 +89,13 @@ def encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("enc") / "best.safetensors"
-    save_weights(path, build_model(load_config("quick").vit_config()).state_dict())
+    save_weights(path, build_model(load_config("demo").vit_config()).state_dict())
     return path
 
 
 def _args(src: Path, out: Path, encoder: Path) -> list[str]:
     return [str(src), "--out", str(out), "--stride", "2", "--input-size", "160", "--encoder", str(encoder),
-            "--encoder-config", "quick"]  # fmt: skip
+            "--encoder-config", "demo"]  # fmt: skip
 
 
 

@@ -134,7 +134,8 @@ def test_engine_choice_and_its_refusals() -> None:
 def test_engine_flag_sets_the_runtime_engine_outside_the_hash() -> None:
     assert overrides_from_args(Namespace(overrides=["seed=1"], engine="torch")) == ["seed=1", "runtime.engine=torch"]
     assert overrides_from_args(Namespace(overrides=[], engine=None)) == []
-    base, torch_cfg = load_config("quick"), load_config("quick", ["runtime.engine=torch"])
+    base, torch_cfg = load_config("demo"), load_config("demo", ["runtime.engine=torch"])
     assert base.runtime.engine == "deepspeed" and torch_cfg.runtime.engine == "torch"
+    assert load_config("quick").runtime.engine == "torch"  # the quick demo's measured choice (quick.yaml)
     assert config_hash(base) == config_hash(torch_cfg)  # the engine does not name a different run
     assert DeepSpeedSection(0, "fp32") == ZERO0
