@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,23 @@ def _names_key(message: str, key: str) -> bool:
     return bool(parent) and where.rpartition(".")[0] == parent and re.search(rf"\b{re.escape(leaf)}\b", message)
 
 
+def _default_of(key: str) -> Any:
+    """The default of the config field at the dotted `key` (`dataclasses.MISSING` where it has none): a field with a
+    default loads without its key (run folders written before it existed)."""
+    cls: Any = Config
+    *parents, leaf = key.split(".")
+    for part in parents:
+        cls = typing.get_type_hints(cls).get(part)
+        if not dataclasses.is_dataclass(cls):
+            return dataclasses.MISSING
+    f = {f.name: f for f in dataclasses.fields(cls)}.get(leaf)
+    if f is None:
+        return dataclasses.MISSING
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
 def _check_loaded(cfg: Config, key: str, value: Any) -> None:
     """The changed key holds its new value (its default when removed), and the config round-trips."""
     plain = cfg.to_dict()
@@ -137,6 +155,8 @@ def _check_loaded(cfg: Config, key: str, value: Any) -> None:
         assert _get(plain, key) == LATER_FIELDS[tuple(key.split("."))], key
     elif value is DELETE and key == "experiment.compare_models":
         assert _get(plain, key) == [], key  # a run folder's config.yaml from before the key loads without it
+    elif value is DELETE and _default_of(key) is not dataclasses.MISSING:
+        assert _same(_get(plain, key), _default_of(key)), key  # e.g. experiment.ensembles, runtime.engine
     elif value is DELETE:
         section, _, leaf = key.partition(".")
         assert section == "preprocess", f"{key} removed, yet the config loaded"
@@ -156,6 +176,8 @@ def _check_loaded(cfg: Config, key: str, value: Any) -> None:
 @example(("stage2.epochs", 3))  # valid
 @example(("preprocess.stride", DELETE))  # valid: the default comes back
 @example(("data.modality_dropout", DELETE))  # valid: a field added later takes its neutral value
+@example(("experiment.ensembles", DELETE))  # valid: a field with a default takes it
+@example(("runtime.engine", DELETE))  # valid: the default trainer (the quick config's own is torch)
 @example(("windows.length", 8))  # invalid: shorter than windows.stride (a check of two keys)
 @example(("model.num_heads", 5))  # invalid: the models package refuses it, named by its section
 def test_from_dict_one_key(change):
