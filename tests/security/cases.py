@@ -25,6 +25,9 @@ STAGE2 = [
     "encoder.embed_dim=16", "encoder.num_heads=2", "features.audio=[mfcc, egemaps]", "windows.length=32",
     "windows.stride=24", "model.tcn_channels=16", "model.dim_feedforward=32", "model.head_hidden=16",
     "stage2.epochs=1", "stage2.micro_batch=4", "runtime.progress=false",
+    # The demo's stage 1 and trainer (the cases read `visual` features and DeepSpeed checkpoints; the quick config
+    # reads `visual_mae` and trains with plain torch).
+    "features.visual=visual", "stage1.finetune.epochs=2", "stage1.reserve=0.35", "runtime.engine=deepspeed",
 ]  # fmt: skip
 """A stage-2 run small enough to train in seconds on the synthetic corpus (16-d visual features)."""
 
