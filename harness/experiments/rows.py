@@ -197,8 +197,7 @@ def _row_encoder(setup: ExperimentSetup, visual: str) -> Path | None:
     """The stage-1 encoder that made a row's visual features (Table III's rows read another one than the config)."""
     if visual == setup.cfg.features.visual:
         return setup.encoder
-    stage1 = RunDir(setup.out / STAGE1_DIR)
-    p = stage1.encoder_weights if visual == UNFINETUNED_VISUAL else stage1.finetune.best_weights
+    p = RunDir(setup.out / STAGE1_DIR).encoder_that_made(visual != UNFINETUNED_VISUAL)
     return p if p.is_file() else None
 
 

@@ -219,6 +219,11 @@ class RunDir:
         """Stage 1's encoder before fine-tuning (of a stage-1 run folder; `ENCODER_FILE`)."""
         return self.path / ENCODER_FILE
 
+    def encoder_that_made(self, finetuned: bool) -> Path:
+        """The encoder weights (of a stage-1 run folder) behind its fine-tuned features, or behind those before
+        fine-tuning."""
+        return self.finetune.best_weights if finetuned else self.encoder_weights
+
     @property
     def finetune(self) -> RunDir:
         """Stage 1's fine-tuning phase (of a stage-1 run folder); its `best_weights` are the encoder."""

@@ -318,8 +318,7 @@ def find_encoder_weights(run_dir: str | Path, visual: str = FINETUNED_VISUAL) ->
         if isinstance(recorded, str) and recorded and Path(recorded).is_file():
             return Path(recorded)
     for up in (run, *run.parents[:3]):
-        stage1 = RunDir(up).stage1
-        p = stage1.encoder_weights if visual == UNFINETUNED_VISUAL else stage1.finetune.best_weights
+        p = RunDir(up).stage1.encoder_that_made(visual != UNFINETUNED_VISUAL)
         if p.is_file():
             return p
     return None

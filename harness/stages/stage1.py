@@ -341,13 +341,10 @@ def run_stage1(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, run_dir
         wanted[UNFINETUNED_VISUAL] = h_mae
     run = RunDir(run_dir)
 
-    def encoder_file(name: str) -> Path:
-        return run.finetune.best_weights if name == FINETUNED_VISUAL else run.encoder_weights
-
     # The encoder recorded for stage 2 (and `harness predict`) is the one that made the features it reads.
     reads = cfg.features.visual if cfg.features.visual in wanted else next(iter(wanted))
     if all(cache.has(e.name, name, h) for name, h in wanted.items() for e in entries):
-        weights = encoder_file(reads)
+        weights = run.encoder_that_made(reads == FINETUNED_VISUAL)
         return Stage1Result(wanted[reads], weights if weights.is_file() else None, [e.name for e in entries], True,
                             tuned)  # fmt: skip
     strategy = current_strategy(strategy)
@@ -387,7 +384,8 @@ def run_stage1(cfg: Config, layout: AffWild2Layout, cache: FeatureCache, run_dir
             run.write_json(SUMMARY_FILE, {"feature_hash": h_ft if tune else None, "feature_hash_mae": h_mae,
                                           "finetune": best, "finetune_videos": tuned, "videos": len(videos),
                                           "timings": timings, "platform": platform_fingerprint()})  # fmt: skip
-        return Stage1Result(wanted[reads], encoder_file(reads), videos, False, tuned, best, timings)
+        return Stage1Result(wanted[reads], run.encoder_that_made(reads == FINETUNED_VISUAL), videos, False, tuned,
+                            best, timings)
     finally:
         if strategy.on_main:
             run.unlock()
